@@ -1,0 +1,40 @@
+"""Protocol-neutral results of the model: what the serving core receives from a prediction."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Uncertainty:
+    """Uncertainty split in nats: total = aleatoric + epistemic."""
+
+    total: float  # entropy of the mean predictive distribution over views
+    aleatoric: float  # mean entropy of the individual views
+    epistemic: float  # total - aleatoric (mutual information), >= 0
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One text's answer, the expectation over its K seeded views."""
+
+    label_id: int
+    label: str
+    confidence: float  # calibrated probability of `label`
+    probabilities: dict[str, float]  # label -> calibrated probability, sums to 1
+    uncertainty: Uncertainty
+    cot_length: int  # recommended chain-of-thought length k* (see model/cot.py)
+    reasoning: list[str] | None = None  # evidence steps, filled only when asked for
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What `GET /v1/model` and `GetModelInfo` describe."""
+
+    name: str
+    version: str
+    labels: list[str]
+    n_views: int
+    digest: str  # sha256 over the checkpoint manifest
+    created_at: str  # ISO 8601
+    config: dict = field(default_factory=dict)  # network and view configuration
+    metrics: dict = field(default_factory=dict)  # evaluation metrics stored with the checkpoint
