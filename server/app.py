@@ -1,0 +1,140 @@
+"""Wiring: one core (model, batcher, service) behind a gRPC and a REST server on one event
+loop; start, warm up, drain."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Iterator
+
+import uvicorn
+from grpc_health.v1 import health_pb2
+from prometheus_client import CollectorRegistry
+
+from server.core.batching import Batcher
+from server.core.metrics import Metrics
+from server.core.service import InferenceService, Predictor
+from server.grpc.server import SERVICE_NAME, create_grpc_server
+from server.rest.app import create_rest_app
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: the process's handlers drain both servers."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(address)
+    sock.listen(1024)
+    return sock
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class BetServer:
+    """Both doors and the core. start() → warm_up() → (serve) → stop()."""
+
+    def __init__(self, settings: Settings, predictor: Predictor, registry: CollectorRegistry | None = None) -> None:
+        self.settings = settings
+        self.metrics = Metrics(registry or CollectorRegistry())
+        self.metrics.model.info({"version": predictor.version})
+        self._predictor = predictor
+        self.batcher: Batcher | None = None
+        self.service: InferenceService | None = None
+        self.rest_url = ""
+        self.grpc_target = ""
+
+    async def start(self) -> None:
+        s = self.settings
+        predictor = self._predictor
+        self.batcher = Batcher(
+            lambda texts, with_reasoning: predictor.predict(texts, with_reasoning=with_reasoning),
+            self.metrics, max_batch_size=s.max_batch_size, max_delay_s=s.max_delay_ms / 1000,
+            max_queue=s.max_queue, retry_after_s=s.retry_after_s,
+        )
+        self.batcher.start()
+        self.service = InferenceService(predictor, self.batcher, request_timeout_s=s.request_timeout_s)
+
+        self._grpc, grpc_port, self._health = create_grpc_server(
+            self.service, self.metrics, address=_hostport(s.host, s.grpc_port),
+            max_request_bytes=s.max_request_bytes,
+        )
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self._grpc.start()
+        self.grpc_target = _hostport(s.host, grpc_port)
+
+        sock = _listen(s.host, s.rest_port)
+        app = create_rest_app(self.service, self.metrics, max_request_bytes=s.max_request_bytes)
+        config = uvicorn.Config(
+            app, log_config=None, access_log=False, lifespan="off",
+            timeout_graceful_shutdown=max(s.drain_timeout_s, 0.1),
+            ws_max_size=s.max_request_bytes,
+        )
+        self._uvicorn = _Uvicorn(config)
+        self._rest_task = asyncio.create_task(self._uvicorn.serve(sockets=[sock]), name="bet-rest")
+        while not self._uvicorn.started:
+            if self._rest_task.done():
+                self._rest_task.result()  # raises why it could not start
+                raise RuntimeError("the REST server stopped while starting")
+            await asyncio.sleep(0.01)
+        self.rest_url = f"http://{_hostport(s.host, sock.getsockname()[1])}"
+
+    async def warm_up(self) -> None:
+        assert self.service is not None
+        await self.service.warm_up()
+        await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+
+    async def stop(self) -> None:
+        """Stops accepting, lets calls in flight and queued texts finish (within the drain
+        timeout), then stops the batcher."""
+        assert self.service is not None and self.batcher is not None
+        timeout = self.settings.drain_timeout_s
+        self.service.ready = False
+        await self._health.enter_graceful_shutdown()
+        self._uvicorn.should_exit = True
+        await asyncio.gather(self._grpc.stop(grace=timeout), self._rest_task, return_exceptions=True)
+        await self.batcher.drain(timeout_s=1.0)
+
+    async def _set_health(self, status: int) -> None:
+        for name in ("", SERVICE_NAME):
+            await self._health.set(name, status)
+
+
+def load_predictor(settings: Settings) -> Predictor:
+    from model.predictor import Predictor as ModelPredictor  # torch is imported here, not at startup
+
+    return ModelPredictor.load(settings.model, device=settings.device)
+
+
+async def serve(settings: Settings, predictor: Predictor) -> int:
+    """`bet serve`: runs until SIGTERM or SIGINT, then drains; returns the exit code."""
+    import signal
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    server = BetServer(settings, predictor)
+    await server.start()
+    await server.warm_up()
+    print(f"bet serving model {predictor.version}", flush=True)
+    print(f"  REST  {server.rest_url}", flush=True)
+    print(f"  gRPC  {server.grpc_target}", flush=True)
+    await stop.wait()
+    log.info("draining", extra={"fields": {"timeout_s": settings.drain_timeout_s}})
+    await server.stop()
+    log.info("stopped")
+    return 0

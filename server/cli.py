@@ -1,0 +1,101 @@
+"""The `bet` command. Each subcommand is one `add_*` function that declares its flags and
+sets `run`, a function of the parsed arguments returning the exit code. To add one (train,
+eval, data fetch), write its add_* function and list it in COMMANDS; keep the work in the
+package it belongs to (model.train, model.evaluate, model.data) and import it inside `run`,
+so that `bet --help` stays fast."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+Subparsers = Any  # argparse's private _SubParsersAction
+
+
+def add_serve(subparsers: Subparsers) -> None:
+    p = subparsers.add_parser("serve", help="serve the model over REST and gRPC from one process")
+    p.add_argument("--host", help="address to bind (env BET_HOST, default 127.0.0.1)")
+    p.add_argument("--rest-port", type=int, help="REST port (env BET_REST_PORT, default 8000; 0 = any free)")
+    p.add_argument("--grpc-port", type=int, help="gRPC port (env BET_GRPC_PORT, default 50051; 0 = any free)")
+    p.add_argument("--model", help="checkpoint directory (env BET_MODEL; default: the embedded model)")
+    p.add_argument("--insecure", action="store_true", default=None,
+                   help="allow a non-loopback host without authentication")
+    p.set_defaults(run=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from server.app import load_predictor, serve
+    from server.logs import configure_logging
+    from server.settings import Settings
+
+    flags = {k: v for k in ("host", "rest_port", "grpc_port", "model", "insecure")
+             if (v := getattr(args, k)) is not None}
+    try:
+        settings = Settings(**flags)
+    except ValidationError as exc:
+        print(f"bet serve: {exc.errors()[0]['msg']}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    try:
+        predictor = load_predictor(settings)
+    except Exception as exc:  # noqa: BLE001 - a bad checkpoint is a message, not a traceback
+        print(f"bet serve: cannot load the model: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(serve(settings, predictor))
+    except OSError as exc:  # e.g. a port in use
+        print(f"bet serve: {exc}", file=sys.stderr)
+        return 2
+
+
+def add_predict(subparsers: Subparsers) -> None:
+    p = subparsers.add_parser("predict", help="send one text to a running server, print the JSON answer")
+    p.add_argument("text")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--url", help="REST base URL (default http://127.0.0.1:8000)")
+    where.add_argument("--grpc", metavar="ADDR", help="gRPC address, e.g. 127.0.0.1:50051")
+    p.add_argument("--no-uncertainty", action="store_true", help="leave out the uncertainty")
+    p.add_argument("--cot", action="store_true", help="include cot_length and reasoning")
+    p.add_argument("--threshold", type=float, default=0.0,
+                   help="confidence threshold (default 0.0 here: always print the answer)")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait")
+    p.set_defaults(run=run_predict)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from server.client import predict_grpc, predict_rest
+
+    request = {"text": args.text, "return_uncertainty": not args.no_uncertainty,
+               "return_cot": args.cot, "confidence_threshold": args.threshold}
+    if args.grpc:
+        ok, answer = predict_grpc(args.grpc, request, args.timeout)
+    else:
+        ok, answer = predict_rest(args.url or "http://127.0.0.1:8000", request, args.timeout)
+    print(json.dumps(answer, indent=2, ensure_ascii=False))
+    return 0 if ok else 1
+
+
+# The subcommands, in help order.
+COMMANDS: list[Callable[[Subparsers], None]] = [add_serve, add_predict]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bet", description="Bayesian Expectation Transformer")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in COMMANDS:
+        add(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The protocol-neutral inference core: types, validation, batching, metrics, the service."""

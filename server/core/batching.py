@@ -1,0 +1,176 @@
+"""The dynamic batcher: texts from every protocol wait in one bounded queue and run together
+when a batch is full or the oldest text has waited the maximum delay. The forward pass runs
+on one worker thread, so the event loop keeps serving while the model computes."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from model.types import Prediction
+from server.core.metrics import Metrics
+from server.errors import DeadlineExceeded, Internal, Overloaded
+
+log = logging.getLogger(__name__)
+
+# The model's entry point: texts in, one Prediction per text in order.
+PredictFn = Callable[[Sequence[str], bool], list[Prediction]]
+
+
+@dataclass(eq=False)
+class _Item:
+    text: str
+    with_reasoning: bool
+    deadline: float  # time.monotonic() after which the text is dropped, not computed
+    enqueued: float = field(default_factory=time.monotonic)
+    future: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class Batcher:
+    def __init__(
+        self,
+        predict: PredictFn,
+        metrics: Metrics,
+        *,
+        max_batch_size: int,
+        max_delay_s: float,
+        max_queue: int,
+        retry_after_s: int,
+    ) -> None:
+        self._predict = predict
+        self._metrics = metrics
+        self._max_batch_size = max_batch_size
+        self._max_delay_s = max_delay_s
+        self._max_queue = max_queue
+        self._retry_after_s = retry_after_s
+        self._queue: deque[_Item] = deque()
+        self._arrived = asyncio.Event()
+        self._closing = False
+        self._task: asyncio.Task | None = None
+        # One thread: the model is called from one thread only, one batch at a time.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bet-forward")
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="bet-batcher")
+
+    async def submit(
+        self, texts: Sequence[str], *, with_reasoning: bool, deadline: float
+    ) -> list[Prediction]:
+        """Queues `texts` together (all or none) and waits for their predictions."""
+        if self._closing:
+            raise Overloaded("the server is shutting down", retry_after_s=self._retry_after_s)
+        if len(self._queue) + len(texts) > self._max_queue:
+            self._metrics.dropped.labels("queue_full").inc(len(texts))
+            raise Overloaded(
+                f"the queue is full ({self._max_queue} texts); retry later",
+                retry_after_s=self._retry_after_s,
+            )
+        items = [_Item(text, with_reasoning, deadline) for text in texts]
+        self._queue.extend(items)
+        self._metrics.queue_depth.set(len(self._queue))
+        self._arrived.set()
+        try:
+            return list(await asyncio.gather(*(item.future for item in items)))
+        finally:
+            # The caller has gone or one text failed: the rest need not be computed.
+            for item in items:
+                item.future.cancel()
+
+    async def drain(self, timeout_s: float) -> None:
+        """Refuses new texts, computes the queued ones, then stops (within `timeout_s`)."""
+        self._closing = True
+        self._arrived.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
+            except TimeoutError:
+                self._task.cancel()
+                for item in self._queue:
+                    item.future.cancel()
+        self._executor.shutdown(wait=False)
+
+    async def _run(self) -> None:
+        while self._queue or not self._closing:
+            if not self._queue:
+                self._arrived.clear()
+                await self._arrived.wait()
+                continue
+            await self._wait_for_batch()
+            batch = self._take()
+            self._metrics.queue_depth.set(len(self._queue))
+            if batch:
+                await self._compute(batch)
+
+    async def _wait_for_batch(self) -> None:
+        """Returns when a batch is full, the oldest text waited max delay, or we drain."""
+        close_at = self._queue[0].enqueued + self._max_delay_s
+        while not self._closing and len(self._queue) < self._max_batch_size:
+            remaining = close_at - time.monotonic()
+            if remaining <= 0:
+                return
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except TimeoutError:
+                return
+
+    def _take(self) -> list[_Item]:
+        """Pops up to max_batch_size live texts that share the first one's reasoning flag;
+        drops those whose caller has gone and answers those past their deadline."""
+        now = time.monotonic()
+        batch: list[_Item] = []
+        keep: deque[_Item] = deque()
+        while self._queue:
+            item = self._queue.popleft()
+            if item.future.done():
+                self._metrics.dropped.labels("cancelled").inc()
+            elif now > item.deadline:
+                self._metrics.dropped.labels("deadline").inc()
+                item.future.set_exception(
+                    DeadlineExceeded("the request waited past its deadline and was not computed")
+                )
+            elif len(batch) < self._max_batch_size and (
+                not batch or item.with_reasoning == batch[0].with_reasoning
+            ):
+                batch.append(item)
+            else:
+                keep.append(item)
+        self._queue = keep
+        return batch
+
+    async def _compute(self, batch: list[_Item]) -> None:
+        start = time.monotonic()
+        for item in batch:
+            self._metrics.queue_wait.observe(start - item.enqueued)
+        self._metrics.batch_size.observe(len(batch))
+        texts = [item.text for item in batch]
+        loop = asyncio.get_running_loop()
+        try:
+            predictions = await loop.run_in_executor(
+                self._executor, self._forward, texts, batch[0].with_reasoning
+            )
+        except Exception:
+            log.exception("forward pass failed for a batch of %d", len(batch))
+            if len(batch) > 1:  # one bad text must not fail the others: retry one by one
+                for item in batch:
+                    await self._compute([item])
+                return
+            predictions = [Internal("the model failed on this input")]
+        self._metrics.forward.observe(time.monotonic() - start)
+        for item, prediction in zip(batch, predictions, strict=True):
+            if item.future.done():
+                continue
+            if isinstance(prediction, Exception):
+                item.future.set_exception(prediction)
+            else:
+                item.future.set_result(prediction)
+
+    def _forward(self, texts: list[str], with_reasoning: bool) -> list[Prediction]:
+        predictions = self._predict(texts, with_reasoning)
+        if len(predictions) != len(texts):
+            raise RuntimeError(f"model returned {len(predictions)} answers for {len(texts)} texts")
+        return predictions

@@ -1,0 +1,44 @@
+"""Prometheus metrics of one server, on a registry passed in (never the global one), so
+each server and each test has its own."""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.requests = Counter(
+            "bet_requests", "Requests answered, by protocol, method and outcome.",
+            ("protocol", "method", "outcome"), registry=registry,
+        )
+        self.latency = Histogram(
+            "bet_request_latency_seconds", "Time from request to answer.",
+            ("protocol", "method"), buckets=_LATENCY_BUCKETS, registry=registry,
+        )
+        self.queue_wait = Histogram(
+            "bet_queue_wait_seconds", "Time a text waited in the batcher's queue.",
+            buckets=_LATENCY_BUCKETS, registry=registry,
+        )
+        self.forward = Histogram(
+            "bet_forward_seconds", "Time of one batched forward pass.",
+            buckets=_LATENCY_BUCKETS, registry=registry,
+        )
+        self.batch_size = Histogram(
+            "bet_batch_size", "Texts per forward pass.", buckets=_BATCH_BUCKETS, registry=registry,
+        )
+        self.queue_depth = Gauge(
+            "bet_queue_depth", "Texts waiting in the batcher's queue.", registry=registry,
+        )
+        self.dropped = Counter(
+            "bet_dropped", "Texts dropped before computing, by reason.", ("reason",),
+            registry=registry,
+        )
+        self.model = Info("bet_model", "The serving model.", registry=registry)
+
+    def observe_request(self, protocol: str, method: str, outcome: str, seconds: float) -> None:
+        self.requests.labels(protocol, method, outcome).inc()
+        self.latency.labels(protocol, method).observe(seconds)

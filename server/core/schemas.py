@@ -1,0 +1,128 @@
+"""The single source of the request and response types, with the contract's validation
+rules. REST uses these models as its wire types; gRPC converts to and from them."""
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+MAX_TEXT_CHARS = 10_000  # per text, counted after stripping surrounding whitespace
+MAX_BATCH_TEXTS = 256  # texts per batch request
+
+# Stripped before validation and before the model sees it.
+Text = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT_CHARS)
+]
+Threshold = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+
+_EXAMPLE_RESPONSE = {
+    "prediction": "positive",
+    "label_id": 1,
+    "confidence": 0.93,
+    "probabilities": {"negative": 0.07, "positive": 0.93},
+    "uncertainty": {"total": 0.254, "aleatoric": 0.241, "epistemic": 0.013},
+    "model_version": "1.0.0",
+}
+
+
+class _Strict(BaseModel):
+    # strict: "true" is not a bool and "0.5" not a float; forbid: unknown fields are errors
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class PredictOptions(_Strict):
+    return_uncertainty: bool = Field(True, description="Fill `uncertainty`.")
+    return_cot: bool = Field(False, description="Fill `cot_length` and `reasoning`.")
+    confidence_threshold: Threshold = Field(
+        0.5, description="A confidence below this is answered as an error carrying the answer."
+    )
+
+
+class PredictRequest(PredictOptions):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"text": "What a wonderful film!", "return_cot": True}]}
+    )
+
+    text: Text = Field(description="1 to 10,000 characters after stripping.")
+
+
+class PredictBatchRequest(PredictOptions):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"texts": ["Loved it.", "Dull and far too long."]}]}
+    )
+
+    texts: list[Text] = Field(
+        min_length=1, max_length=MAX_BATCH_TEXTS, description="1 to 256 texts."
+    )
+
+
+class Uncertainty(BaseModel):
+    total: float = Field(description="Entropy of the mean predictive distribution (nats).")
+    aleatoric: float = Field(description="Mean entropy of the individual views (nats).")
+    epistemic: float = Field(description="total - aleatoric: mutual information, >= 0.")
+
+
+class PredictResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_EXAMPLE_RESPONSE]})
+
+    prediction: str = Field(description="The label name.")
+    label_id: int = Field(description="Index of that label.")
+    confidence: float = Field(description="Calibrated probability of `prediction`.")
+    probabilities: dict[str, float] = Field(description="Calibrated probability per label.")
+    uncertainty: Uncertainty | None = Field(None, description="Absent when not asked for.")
+    cot_length: int | None = Field(None, description="Chain-of-thought length k*; with return_cot.")
+    reasoning: list[str] | None = Field(None, description="Evidence steps; with return_cot.")
+    model_version: str = Field(description="Version of the checkpoint that answered.")
+
+
+class PredictBatchResponse(BaseModel):
+    predictions: list[PredictResponse] = Field(description="One answer per text, same order.")
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    labels: list[str]
+    n_views: int = Field(description="Seeded views averaged per prediction.")
+    digest: str = Field(description="sha256 over the checkpoint manifest.")
+    created_at: str = Field(description="ISO 8601.")
+    config: dict[str, Any] = Field(description="Network and view configuration.")
+    metrics: dict[str, Any] = Field(description="Evaluation metrics stored with the checkpoint.")
+
+
+class ErrorBody(BaseModel):
+    """Every REST error answer."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"detail": "text: String should have at least 1 character"}]}
+    )
+
+    detail: str
+
+
+class LowConfidenceBody(ErrorBody):
+    """REST 422 for POST /v1/predict when confidence < confidence_threshold."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"detail": "confidence 0.93 is below the threshold 0.95",
+                 "prediction": _EXAMPLE_RESPONSE}
+            ]
+        }
+    )
+
+    prediction: PredictResponse
+
+
+class LowConfidenceBatchBody(ErrorBody):
+    """REST 422 for POST /v1/predict/batch when any text is below the threshold."""
+
+    predictions: list[PredictResponse]
+
+
+class StreamError(ErrorBody):
+    """A WebSocket error frame; `status` is what REST would answer, and the socket stays open."""
+
+    status: int
+    prediction: PredictResponse | None = None

@@ -1,0 +1,40 @@
+"""Answers a stream of requests in order while letting several wait in the batcher at once."""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from typing import TypeVar
+
+from server.errors import ServiceError
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+async def ordered(
+    source: AsyncIterable[T], handle: Callable[[T], Awaitable[R]], window: int
+) -> AsyncIterator[R | ServiceError]:
+    """Yields handle(x) for each x of `source`, in order; a ServiceError is yielded in its
+    place, any other error propagates. At most `window` requests are in flight."""
+    pending: asyncio.Queue[asyncio.Future | None] = asyncio.Queue(window)
+
+    async def feed() -> None:
+        try:
+            async for request in source:
+                await pending.put(asyncio.ensure_future(handle(request)))
+        finally:
+            await pending.put(None)
+
+    feeder = asyncio.create_task(feed())
+    try:
+        while (task := await pending.get()) is not None:
+            try:
+                yield await task
+            except ServiceError as error:
+                yield error
+        await feeder  # raises what ended the source, if anything did
+    finally:
+        feeder.cancel()
+        while not pending.empty():
+            if (task := pending.get_nowait()) is not None:
+                task.cancel()

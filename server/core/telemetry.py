@@ -1,0 +1,67 @@
+"""Per-request bookkeeping shared by both doors: the request id, one JSON log line and the
+request metrics, all from one context manager."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+from server.core.metrics import Metrics
+
+log = logging.getLogger("bet.request")
+
+REQUEST_ID_HEADER = "x-request-id"
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")  # what we echo back and log as given
+
+
+@dataclass
+class RequestContext:
+    request_id: str
+    protocol: str  # "rest" or "grpc"
+    method: str
+    outcome: str = "ok"
+    start: float = field(default_factory=time.perf_counter)
+
+
+current: ContextVar[RequestContext | None] = ContextVar("bet_request", default=None)
+
+
+def request_id_from(given: str | None) -> str:
+    """The caller's id when it is a sane token, else a fresh one."""
+    if given and _SAFE_ID.match(given):
+        return given
+    return uuid.uuid4().hex
+
+
+def mark(outcome: str) -> None:
+    """Records the outcome of the current request (an error's `outcome` label)."""
+    ctx = current.get()
+    if ctx is not None:
+        ctx.outcome = outcome
+
+
+@contextmanager
+def track(metrics: Metrics, protocol: str, method: str, request_id: str) -> Iterator[RequestContext]:
+    ctx = RequestContext(request_id, protocol, method)
+    token = current.set(ctx)
+    try:
+        yield ctx
+    except BaseException as exc:
+        if ctx.outcome == "ok":  # not marked by an error translator: cancelled or a fault
+            ctx.outcome = "cancelled" if isinstance(exc, asyncio.CancelledError) else "internal"
+        raise
+    finally:
+        seconds = time.perf_counter() - ctx.start
+        metrics.observe_request(protocol, method, ctx.outcome, seconds)
+        log.info(
+            "request",
+            extra={"fields": {"protocol": protocol, "method": method, "outcome": ctx.outcome,
+                              "duration_ms": round(seconds * 1000, 3)}},
+        )
+        current.reset(token)

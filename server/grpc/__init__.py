@@ -1,0 +1,1 @@
+"""The gRPC door: a thin grpc.aio servicer over the inference core."""

@@ -1,0 +1,94 @@
+"""Builds the gRPC server: the Inference servicer, standard health and reflection, and an
+interceptor that gives every call a request id, a log line and metrics."""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from server.core import telemetry
+from server.core.metrics import Metrics
+from server.core.service import InferenceService
+from server.grpc.converters import safe_deserializer
+from server.grpc.gen.bet.v1 import inference_pb2 as pb
+from server.grpc.gen.bet.v1 import inference_pb2_grpc as pb_grpc
+from server.grpc.servicer import InferenceServicer
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Inference"].full_name
+
+
+class _Tracking(grpc.aio.ServerInterceptor):
+    """Wraps each handler: reads requests safely, returns x-request-id in the initial
+    metadata, and tracks the call (one log line, metrics)."""
+
+    def __init__(self, metrics: Metrics, max_bytes: int) -> None:
+        self._metrics = metrics
+        self._max_bytes = max_bytes
+
+    async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
+        handler = await continuation(details)
+        if handler is None:
+            return None
+        method = details.method.rsplit("/", 1)[-1]
+        given = dict(details.invocation_metadata or ()).get(telemetry.REQUEST_ID_HEADER)
+        metrics = self._metrics
+
+        async def begin(context: grpc.aio.ServicerContext) -> str:
+            request_id = telemetry.request_id_from(given)
+            await context.send_initial_metadata(((telemetry.REQUEST_ID_HEADER, request_id),))
+            return request_id
+
+        if handler.response_streaming:
+            inner = handler.stream_stream or handler.unary_stream
+
+            async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                with telemetry.track(metrics, "grpc", method, await begin(context)):
+                    async for response in inner(request, context):
+                        yield response
+
+            behavior = streaming
+        else:
+            inner = handler.stream_unary or handler.unary_unary
+
+            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                with telemetry.track(metrics, "grpc", method, await begin(context)):
+                    return await inner(request, context)
+
+            behavior = unary
+
+        kind = ("stream" if handler.request_streaming else "unary") + "_" + (
+            "stream" if handler.response_streaming else "unary")
+        return handler._replace(
+            request_deserializer=safe_deserializer(handler.request_deserializer, self._max_bytes)
+            if handler.request_deserializer else None,
+            **{kind: behavior},
+        )
+
+
+def create_grpc_server(
+    service: InferenceService, metrics: Metrics, *, address: str, max_request_bytes: int
+) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
+    """Returns the server (not started), the port it bound (address may end in :0) and its
+    health servicer, which reports NOT_SERVING until the caller says otherwise."""
+    server = grpc.aio.server(
+        interceptors=[_Tracking(metrics, max_request_bytes)],
+        options=[
+            # grpc's own limit (it answers RESOURCE_EXHAUSTED past it) sits above ours, so
+            # messages a little over ours get INVALID_ARGUMENT from the table.
+            ("grpc.max_receive_message_length", 2 * max_request_bytes),
+            ("grpc.max_send_message_length", 2 * max_request_bytes),
+        ],
+    )
+    pb_grpc.add_InferenceServicer_to_server(InferenceServicer(service), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+         reflection.SERVICE_NAME),
+        server,
+    )
+    port = server.add_insecure_port(address)
+    return server, port, health_servicer

@@ -1,0 +1,37 @@
+"""Structured logs: one JSON object per line on stderr, with the current request id."""
+from __future__ import annotations
+
+import logging
+import sys
+
+import orjson
+
+from server.core import telemetry
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        ctx = telemetry.current.get()
+        if ctx is not None:
+            entry["request_id"] = ctx.request_id
+        entry.update(getattr(record, "fields", {}))
+        if record.exc_info:  # stays in the server's log; never sent to a caller
+            entry["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True

@@ -1,0 +1,1 @@
+"""The REST door: a thin FastAPI facade over the inference core."""

@@ -1,0 +1,53 @@
+"""Builds the FastAPI app around a core service: routes, error handlers, middleware."""
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException
+
+from server.core import schemas
+from server.core.metrics import Metrics
+from server.core.service import InferenceService
+from server.errors import Internal, InvalidInput, ServiceError
+from server.rest import converters
+from server.rest.middleware import RequestTracking
+from server.rest.routes import router
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """Text classification with calibrated probabilities and uncertainty split into
+aleatoric and epistemic parts. The same answers are served over gRPC (`bet.v1.Inference`)."""
+
+
+def create_rest_app(service: InferenceService, metrics: Metrics, *, max_request_bytes: int) -> FastAPI:
+    app = FastAPI(title="bet", version=service.version, description=DESCRIPTION)
+    app.state.service = service
+    app.state.metrics = metrics
+    app.include_router(router)
+
+    @app.exception_handler(ServiceError)
+    async def service_error(request: Request, exc: ServiceError) -> Response:
+        return converters.error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_body(request: Request, exc: RequestValidationError) -> Response:
+        return converters.error_response(converters.from_validation_error(exc))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        # routing's own answers (404, 405) and the body limit (422) keep their status
+        if exc.status_code == 422:
+            return converters.error_response(InvalidInput(str(exc.detail)))
+        return converters.json_response(schemas.ErrorBody(detail=str(exc.detail)), exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error in a REST call")  # the trace stays in the log
+        return converters.error_response(Internal("internal error"))
+
+    paths = frozenset(p for r in (*app.routes, *router.routes) if (p := getattr(r, "path", None)))
+    app.add_middleware(RequestTracking, metrics=metrics, max_body_bytes=max_request_bytes, paths=paths)
+    return app

@@ -1,0 +1,138 @@
+"""The REST endpoints: each converts, delegates to the core and returns. Errors raised here
+are answered by the handlers in app.py, from the one error table."""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Depends, Request, WebSocket
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import HTTPConnection
+from starlette.websockets import WebSocketDisconnect
+
+from server.core import schemas, telemetry
+from server.core.metrics import Metrics
+from server.core.service import InferenceService
+from server.core.validation import parse_json
+from server.errors import NotReady, ServiceError
+from server.rest.converters import json_response, stream_error_frame
+
+T = TypeVar("T")
+
+
+def _service(conn: HTTPConnection) -> InferenceService:
+    return conn.app.state.service
+
+
+def _metrics(conn: HTTPConnection) -> Metrics:
+    return conn.app.state.metrics
+
+
+Service = Annotated[InferenceService, Depends(_service)]
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": schemas.ErrorBody, "description": "The body is not JSON."},
+    503: {"model": schemas.ErrorBody, "description": "Overloaded (with Retry-After) or not ready."},
+    504: {"model": schemas.ErrorBody, "description": "Waited past the request timeout."},
+}
+
+
+def _with_422(body: type, what: str) -> dict[int | str, dict[str, Any]]:
+    return {**_ERRORS, 422: {"model": body | schemas.ErrorBody, "description": what}}
+
+
+router = APIRouter()
+
+
+async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T | Response:
+    """Runs `work`, cancelling it (so its texts are dropped from the queue) if the client
+    goes away first."""
+    task = asyncio.ensure_future(work)
+
+    async def watch() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        task.cancel()
+
+    watcher = asyncio.create_task(watch())
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if not task.cancelled() or not watcher.done():
+            raise
+        telemetry.mark("cancelled")
+        return Response(status_code=499)  # nobody reads it: the client has gone
+    finally:
+        watcher.cancel()
+
+
+@router.post(
+    "/v1/predict", response_model=schemas.PredictResponse, response_model_exclude_none=True,
+    responses=_with_422(schemas.LowConfidenceBody,
+                        "Invalid input, or a confidence below the threshold (with the prediction)."),
+    summary="One prediction",
+)
+async def predict(body: schemas.PredictRequest, request: Request, service: Service) -> Any:
+    answer = await _unless_disconnected(request, service.predict(body))
+    return answer if isinstance(answer, Response) else json_response(answer)
+
+
+@router.post(
+    "/v1/predict/batch", response_model=schemas.PredictBatchResponse,
+    response_model_exclude_none=True,
+    responses=_with_422(schemas.LowConfidenceBatchBody,
+                        "Invalid input, or some text below the threshold (with every prediction)."),
+    summary="Up to 256 predictions, in order",
+)
+async def predict_batch(body: schemas.PredictBatchRequest, request: Request, service: Service) -> Any:
+    answer = await _unless_disconnected(request, service.predict_batch(body))
+    return answer if isinstance(answer, Response) else json_response(answer)
+
+
+@router.get("/v1/model", response_model=schemas.ModelInfo, summary="The serving model")
+async def model_info(service: Service) -> Any:
+    return json_response(service.model_info())
+
+
+@router.get("/health/live", summary="Liveness: the process answers")
+async def live() -> dict[str, str]:
+    return {"status": "live"}
+
+
+@router.get(
+    "/health/ready", summary="Readiness: model loaded and warm",
+    responses={503: {"model": schemas.ErrorBody, "description": "Not ready."}},
+)
+async def ready(service: Service) -> dict[str, str]:
+    if not service.ready:
+        raise NotReady("the model is not ready")
+    return {"status": "ready"}
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(registry: Annotated[Metrics, Depends(_metrics)]) -> Response:
+    return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.websocket("/v1/stream")
+async def stream(websocket: WebSocket, service: Service) -> None:
+    """One JSON PredictRequest in, one JSON PredictResponse (or error frame) out, in order."""
+    await websocket.accept()
+
+    async def messages() -> AsyncIterator[str | bytes]:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            yield message["text"] if message.get("text") is not None else message.get("bytes", b"")
+
+    try:
+        async for outcome in service.stream(messages(), lambda raw: parse_json(schemas.PredictRequest, raw)):
+            if isinstance(outcome, ServiceError):
+                await websocket.send_text(stream_error_frame(outcome))
+            else:
+                await websocket.send_text(outcome.model_dump_json(exclude_none=True))
+    except WebSocketDisconnect:
+        return
