@@ -1,0 +1,80 @@
+"""The compact transformer encoder classifier (whole model in one file, no training code)."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import NetworkConfig
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, cfg: NetworkConfig):
+        super().__init__()
+        self.n_heads = cfg.n_heads
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model)
+        self.dropout = cfg.dropout
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=2)
+        # (B, T, C) -> (B, H, T, C/H)
+        q = q.view(B, T, self.n_heads, C // self.n_heads).transpose(1, 2)
+        k = k.view(B, T, self.n_heads, C // self.n_heads).transpose(1, 2)
+        v = v.view(B, T, self.n_heads, C // self.n_heads).transpose(1, 2)
+        drop = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=drop)
+        y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
+        return self.proj(y)
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block."""
+
+    def __init__(self, cfg: NetworkConfig):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(cfg.d_model)
+        self.attn = SelfAttention(cfg)
+        self.ln_2 = nn.LayerNorm(cfg.d_model)
+        self.fc = nn.Linear(cfg.d_model, cfg.d_ff)
+        self.fc_out = nn.Linear(cfg.d_ff, cfg.d_model)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.ln_1(x), attn_mask))
+        x = x + self.drop(self.fc_out(F.gelu(self.fc(self.ln_2(x)))))
+        return x
+
+
+class Encoder(nn.Module):
+    """Token ids and per-view position ids -> pooled features and class logits."""
+
+    def __init__(self, cfg: NetworkConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.embed_dim, padding_idx=cfg.pad_id)
+        self.emb_proj = nn.Linear(cfg.embed_dim, cfg.d_model)
+        self.pos_emb = nn.Embedding(cfg.max_len + cfg.max_offset, cfg.d_model)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.ln_f = nn.LayerNorm(cfg.d_model)
+        self.classifier = nn.Linear(cfg.d_model, cfg.n_labels)
+        # Training-only head: regress a teacher's sentence embedding so the features keep
+        # what a text is about (topic, language), which the density head relies on.
+        self.distill = nn.Linear(cfg.d_model, cfg.distill_dim) if cfg.distill_dim else None
+
+    def features(self, ids: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """ids, pos: (B, T) long; mask: (B, T) bool, True on real tokens -> (B, C) features."""
+        x = self.emb_proj(self.tok_emb(ids)) + self.pos_emb(pos)  # (B, T, C)
+        x = self.drop(x)
+        attn_mask = mask[:, None, None, :]  # (B, 1, 1, T): keys that may be attended to
+        for block in self.blocks:
+            x = block(x, attn_mask)
+        x = self.ln_f(x)
+        m = mask.unsqueeze(-1).to(x.dtype)  # (B, T, 1)
+        return (x * m).sum(1) / m.sum(1).clamp(min=1.0)  # masked mean pool, (B, C)
+
+    def forward(self, ids: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor):
+        h = self.features(ids, pos, mask)  # (B, C)
+        return self.classifier(h), h

@@ -1,0 +1,233 @@
+"""Training: a resumable loop with view augmentation and optional distillation from
+all-MiniLM-L6-v2, then the uncertainty head is fitted and a production checkpoint written."""
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from . import calibrate, checkpoint
+from .config import ModelConfig, NetworkConfig, ViewConfig
+from .data import Row
+from .expectation import Expectation
+from .metrics import summarize
+from .network import Encoder
+from .tokenizer import TextTokenizer
+from .views import text_seed, view_positions
+
+
+@dataclass
+class TrainSettings:
+    epochs: int = 6  # passes over the labelled rows plus a slice of unlabelled text
+    batch_size: int = 64
+    lr: float = 1e-3  # peak AdamW learning rate, cosine decay after warm-up
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    seed: int = 0  # everything random in training derives from this
+    distill: bool = True  # use the MiniLM teacher when its package is installed
+    kd_weight: float = 1.0  # KL(teacher || student) on teacher soft labels
+    emb_weight: float = 1.0  # 1 - cos(student projection, teacher sentence embedding)
+    unlabelled_per_epoch: int = 12000  # unlabelled sentences sampled per epoch
+    labelled_repeats: int = 2  # labelled rows appear this many times per epoch
+    keep_last: int = 2  # training states kept for resuming
+    version: str = "1"
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    views: ViewConfig = field(default_factory=ViewConfig)
+
+
+@dataclass
+class Example:
+    ids: list[int]
+    label: int  # -1 for unlabelled
+    soft: np.ndarray | None  # teacher class probabilities
+    emb: np.ndarray | None  # teacher sentence embedding
+
+
+def build_tokenizer(texts: list[str], max_len: int, vocab_size: int = 8000) -> TextTokenizer:
+    """A WordPiece tokenizer trained on the data, when the MiniLM one is not installed."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]"])
+    tok.train_from_iterator(texts, trainer)
+    return TextTokenizer(tok, max_len)
+
+
+def _teacher_available() -> bool:
+    try:
+        from . import teacher
+        teacher.model_dir()
+        return True
+    except RuntimeError:
+        return False
+
+
+def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings: TrainSettings,
+          unlabelled: list[str] | None = None, state_dir: str | Path | None = None,
+          cache: Path | None = None) -> Path:
+    out = Path(out)
+    state_dir = Path(state_dir) if state_dir else out / "train_state"
+    cache = cache or Path(".cache/bet")
+    torch.manual_seed(settings.seed)
+    random.seed(settings.seed)
+    np.random.seed(settings.seed)
+
+    labels = sorted({r.label for r in train_rows})
+    lab_id = {name: i for i, name in enumerate(labels)}
+    val_rows = [r for r in val_rows if r.label in lab_id]
+    ncfg = NetworkConfig(**{**asdict(settings.network), "n_labels": len(labels)})
+    use_teacher = settings.distill and _teacher_available()
+    if use_teacher:
+        from . import teacher
+        tok = TextTokenizer.from_file(teacher.tokenizer_file(), ncfg.max_len)
+    else:
+        tok = build_tokenizer([r.text for r in train_rows] + list(unlabelled or []), ncfg.max_len)
+        ncfg.distill_dim = 0
+    ncfg.vocab_size, ncfg.pad_id, ncfg.cls_id, ncfg.sep_id = tok.vocab_size, tok.pad_id, tok.cls_id, tok.sep_id
+    cfg = ModelConfig(network=ncfg, views=settings.views)
+    encoder = Encoder(ncfg)
+    examples = _examples(train_rows, lab_id, tok, use_teacher, unlabelled or [], cache, encoder, settings)
+    n_unl = sum(e.label < 0 for e in examples)
+    n_lab = len(examples) - n_unl
+    per_epoch = n_lab * settings.labelled_repeats + min(n_unl, settings.unlabelled_per_epoch)
+    steps_per_epoch = -(-per_epoch // settings.batch_size)
+    total_steps = steps_per_epoch * settings.epochs
+
+    opt = torch.optim.AdamW(encoder.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / settings.warmup_steps)
+                                              * 0.5 * (1 + np.cos(np.pi * min(s, total_steps) / total_steps)))
+    start_epoch, history = _resume(state_dir, encoder, opt, sched)
+    val_seqs = [e.ids for e in tok.encode([r.text for r in val_rows])]
+    val_seeds = [text_seed(r.text) for r in val_rows]
+    val_y = np.array([lab_id[r.label] for r in val_rows])
+
+    for epoch in range(start_epoch, settings.epochs):
+        encoder.train()
+        rng = np.random.default_rng([settings.seed, epoch])
+        lab_idx = np.tile(np.arange(n_lab), settings.labelled_repeats)
+        unl_idx = n_lab + rng.permutation(n_unl)[: settings.unlabelled_per_epoch] if n_unl else np.array([], int)
+        order = rng.permutation(np.concatenate([lab_idx, unl_idx]))
+        bar = tqdm(range(0, len(order), settings.batch_size), desc=f"epoch {epoch + 1}/{settings.epochs}", unit="batch")
+        run_loss = 0.0
+        for i, b in enumerate(bar):
+            batch = [examples[j] for j in order[b : b + settings.batch_size]]
+            loss = _loss(encoder, batch, cfg, rng, settings)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(encoder.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            run_loss = 0.98 * run_loss + 0.02 * loss.item() if i else loss.item()
+            bar.set_postfix(loss=f"{run_loss:.3f}")
+        encoder.eval()
+        exp = Expectation(encoder, None, cfg, torch.device("cpu"))
+        dec = exp(val_seqs, val_seeds)
+        m = summarize(dec.probs.numpy(), val_y, dec.total.numpy())
+        history.append({"epoch": epoch + 1, "val_accuracy": m["accuracy"], "val_nll": m["nll"]})
+        tqdm.write(f"epoch {epoch + 1}: val accuracy {m['accuracy']:.4f} nll {m['nll']:.4f}")
+        _save_state(state_dir, epoch + 1, encoder, opt, sched, history, settings.keep_last)
+
+    encoder.eval()
+    checkpoint.round_weights(encoder)
+    exp = Expectation(encoder, None, cfg, torch.device("cpu"))
+    train_seqs = [e.ids for e in tok.encode([r.text for r in train_rows])]
+    train_y = torch.tensor([lab_id[r.label] for r in train_rows])
+    exp.density = calibrate.fit_density(exp, train_seqs, [text_seed(r.text) for r in train_rows], train_y, len(labels))
+    logits, feats, z = exp.raw(val_seqs, val_seeds)
+    d2 = exp.d2(feats)
+    calibrate.fit_distance_scale(d2, cfg.head)
+    calibrate.fit_temperature(exp, logits, d2, z, torch.from_numpy(val_y), cfg.head)
+    dec = exp.combine(logits, feats, z)
+    metrics = {"validation": summarize(dec.probs.numpy(), val_y, dec.total.numpy()), "history": history}
+    return checkpoint.save(out, cfg, encoder, exp.density, tok, labels, metrics, settings.version,
+                           extra={"training": {k: v for k, v in asdict(settings).items() if k not in ("network", "views")},
+                                  "distilled": use_teacher, "n_train": len(train_rows), "n_unlabelled": n_unl})
+
+
+def _examples(rows, lab_id, tok, use_teacher, unlabelled, cache, encoder, settings) -> list[Example]:
+    texts = [r.text for r in rows]
+    ids = [e.ids for e in tok.encode(texts + unlabelled)]
+    soft = emb = None
+    if use_teacher:
+        from . import teacher
+        emb = teacher.embed(texts, cache)
+        if unlabelled:
+            emb = np.concatenate([emb, teacher.embed(unlabelled, cache)])
+        y = [lab_id[r.label] for r in rows]
+        soft = teacher.soft_labels(texts, y, emb[: len(rows)], texts + unlabelled, emb)
+        _init_embeddings(encoder, teacher.word_embeddings())
+    out = []
+    for i, seq in enumerate(ids):
+        label = lab_id[rows[i].label] if i < len(rows) else -1
+        out.append(Example(seq, label, None if soft is None else soft[i], None if emb is None else emb[i]))
+    return out
+
+
+def _init_embeddings(encoder: Encoder, words: np.ndarray) -> None:
+    """Token embeddings from MiniLM's, reduced by PCA to the factorised width."""
+    dim = encoder.tok_emb.embedding_dim
+    centred = words - words.mean(0)
+    _, _, vt = np.linalg.svd(centred[np.random.default_rng(0).choice(len(words), 8000, replace=False)], full_matrices=False)
+    reduced = centred @ vt[:dim].T
+    reduced *= 1.0 / reduced.std()
+    with torch.no_grad():
+        encoder.tok_emb.weight.copy_(torch.from_numpy(reduced.astype(np.float32)))
+
+
+def _loss(encoder: Encoder, batch: list[Example], cfg: ModelConfig, rng, s: TrainSettings) -> torch.Tensor:
+    T = max(len(e.ids) for e in batch)
+    ids = torch.full((len(batch), T), cfg.network.pad_id, dtype=torch.long)
+    pos = torch.zeros((len(batch), T), dtype=torch.long)
+    mask = torch.zeros((len(batch), T), dtype=torch.bool)
+    for i, e in enumerate(batch):
+        n = len(e.ids)
+        ids[i, :n] = torch.tensor(e.ids)
+        # each step sees a fresh random view, so every seeded view at inference is in-distribution
+        pos[i, :n] = torch.from_numpy(view_positions(n, int(rng.integers(1 << 62)), 0, cfg.views, cfg.network))
+        mask[i, :n] = True
+    logits, h = encoder(ids, pos, mask)
+    loss = logits.new_zeros(())
+    y = torch.tensor([e.label for e in batch])
+    if (y >= 0).any():
+        loss = loss + F.cross_entropy(logits[y >= 0], y[y >= 0])
+    if batch[0].soft is not None:
+        q = torch.from_numpy(np.stack([e.soft for e in batch])).float()
+        loss = loss + s.kd_weight * F.kl_div(F.log_softmax(logits, -1), q, reduction="batchmean")
+    if batch[0].emb is not None and encoder.distill is not None:
+        t = torch.from_numpy(np.stack([e.emb for e in batch])).float()
+        loss = loss + s.emb_weight * (1 - F.cosine_similarity(encoder.distill(h), t, dim=-1)).mean()
+    return loss
+
+
+def _save_state(state_dir: Path, epoch: int, encoder, opt, sched, history, keep_last: int) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    torch.save({
+        "epoch": epoch, "model": encoder.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+        "history": history, "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+    }, state_dir / f"epoch-{epoch:04d}.pt")
+    for old in sorted(state_dir.glob("epoch-*.pt"))[:-keep_last]:
+        old.unlink()
+    (state_dir / "history.json").write_text(json.dumps(history, indent=2))
+
+
+def _resume(state_dir: Path, encoder, opt, sched) -> tuple[int, list]:
+    states = sorted(state_dir.glob("epoch-*.pt")) if state_dir.exists() else []
+    if not states:
+        return 0, []
+    st = torch.load(states[-1], weights_only=False)  # our own file, written by _save_state
+    encoder.load_state_dict(st["model"])
+    opt.load_state_dict(st["optimizer"])
+    sched.load_state_dict(st["scheduler"])
+    torch.set_rng_state(st["rng"]["torch"])
+    np.random.set_state(st["rng"]["numpy"])
+    random.setstate(st["rng"]["python"])
+    tqdm.write(f"resuming after epoch {st['epoch']} from {states[-1]}")
+    return st["epoch"], st["history"]

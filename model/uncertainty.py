@@ -1,0 +1,81 @@
+"""From K views' logits and features to calibrated probabilities and the uncertainty split.
+
+total = H(mean_v p_v), aleatoric = mean_v H(p_v), epistemic = total - aleatoric (the mutual
+information between the label and the view, >= 0 by Jensen), all in nats.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .config import HeadConfig
+
+
+@dataclass
+class FeatureDensity:
+    """Class-conditional Gaussians with one shared covariance over the pooled features
+    (as in Mahalanobis / DDU scoring). `whiten` is a Cholesky factor of the precision, so
+    d2 = ||(h - mu_c) @ whiten||^2."""
+
+    means: torch.Tensor  # (C, D)
+    whiten: torch.Tensor  # (D, D)
+
+    @classmethod
+    def fit(cls, feats: torch.Tensor, labels: torch.Tensor, n_labels: int, shrink: float = 0.05):
+        feats = feats.double()
+        means = torch.stack([feats[labels == c].mean(0) for c in range(n_labels)])
+        centred = feats - means[labels]
+        cov = centred.T @ centred / max(len(feats) - n_labels, 1)
+        # Shrink toward a scaled identity so a few hundred rows give a stable inverse.
+        cov = (1 - shrink) * cov + shrink * cov.diagonal().mean() * torch.eye(cov.shape[0], dtype=cov.dtype)
+        whiten = torch.linalg.cholesky(torch.linalg.inv(cov))
+        return cls(means.float(), whiten.float())
+
+    def d2(self, feats: torch.Tensor) -> torch.Tensor:
+        """(N, D) -> (N,) squared distance to the nearest class mean, in whitened units."""
+        y = feats @ self.whiten  # (N, D)
+        mu = self.means @ self.whiten  # (C, D)
+        return torch.cdist(y, mu).pow(2).min(dim=1).values
+
+
+def entropy(p: torch.Tensor) -> torch.Tensor:
+    """Entropy in nats over the last axis, 0 log 0 = 0."""
+    return -(p * torch.log(p.clamp_min(1e-30))).sum(-1)
+
+
+def similarity(d2: torch.Tensor, head: HeadConfig) -> torch.Tensor:
+    """1 for features as close to the training data as the validation set, decaying to 0."""
+    return torch.exp(-torch.relu(d2 - head.d2_ref) / head.d2_scale)
+
+
+def view_probabilities(
+    logits: torch.Tensor, d2: torch.Tensor, z: torch.Tensor, head: HeadConfig
+) -> torch.Tensor:
+    """logits (B, K, C), d2 (B, K), z (B, K, C) -> calibrated per-view probabilities (B, K, C).
+
+    Each view draws its logits from N(r * logits, sigma0^2 (1 - r^2)): near the data the
+    network's own logits, far from it the prior, whose antithetic draws average to uniform."""
+    r = similarity(d2, head).unsqueeze(-1)  # (B, K, 1)
+    std = head.sigma0 * torch.sqrt((1 - r * r).clamp_min(0.0))
+    sampled = r * logits + std * z  # (B, K, C)
+    return torch.softmax(sampled / head.temperature, dim=-1)
+
+
+@dataclass
+class Decomposition:
+    probs: torch.Tensor  # (B, C) mean over views
+    total: torch.Tensor  # (B,)
+    aleatoric: torch.Tensor  # (B,)
+    epistemic: torch.Tensor  # (B,)
+
+
+def decompose(view_probs: torch.Tensor) -> Decomposition:
+    """(B, K, C) per-view probabilities -> mean distribution and the uncertainty split."""
+    probs = view_probs.mean(1)
+    total = entropy(probs)
+    aleatoric = entropy(view_probs).mean(1)
+    # Jensen makes this >= 0; clamp only float round-off and keep total = sum of parts.
+    epistemic = (total - aleatoric).clamp_min(0.0)
+    aleatoric = total - epistemic
+    return Decomposition(probs, total, aleatoric, epistemic)

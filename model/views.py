@@ -1,0 +1,79 @@
+"""The seeded views whose expectation is the prediction.
+
+After Chlon et al. 2025 ("LLMs are Bayesian, in expectation, not in realization"):
+positional encodings break exchangeability, so one forward pass is one draw from a family
+of orderings; the answer is the mean over K of them. A view here is a seeded positional
+offset plus a permutation of token positions within small windows, and an antithetic
+draw z from the logit posterior (used by `uncertainty.py`). Every random choice is seeded
+from a hash of the text and the view index, so a text gets the same views in any process,
+on any replica and in any batch.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .config import NetworkConfig, ViewConfig
+
+
+def text_seed(text: str) -> int:
+    """A stable 63-bit seed from the text (Python's hash() is salted per process)."""
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+@dataclass
+class ViewBatch:
+    ids: torch.Tensor  # (B*K, T) token ids, view-major within each text
+    pos: torch.Tensor  # (B*K, T) position ids
+    mask: torch.Tensor  # (B*K, T) True on real tokens
+    z: torch.Tensor  # (B, K, n_labels) standard-normal posterior draws, antithetic pairs
+
+
+def view_positions(n: int, seed: int, view: int, vcfg: ViewConfig, ncfg: NetworkConfig):
+    """Position ids for one view of a sequence of n ids ([CLS] ... [SEP])."""
+    rng = np.random.default_rng([seed, view])
+    offset = int(rng.integers(0, ncfg.max_offset)) if vcfg.offsets and ncfg.max_offset else 0
+    order = np.arange(n)
+    w = vcfg.window
+    if w > 1 and n > 3:
+        body = order[1 : n - 1]  # [CLS] and [SEP] keep their places
+        for start in range(0, len(body), w):
+            rng.shuffle(body[start : start + w])
+    return order + offset
+
+
+def posterior_draws(seed: int, n_views: int, n_labels: int) -> np.ndarray:
+    """(K, n_labels) antithetic standard-normal draws: views 2j and 2j+1 get +z and -z, so
+    far from the data, where the logit mean is 0, the mean over views is exactly uniform."""
+    rng = np.random.default_rng([seed, 1 << 20])
+    half = rng.standard_normal(((n_views + 1) // 2, n_labels))
+    return np.stack([half, -half], axis=1).reshape(-1, n_labels)[:n_views]
+
+
+def make_views(
+    seqs: list[list[int]], seeds: list[int], vcfg: ViewConfig, ncfg: NetworkConfig
+) -> ViewBatch:
+    K = vcfg.n_views
+    B = len(seqs)
+    T = max(len(s) for s in seqs)
+    ids = np.full((B, K, T), ncfg.pad_id, dtype=np.int64)
+    pos = np.zeros((B, K, T), dtype=np.int64)
+    mask = np.zeros((B, K, T), dtype=bool)
+    z = np.zeros((B, K, ncfg.n_labels), dtype=np.float32)
+    for b, (seq, seed) in enumerate(zip(seqs, seeds)):
+        n = len(seq)
+        ids[b, :, :n] = seq
+        mask[b, :, :n] = True
+        for v in range(K):
+            pos[b, v, :n] = view_positions(n, seed, v, vcfg, ncfg)
+        z[b] = posterior_draws(seed, K, ncfg.n_labels)
+    return ViewBatch(
+        ids=torch.from_numpy(ids.reshape(B * K, T)),
+        pos=torch.from_numpy(pos.reshape(B * K, T)),
+        mask=torch.from_numpy(mask.reshape(B * K, T)),
+        z=torch.from_numpy(z),
+    )
