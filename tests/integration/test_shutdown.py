@@ -1,0 +1,90 @@
+"""`bet serve` as a real process: prints its addresses, and on SIGTERM finishes the requests
+in flight before it exits 0."""
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import httpx
+
+from server.grpc.gen.bet.v1 import inference_pb2 as pb
+from server.grpc.gen.bet.v1 import inference_pb2_grpc as pb_grpc
+
+BET = str(Path(sys.executable).with_name("bet"))
+
+
+def _start(extra_env: dict[str, str]) -> tuple[subprocess.Popen, str, str]:
+    env = {**os.environ, **extra_env}
+    proc = subprocess.Popen([BET, "serve", "--rest-port", "0", "--grpc-port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    rest = target = ""
+    deadline = time.monotonic() + 120
+    while not (rest and target):
+        line = lines.get(timeout=max(deadline - time.monotonic(), 0.1))
+        if m := re.search(r"REST\s+(\S+)", line):
+            rest = m.group(1)
+        if m := re.search(r"gRPC\s+(\S+)", line):
+            target = m.group(1)
+    return proc, rest, target
+
+
+def _queue_depth(rest: str) -> float:
+    text = httpx.get(rest + "/metrics").text
+    return float(re.search(r"^bet_queue_depth (\S+)$", text, re.M).group(1))
+
+
+def test_sigterm_drains_requests_in_flight_and_exits_0() -> None:
+    # A long batching delay keeps the requests queued when the signal arrives.
+    proc, rest, target = _start({"BET_MAX_DELAY_MS": "1500", "BET_MAX_BATCH_SIZE": "64"})
+    try:
+        results: list[object] = []
+
+        def rest_call(i: int) -> None:
+            reply = httpx.post(rest + "/v1/predict", json={"text": f"in flight {i}", "confidence_threshold": 0},
+                               timeout=60)
+            results.append(reply.status_code)
+
+        def grpc_call(i: int) -> None:
+            with grpc.insecure_channel(target) as channel:
+                reply = pb_grpc.InferenceStub(channel).Predict(
+                    pb.PredictRequest(text=f"in flight {i}", confidence_threshold=0), timeout=60)
+                results.append(200 if reply.prediction else 0)
+
+        threads = [threading.Thread(target=f, args=(i,)) for i in range(4) for f in (rest_call, grpc_call)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 30
+        while _queue_depth(rest) < len(threads):
+            assert time.monotonic() < deadline, "requests never queued"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        for t in threads:
+            t.join(60)
+        assert proc.wait(60) == 0
+        assert results == [200] * len(threads)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_sigint_with_nothing_in_flight_exits_0() -> None:
+    proc, rest, _ = _start({})
+    try:
+        assert httpx.post(rest + "/v1/predict", json={"text": "hello", "confidence_threshold": 0}).status_code == 200
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,65 @@
+"""Seeded views, the posterior draws and the uncertainty split, on their own."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from model.config import HeadConfig, NetworkConfig, ViewConfig
+from model.cot import cot_length
+from model.uncertainty import decompose, view_probabilities
+from model.views import make_views, posterior_draws, text_seed
+
+
+def test_text_seed_is_stable_across_processes():
+    # blake2b, not Python's salted hash(): this value must never change
+    assert text_seed("hello") == text_seed("hello") != text_seed("hello ")
+    assert text_seed("hello") == 4511043874410912595
+
+
+def test_views_keep_specials_and_permute_within_windows():
+    ncfg, vcfg = NetworkConfig(), ViewConfig(n_views=4, window=3)
+    seq = [101, *range(1000, 1010), 102]
+    vb = make_views([seq], [text_seed("t")], vcfg, ncfg)
+    for v in range(4):
+        pos = vb.pos[v].numpy()
+        rel = pos - pos[0]
+        assert rel[0] == 0 and rel[-1] == len(seq) - 1
+        body = rel[1:-1]
+        for s in range(0, 10, 3):
+            assert sorted(body[s : s + 3]) == list(range(1 + s, 1 + min(s + 3, 10)))
+    assert len({tuple(vb.pos[v].tolist()) for v in range(4)}) > 1
+
+
+def test_posterior_draws_are_antithetic():
+    z = posterior_draws(123, 6, 3)
+    assert np.allclose(z[0::2], -z[1::2])
+
+
+def test_far_from_data_is_uniform_and_epistemic():
+    head = HeadConfig(temperature=1.0, d2_ref=10.0, d2_scale=1.0, sigma0=4.0)
+    logits = torch.tensor([[[5.0, -5.0]] * 4])
+    z = torch.from_numpy(posterior_draws(7, 4, 2)).unsqueeze(0)
+    near = decompose(view_probabilities(logits, torch.zeros(1, 4), z, head))
+    far = decompose(view_probabilities(logits, torch.full((1, 4), 1e6), z, head))
+    assert near.probs[0, 0] > 0.99
+    assert torch.allclose(far.probs, torch.tensor([[0.5, 0.5]]), atol=1e-6)
+    assert far.total[0] > near.total[0]
+    assert far.epistemic[0] > 0.1 and near.epistemic[0] < 1e-3
+
+
+def test_decomposition_identity():
+    vp = torch.softmax(torch.randn(5, 4, 3), -1)
+    d = decompose(vp)
+    assert torch.all(d.epistemic >= 0)
+    assert torch.allclose(d.total, d.aleatoric + d.epistemic)
+
+
+def test_cot_length_grows_as_the_square_root_of_length():
+    conf = 0.9
+    assert cot_length(100, conf) == math.ceil(math.sqrt(100) * math.log(10))
+    assert cot_length(400, conf) > cot_length(100, conf) > cot_length(25, conf)
+    # four times the tokens, twice the steps (up to rounding)
+    assert abs(cot_length(400, conf) - 2 * cot_length(100, conf)) <= 1
+    assert cot_length(1, 0.5) == 1
