@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, WebSocket
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocketDisconnect
 
@@ -18,9 +19,6 @@ from server.core.service import InferenceService
 from server.core.validation import parse_json
 from server.errors import NotReady, ServiceError
 from server.rest.converters import json_response, stream_error_frame
-
-T = TypeVar("T")
-
 
 def _service(conn: HTTPConnection) -> InferenceService:
     return conn.app.state.service
@@ -46,9 +44,9 @@ def _with_422(body: type, what: str) -> dict[int | str, dict[str, Any]]:
 router = APIRouter()
 
 
-async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T | Response:
-    """Runs `work`, cancelling it (so its texts are dropped from the queue) if the client
-    goes away first."""
+async def _answer(request: Request, work: Awaitable[BaseModel]) -> Response:
+    """Runs `work` and answers its result as JSON, cancelling it (so its texts are dropped
+    from the queue) if the client goes away first."""
     task = asyncio.ensure_future(work)
 
     async def watch() -> None:
@@ -58,7 +56,7 @@ async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T | Resp
 
     watcher = asyncio.create_task(watch())
     try:
-        return await task
+        return json_response(await task)
     except asyncio.CancelledError:
         if not task.cancelled() or not watcher.done():
             raise
@@ -75,8 +73,7 @@ async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T | Resp
     summary="One prediction",
 )
 async def predict(body: schemas.PredictRequest, request: Request, service: Service) -> Any:
-    answer = await _unless_disconnected(request, service.predict(body))
-    return answer if isinstance(answer, Response) else json_response(answer)
+    return await _answer(request, service.predict(body))
 
 
 @router.post(
@@ -87,8 +84,7 @@ async def predict(body: schemas.PredictRequest, request: Request, service: Servi
     summary="Up to 256 predictions, in order",
 )
 async def predict_batch(body: schemas.PredictBatchRequest, request: Request, service: Service) -> Any:
-    answer = await _unless_disconnected(request, service.predict_batch(body))
-    return answer if isinstance(answer, Response) else json_response(answer)
+    return await _answer(request, service.predict_batch(body))
 
 
 @router.get("/v1/model", response_model=schemas.ModelInfo, summary="The serving model")

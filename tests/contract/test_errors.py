@@ -169,15 +169,21 @@ def test_overload_is_refused_at_once_both(predictor) -> None:
             filler.join(30)
 
 
+def _hold_the_worker(server: ServerThread, gated: Gated) -> threading.Thread:
+    """Starts a request whose forward pass waits at the closed gate; later texts queue."""
+    gated.gate.clear()
+    gated.entered.clear()
+    holder = threading.Thread(target=server.http.post, args=("/v1/predict",),
+                              kwargs={"json": {"text": "holder", "confidence_threshold": 0}})
+    holder.start()
+    assert gated.entered.wait(10)
+    return holder
+
+
 def test_waiting_past_the_deadline_is_dropped_not_computed_both(predictor) -> None:
     gated = Gated(predictor)
     with ServerThread(gated, max_batch_size=1, request_timeout_s=0.5) as server:
-        gated.gate.clear()
-        gated.entered.clear()
-        holder = threading.Thread(target=server.http.post, args=("/v1/predict",),
-                                  kwargs={"json": {"text": "holder", "confidence_threshold": 0}})
-        holder.start()
-        assert gated.entered.wait(10)
+        holder = _hold_the_worker(server, gated)
         results: dict[str, Any] = {}
         rest = threading.Thread(target=lambda: results.update(
             rest=server.http.post("/v1/predict", json={"text": "late rest"})))
@@ -197,12 +203,7 @@ def test_waiting_past_the_deadline_is_dropped_not_computed_both(predictor) -> No
 def test_a_client_that_leaves_is_dropped_not_computed(predictor) -> None:
     gated = Gated(predictor)
     with ServerThread(gated, max_batch_size=1) as server:
-        gated.gate.clear()
-        gated.entered.clear()
-        holder = threading.Thread(target=server.http.post, args=("/v1/predict",),
-                                  kwargs={"json": {"text": "holder", "confidence_threshold": 0}})
-        holder.start()
-        assert gated.entered.wait(10)
+        holder = _hold_the_worker(server, gated)
         with pytest.raises(httpx.TimeoutException):
             httpx.post(server.rest_url + "/v1/predict", json={"text": "gone"}, timeout=0.3)
         time.sleep(0.3)

@@ -40,7 +40,7 @@ def test_posterior_draws_are_antithetic():
 def test_far_from_data_is_uniform_and_epistemic():
     head = HeadConfig(temperature=1.0, d2_ref=10.0, d2_scale=1.0, sigma0=4.0)
     logits = torch.tensor([[[5.0, -5.0]] * 4])
-    z = torch.from_numpy(posterior_draws(7, 4, 2)).unsqueeze(0)
+    z = torch.from_numpy(posterior_draws(7, 4, 2)).float().unsqueeze(0)
     near = decompose(view_probabilities(logits, torch.zeros(1, 4), z, head))
     far = decompose(view_probabilities(logits, torch.full((1, 4), 1e6), z, head))
     assert near.probs[0, 0] > 0.99
