@@ -51,11 +51,12 @@ class Example:
 
 def build_tokenizer(texts: list[str], max_len: int, vocab_size: int = 8000) -> TextTokenizer:
     """A WordPiece tokenizer trained on the data, when the MiniLM one is not installed."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
     tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
     trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]"])
     tok.train_from_iterator(texts, trainer)
     return TextTokenizer(tok, max_len)
@@ -88,8 +89,13 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
     if use_teacher:
         from . import teacher
         tok = TextTokenizer.from_file(teacher.tokenizer_file(), ncfg.max_len)
+    elif (state_dir / "tokenizer.json").exists():  # resuming: the vocabulary must not change
+        tok = TextTokenizer.from_file(state_dir / "tokenizer.json", ncfg.max_len)
+        ncfg.distill_dim = 0
     else:
         tok = build_tokenizer([r.text for r in train_rows] + list(unlabelled or []), ncfg.max_len)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        tok.save(state_dir / "tokenizer.json")
         ncfg.distill_dim = 0
     ncfg.vocab_size, ncfg.pad_id, ncfg.cls_id, ncfg.sep_id = tok.vocab_size, tok.pad_id, tok.cls_id, tok.sep_id
     cfg = ModelConfig(network=ncfg, views=settings.views)

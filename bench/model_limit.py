@@ -1,0 +1,42 @@
+"""The raw limit: the model's batched throughput in-process, all views included.
+Usage: python -m bench.model_limit [--model DIR] [--batch 64] [--seconds 10] [--json]"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from model.data import cache_dir, fetch, read_rows
+from model.predictor import Predictor
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--model", help="checkpoint directory (default: the embedded model)")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    pred = Predictor.load(args.model)
+    test = cache_dir() / "test.csv"
+    if not test.exists():
+        fetch()
+    texts = [r.text for r in read_rows(test)]
+    batches = [texts[i : i + args.batch] for i in range(0, len(texts) - args.batch + 1, args.batch)]
+    for b in batches[:2]:
+        pred.predict(b)  # warm-up
+    done, start, i = 0, time.perf_counter(), 0
+    while time.perf_counter() - start < args.seconds:
+        done += len(pred.predict(batches[i % len(batches)]))
+        i += 1
+    elapsed = time.perf_counter() - start
+    out = {"texts_per_s": done / elapsed, "batch": args.batch, "n_views": pred.ckpt.cfg.views.n_views,
+           "texts": done, "seconds": elapsed, "torch_threads": torch.get_num_threads(), "device": str(pred.device)}
+    print(json.dumps(out) if args.json else f"{out['texts_per_s']:.0f} texts/s "
+          f"(batch {args.batch}, {out['n_views']} views, {torch.get_num_threads()} threads, {out['device']})")
+
+
+if __name__ == "__main__":
+    main()

