@@ -1,6 +1,9 @@
-"""Shared fixtures: the real default model, loaded once, and one warm server on free
-loopback ports for the tests that need no special settings."""
+"""Shared fixtures: the real model (the embedded default, or BET_MODEL as `bet serve` would
+take it), loaded once, and one warm server on free loopback ports for the tests that need
+no special settings."""
 from __future__ import annotations
+
+import os
 
 from collections.abc import Iterator
 from typing import Any
@@ -14,7 +17,7 @@ from tests.harness import ServerThread
 def predictor() -> Any:
     from model.predictor import Predictor
 
-    return Predictor.load()
+    return Predictor.load(os.environ.get("BET_MODEL") or None)
 
 
 @pytest.fixture(scope="session")

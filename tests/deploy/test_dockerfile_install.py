@@ -99,7 +99,8 @@ def image(tmp_path_factory):
     env["MPLCONFIGDIR"] = str(root / "matplotlib")
     for argv in pip_installs(dockerfile_stages()[0]):
         while "--index-url" in argv:  # only PyPI is reachable here: see the module docstring
-            del argv[argv.index("--index-url") :][:2]
+            at = argv.index("--index-url")
+            del argv[at : at + 2]
         subprocess.run([venv / "bin" / "pip", "install", *argv], cwd=context, env=env, check=True)
     shutil.rmtree(context)  # from here on only the venv can provide the package
     return venv / "bin", env, root

@@ -25,6 +25,18 @@ from deployfiles import (
 
 # 1.29: oldest release still in common support; the native gRPC probe is GA since 1.27.
 VERSIONS = ["1.29.0", latest_version()]
+# Settings the contract names that server/settings.py may read elsewhere (auth, limits, TLS).
+CONTRACT_ENV = {
+    "BET_AUTH_JWT_SECRET",
+    "BET_AUTH_JWT_PUBLIC_KEY_FILE",
+    "BET_AUTH_JWT_ISSUER",
+    "BET_AUTH_JWT_AUDIENCE",
+    "BET_AUTH_API_KEYS_FILE",
+    "BET_RATE_LIMIT_PER_SECOND",
+    "BET_RATE_LIMIT_BURST",
+    "BET_TLS_CERT_FILE",
+    "BET_TLS_KEY_FILE",
+}
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -78,8 +90,24 @@ def test_probes_check_both_doors_on_real_paths():
         assert c[probe]["httpGet"]["port"] in ("http", REST_PORT)
 
 
+def _settings_env() -> dict[str, object]:
+    """BET_* name -> default of every server setting."""
+    from server.settings import Settings
+
+    return {f"BET_{name.upper()}": f.default for name, f in Settings.model_fields.items()}
+
+
+def test_every_bet_variable_is_a_real_setting():
+    # The server ignores unknown BET_* names: a misspelt or renamed one would do nothing, silently.
+    known = set(_settings_env()) | CONTRACT_ENV
+    names = set(manifests()[("ConfigMap", "bet-config")]["data"])
+    names |= {e["name"] for e in _container()["env"]}
+    assert {n for n in names if n.startswith("BET_")} <= known
+
+
 def test_the_grace_period_outlasts_the_prestop_sleep_and_the_drain():
-    drain = int(manifests()[("ConfigMap", "bet-config")]["data"].get("BET_DRAIN_SECONDS", "20"))
+    config = manifests()[("ConfigMap", "bet-config")]["data"]
+    drain = float(config.get("BET_DRAIN_TIMEOUT_S", _settings_env()["BET_DRAIN_TIMEOUT_S"]))
     sleep = int(_container()["lifecycle"]["preStop"]["exec"]["command"][-1])
     assert sleep > 0
     assert _pod()["terminationGracePeriodSeconds"] > sleep + drain

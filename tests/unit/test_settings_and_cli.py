@@ -6,6 +6,7 @@ from pydantic import ValidationError
 
 from server import cli
 from server.settings import Settings
+from tests.compare import assert_close
 
 
 def test_defaults_match_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -51,6 +52,6 @@ def test_predict_against_real_servers(served, capsys: pytest.CaptureFixture) -> 
     assert cli.main(["predict", "Lovely!", "--url", served.rest_url]) == 0
     rest = json.loads(capsys.readouterr().out)
     assert cli.main(["predict", "Lovely!", "--grpc", served.grpc_target]) == 0
-    assert json.loads(capsys.readouterr().out) == rest
+    assert_close(json.loads(capsys.readouterr().out), rest)
     assert cli.main(["predict", "Lovely!", "--grpc", served.grpc_target, "--threshold", "1"]) == 1
     assert "prediction" in json.loads(capsys.readouterr().out)
