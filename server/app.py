@@ -75,6 +75,16 @@ class BetServer:
         await self._grpc.start()
         self.grpc_target = _hostport(s.host, grpc_port)
 
+        try:
+            await self._start_rest()
+        except BaseException:
+            await self._grpc.stop(grace=None)
+            await self.batcher.drain(timeout_s=0)
+            raise
+
+    async def _start_rest(self) -> None:
+        s = self.settings
+        assert self.service is not None
         sock = _listen(s.host, s.rest_port)
         app = create_rest_app(self.service, self.metrics, max_request_bytes=s.max_request_bytes)
         config = uvicorn.Config(

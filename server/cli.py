@@ -48,7 +48,7 @@ def run_serve(args: argparse.Namespace) -> int:
         return 2
     try:
         return asyncio.run(serve(settings, predictor))
-    except OSError as exc:  # e.g. a port in use
+    except (OSError, RuntimeError) as exc:  # e.g. a port in use (grpc raises RuntimeError)
         print(f"bet serve: {exc}", file=sys.stderr)
         return 2
 

@@ -41,7 +41,8 @@ def create_rest_app(service: InferenceService, metrics: Metrics, *, max_request_
         # routing's own answers (404, 405) and the body limit (422) keep their status
         if exc.status_code == 422:
             return converters.error_response(InvalidInput(str(exc.detail)))
-        return converters.json_response(schemas.ErrorBody(detail=str(exc.detail)), exc.status_code)
+        return converters.json_response(
+            schemas.ErrorBody(detail=str(exc.detail)), exc.status_code, getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> Response:

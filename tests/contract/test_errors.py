@@ -230,3 +230,15 @@ def test_credentials_rows() -> None: ...
 @pytest.mark.skip(reason="rate limiting arrives with its own issue; row 429/RESOURCE_EXHAUSTED "
                          "is in server/errors.py")
 def test_rate_limit_row() -> None: ...
+
+
+def test_oversized_chunked_body_is_refused(predictor) -> None:
+    with ServerThread(predictor, max_request_bytes=4096) as server:
+        def chunks():
+            yield b'{"text": "'
+            for _ in range(10):
+                yield b"x" * 1000
+            yield b'"}'
+
+        reply = server.http.post("/v1/predict", content=chunks(), headers={"content-type": "application/json"})
+        assert reply.status_code == 422 and "exceeds 4096" in reply.json()["detail"]

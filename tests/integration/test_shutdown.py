@@ -88,3 +88,18 @@ def test_sigint_with_nothing_in_flight_exits_0() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_port_in_use_is_a_message_not_a_traceback() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        for flag in ("--rest-port", "--grpc-port"):
+            other = "--grpc-port" if flag == "--rest-port" else "--rest-port"
+            done = subprocess.run([BET, "serve", flag, str(port), other, "0"], capture_output=True,
+                                  text=True, timeout=120)
+            assert done.returncode == 2, done.stderr
+            assert "bet serve:" in done.stderr and "Traceback" not in done.stderr
