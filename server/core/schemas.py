@@ -80,6 +80,14 @@ class PredictBatchResponse(BaseModel):
 
 
 class ModelInfo(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "name": "bet", "version": "1.0.0", "labels": ["negative", "positive"], "n_views": 4,
+        "digest": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "created_at": "2025-01-01T00:00:00+00:00",
+        "config": {"network": {"d_model": 128, "n_layers": 2}, "views": {"n_views": 4}},
+        "metrics": {"accuracy": 0.91, "ece": 0.02},
+    }]})
+
     name: str
     version: str
     labels: list[str]

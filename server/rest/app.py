@@ -19,7 +19,16 @@ from server.rest.routes import router
 log = logging.getLogger(__name__)
 
 DESCRIPTION = """Text classification with calibrated probabilities and uncertainty split into
-aleatoric and epistemic parts. The same answers are served over gRPC (`bet.v1.Inference`)."""
+aleatoric and epistemic parts. The same answers are served over gRPC (`bet.v1.Inference`).
+
+**Streaming:** `WS /v1/stream` takes one JSON `PredictRequest` per message and answers each
+with a `PredictResponse`, in order. An error is answered with a `StreamError`
+(`{"status": 422, "detail": "..."}`, plus `prediction` below the threshold) and the socket
+stays open.
+
+**Errors:** every error body is `{"detail": "..."}`; 400 unparsable JSON, 422 invalid input
+or below the threshold (with the prediction), 503 overloaded (with `Retry-After`) or not
+ready, 504 waited past the request timeout."""
 
 
 def create_rest_app(service: InferenceService, metrics: Metrics, *, max_request_bytes: int) -> FastAPI:
