@@ -12,6 +12,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from model import cli as model_cli
+
 Subparsers = Any  # argparse's private _SubParsersAction
 
 
@@ -80,8 +82,10 @@ def run_predict(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-# The subcommands, in help order.
-COMMANDS: list[Callable[[Subparsers], None]] = [add_serve, add_predict]
+# The subcommands, in help order; the model's own (data fetch, train, eval) live in model/cli.py.
+COMMANDS: list[Callable[[Subparsers], None]] = [
+    add_serve, add_predict, model_cli.add_data, model_cli.add_train, model_cli.add_eval,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -55,3 +55,10 @@ def test_predict_against_real_servers(served, capsys: pytest.CaptureFixture) -> 
     assert_close(json.loads(capsys.readouterr().out), rest)
     assert cli.main(["predict", "Lovely!", "--grpc", served.grpc_target, "--threshold", "1"]) == 1
     assert "prediction" in json.loads(capsys.readouterr().out)
+
+
+def test_model_commands_are_registered() -> None:
+    parser = cli.build_parser()
+    for argv in (["train", "--data", "d.csv", "--out", "o"], ["eval", "--model", "m", "--data", "d.csv"],
+                 ["data", "fetch"]):
+        assert callable(parser.parse_args(argv).run)
