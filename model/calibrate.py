@@ -1,45 +1,46 @@
-"""Fitting the uncertainty head after training: feature density on the training split,
-its distance scale and the temperature on the validation split. No OOD data is used:
-every constant here comes from in-distribution quantiles."""
+"""Fitting the uncertainty head after training: the densities on in-domain training text,
+the familiarity scales and the temperature on the validation split. No OOD data is used
+here: every constant comes from in-distribution quantiles."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
 from .config import HeadConfig
-from .expectation import Expectation
+from .expectation import Expectation, ViewOutputs
 from .uncertainty import FeatureDensity, decompose, view_probabilities
 
-# A view counts as fully familiar up to this quantile of validation distances; beyond
-# it, similarity halves for every (q99 - q50) / ln 2 of extra squared distance.
-D2_REF_QUANTILE = 0.95
+REF_QUANTILE = 0.95  # z = 1 at this validation quantile of each unfamiliarity score
 
 
 def fit_density(exp: Expectation, seqs, seeds, labels: torch.Tensor, n_labels: int) -> FeatureDensity:
-    _, feats, _ = exp.raw(seqs, seeds)  # (N, K, D)
+    feats = exp.raw(seqs, seeds).feats  # (N, K, D)
     N, K, D = feats.shape
     return FeatureDensity.fit(feats.reshape(N * K, D), labels.repeat_interleave(K), n_labels)
 
 
-def fit_distance_scale(d2_val: torch.Tensor, head: HeadConfig) -> None:
-    q = torch.quantile(d2_val.flatten().double(), torch.tensor([0.5, D2_REF_QUANTILE, 0.99], dtype=torch.float64))
-    head.d2_ref = float(q[1])
-    head.d2_scale = float(max(q[2] - q[0], 1e-6) / np.log(2.0))
+def fit_scales(scores: torch.Tensor, head: HeadConfig) -> None:
+    """scores (N, K, 3) on validation -> per-score median and (q95 - median)."""
+    flat = scores.reshape(-1, scores.shape[-1]).double()
+    med = torch.quantile(flat, 0.5, dim=0)
+    ref = torch.quantile(flat, REF_QUANTILE, dim=0)
+    head.score_median = [float(x) for x in med]
+    head.score_spread = [float(max(x, 1e-6)) for x in ref - med]
 
 
-def nll(exp: Expectation, logits, d2, z, labels: torch.Tensor, head: HeadConfig) -> float:
-    probs = decompose(view_probabilities(logits, d2, z, head)).probs
+def _nll(out: ViewOutputs, r: torch.Tensor, labels: torch.Tensor, head: HeadConfig) -> float:
+    probs = decompose(view_probabilities(out.logits, r, out.z, head)).probs
     return float(-torch.log(probs[torch.arange(len(labels)), labels].clamp_min(1e-12)).mean())
 
 
-def fit_temperature(exp: Expectation, logits, d2, z, labels: torch.Tensor, head: HeadConfig) -> None:
+def fit_temperature(out: ViewOutputs, r: torch.Tensor, labels: torch.Tensor, head: HeadConfig) -> None:
     """Minimises validation NLL over the temperature: a coarse log grid, then a finer one."""
     grid = np.exp(np.linspace(np.log(0.05), np.log(20.0), 61))
     for _ in range(2):
         scores = []
         for t in grid:
             head.temperature = float(t)
-            scores.append(nll(exp, logits, d2, z, labels, head))
+            scores.append(_nll(out, r, labels, head))
         best = grid[int(np.argmin(scores))]
         grid = best * np.exp(np.linspace(-0.15, 0.15, 31))
     head.temperature = float(best)

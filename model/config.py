@@ -34,14 +34,16 @@ class HeadConfig:
     """Fitted after training (validation split): calibration and distance awareness."""
 
     temperature: float = 1.0  # divides logits; fitted by NLL on validation
-    # Distance awareness: the squared Mahalanobis distance d2 of a view's features to the
-    # nearest class mean becomes a similarity r = exp(-relu(d2 - d2_ref) / d2_scale) in (0, 1].
-    # The view's logit posterior is N(r * logits, sigma0^2 * (1 - r^2)): a GP-like prior
-    # that reverts to "no idea" (mean 0, variance sigma0^2) far from the training data.
-    d2_ref: float = 0.0  # validation quantile below which a view counts as familiar
-    d2_scale: float = 1.0  # how fast similarity decays beyond d2_ref
+    # Familiarity: three scores of how unlike the training data a view is, each put on a
+    # common scale by its validation median and 95th percentile (z = 1 at the 95th):
+    # [Mahalanobis d2 of the features, minus the in-domain logit, unigram NLL of the text].
+    score_median: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    score_spread: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])  # q95 - median
+    # similarity r = exp(-decay * relu(max_j z_j - 1)); the view's logit posterior is
+    # N(r * logits, sigma0^2 (1 - r^2)): a GP-like prior that reverts to "no idea"
+    # (mean 0, variance sigma0^2) far from the training data.
+    decay: float = 2.0
     sigma0: float = 4.0  # prior logit standard deviation far from the data
-
 
 @dataclass
 class ModelConfig:

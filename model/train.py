@@ -18,6 +18,7 @@ from .data import Row
 from .expectation import Expectation
 from .metrics import summarize
 from .network import Encoder
+from .uncertainty import UnigramDensity
 from .tokenizer import TextTokenizer
 from .views import text_seed, view_positions
 
@@ -35,7 +36,10 @@ class TrainSettings:
     emb_weight: float = 1.0  # 1 - cos(student projection, teacher sentence embedding)
     unlabelled_per_epoch: int = 12000  # unlabelled sentences sampled per epoch
     labelled_repeats: int = 2  # labelled rows appear this many times per epoch
+    background_per_epoch: int = 6000  # non-review sentences per epoch (outlier exposure)
+    domain_weight: float = 0.5  # BCE of the in-domain head
     keep_last: int = 2  # training states kept for resuming
+    threads: int = 1  # CPU threads: small steps run ~10x slower when threads outnumber idle cores
     version: str = "1"
     network: NetworkConfig = field(default_factory=NetworkConfig)
     views: ViewConfig = field(default_factory=ViewConfig)
@@ -44,9 +48,10 @@ class TrainSettings:
 @dataclass
 class Example:
     ids: list[int]
-    label: int  # -1 for unlabelled
+    label: int  # -1 for unlabelled and background text
     soft: np.ndarray | None  # teacher class probabilities
     emb: np.ndarray | None  # teacher sentence embedding
+    in_domain: bool = True  # False for background text (outlier exposure)
 
 
 def build_tokenizer(texts: list[str], max_len: int, vocab_size: int = 8000) -> TextTokenizer:
@@ -72,11 +77,14 @@ def _teacher_available() -> bool:
 
 
 def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings: TrainSettings,
-          unlabelled: list[str] | None = None, state_dir: str | Path | None = None,
-          cache: Path | None = None) -> Path:
+          unlabelled: list[str] | None = None, background: list[str] | None = None,
+          state_dir: str | Path | None = None, cache: Path | None = None) -> Path:
+    """unlabelled: in-domain text for distillation; background: other text, which the
+    in-domain head learns to tell apart (outlier exposure). Both optional."""
     out = Path(out)
     state_dir = Path(state_dir) if state_dir else out / "train_state"
     cache = cache or Path(".cache/bet")
+    torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)
     random.seed(settings.seed)
     np.random.seed(settings.seed)
@@ -101,9 +109,12 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
     cfg = ModelConfig(network=ncfg, views=settings.views)
     encoder = Encoder(ncfg)
     examples = _examples(train_rows, lab_id, tok, use_teacher, unlabelled or [], cache, encoder, settings)
-    n_unl = sum(e.label < 0 for e in examples)
-    n_lab = len(examples) - n_unl
-    per_epoch = n_lab * settings.labelled_repeats + min(n_unl, settings.unlabelled_per_epoch)
+    n_lab = len(train_rows)
+    n_unl = len(examples) - n_lab
+    examples += [Example(e.ids, -1, None, None, in_domain=False) for e in tok.encode(background or [])]
+    n_bg = len(examples) - n_lab - n_unl
+    per_epoch = (n_lab * settings.labelled_repeats + min(n_unl, settings.unlabelled_per_epoch)
+                 + min(n_bg, settings.background_per_epoch))
     steps_per_epoch = -(-per_epoch // settings.batch_size)
     total_steps = steps_per_epoch * settings.epochs
 
@@ -119,8 +130,9 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
         encoder.train()
         rng = np.random.default_rng([settings.seed, epoch])
         lab_idx = np.tile(np.arange(n_lab), settings.labelled_repeats)
-        unl_idx = n_lab + rng.permutation(n_unl)[: settings.unlabelled_per_epoch] if n_unl else np.array([], int)
-        order = rng.permutation(np.concatenate([lab_idx, unl_idx]))
+        unl_idx = n_lab + rng.permutation(n_unl)[: settings.unlabelled_per_epoch]
+        bg_idx = n_lab + n_unl + rng.permutation(n_bg)[: settings.background_per_epoch]
+        order = rng.permutation(np.concatenate([lab_idx, unl_idx, bg_idx]))
         bar = tqdm(range(0, len(order), settings.batch_size), desc=f"epoch {epoch + 1}/{settings.epochs}", unit="batch")
         run_loss = 0.0
         for i, b in enumerate(bar):
@@ -134,8 +146,7 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
             run_loss = 0.98 * run_loss + 0.02 * loss.item() if i else loss.item()
             bar.set_postfix(loss=f"{run_loss:.3f}")
         encoder.eval()
-        exp = Expectation(encoder, None, cfg, torch.device("cpu"))
-        dec = exp(val_seqs, val_seeds)
+        dec = Expectation(encoder, None, None, cfg, torch.device("cpu"))(val_seqs, val_seeds)
         m = summarize(dec.probs.numpy(), val_y, dec.total.numpy())
         history.append({"epoch": epoch + 1, "val_accuracy": m["accuracy"], "val_nll": m["nll"]})
         tqdm.write(f"epoch {epoch + 1}: val accuracy {m['accuracy']:.4f} nll {m['nll']:.4f}")
@@ -143,19 +154,23 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
 
     encoder.eval()
     checkpoint.round_weights(encoder)
-    exp = Expectation(encoder, None, cfg, torch.device("cpu"))
-    train_seqs = [e.ids for e in tok.encode([r.text for r in train_rows])]
-    train_y = torch.tensor([lab_id[r.label] for r in train_rows])
+    exp = Expectation(encoder, None, None, cfg, torch.device("cpu"))
+    train_seqs = [e.ids for e in examples[:n_lab]]
+    train_y = torch.tensor([e.label for e in examples[:n_lab]])
     exp.density = calibrate.fit_density(exp, train_seqs, [text_seed(r.text) for r in train_rows], train_y, len(labels))
-    logits, feats, z = exp.raw(val_seqs, val_seeds)
-    d2 = exp.d2(feats)
-    calibrate.fit_distance_scale(d2, cfg.head)
-    calibrate.fit_temperature(exp, logits, d2, z, torch.from_numpy(val_y), cfg.head)
-    dec = exp.combine(logits, feats, z)
+    exp.unigram = UnigramDensity.fit([e.ids for e in examples[: n_lab + n_unl]], tok.vocab_size)
+    out_val = exp.raw(val_seqs, val_seeds)
+    calibrate.fit_scales(exp.scores(out_val, val_seqs), cfg.head)
+    if not n_bg:  # an in-domain head never shown other text says nothing: switch it off
+        cfg.head.score_spread[1] = 1e30
+    r = exp.similarity(out_val, val_seqs)
+    calibrate.fit_temperature(out_val, r, torch.from_numpy(val_y), cfg.head)
+    dec = exp.combine(out_val, r)
     metrics = {"validation": summarize(dec.probs.numpy(), val_y, dec.total.numpy()), "history": history}
-    return checkpoint.save(out, cfg, encoder, exp.density, tok, labels, metrics, settings.version,
+    return checkpoint.save(out, cfg, encoder, exp.density, exp.unigram, tok, labels, metrics, settings.version,
                            extra={"training": {k: v for k, v in asdict(settings).items() if k not in ("network", "views")},
-                                  "distilled": use_teacher, "n_train": len(train_rows), "n_unlabelled": n_unl})
+                                  "distilled": use_teacher, "n_train": len(train_rows), "n_unlabelled": n_unl,
+                                  "n_background": n_bg})
 
 
 def _examples(rows, lab_id, tok, use_teacher, unlabelled, cache, encoder, settings) -> list[Example]:
@@ -199,17 +214,20 @@ def _loss(encoder: Encoder, batch: list[Example], cfg: ModelConfig, rng, s: Trai
         # each step sees a fresh random view, so every seeded view at inference is in-distribution
         pos[i, :n] = torch.from_numpy(view_positions(n, int(rng.integers(1 << 62)), 0, cfg.views, cfg.network))
         mask[i, :n] = True
-    logits, h = encoder(ids, pos, mask)
-    loss = logits.new_zeros(())
+    logits, h, dom = encoder(ids, pos, mask)
+    inside = torch.tensor([e.in_domain for e in batch])
+    loss = s.domain_weight * F.binary_cross_entropy_with_logits(dom, inside.float())
     y = torch.tensor([e.label for e in batch])
     if (y >= 0).any():
         loss = loss + F.cross_entropy(logits[y >= 0], y[y >= 0])
-    if batch[0].soft is not None:
-        q = torch.from_numpy(np.stack([e.soft for e in batch])).float()
-        loss = loss + s.kd_weight * F.kl_div(F.log_softmax(logits, -1), q, reduction="batchmean")
-    if batch[0].emb is not None and encoder.distill is not None:
-        t = torch.from_numpy(np.stack([e.emb for e in batch])).float()
-        loss = loss + s.emb_weight * (1 - F.cosine_similarity(encoder.distill(h), t, dim=-1)).mean()
+    has_soft = [i for i, e in enumerate(batch) if e.soft is not None]
+    if has_soft:
+        q = torch.from_numpy(np.stack([batch[i].soft for i in has_soft])).float()
+        loss = loss + s.kd_weight * F.kl_div(F.log_softmax(logits[has_soft], -1), q, reduction="batchmean")
+    has_emb = [i for i, e in enumerate(batch) if e.emb is not None]
+    if has_emb and encoder.distill is not None:
+        t = torch.from_numpy(np.stack([batch[i].emb for i in has_emb])).float()
+        loss = loss + s.emb_weight * (1 - F.cosine_similarity(encoder.distill(h[has_emb]), t, dim=-1)).mean()
     return loss
 
 

@@ -1,4 +1,4 @@
-"""From K views' logits and features to calibrated probabilities and the uncertainty split.
+"""From K views' logits and familiarity to calibrated probabilities and the uncertainty split.
 
 total = H(mean_v p_v), aleatoric = mean_v H(p_v), epistemic = total - aleatoric (the mutual
 information between the label and the view, >= 0 by Jensen), all in nats.
@@ -27,7 +27,7 @@ class FeatureDensity:
         means = torch.stack([feats[labels == c].mean(0) for c in range(n_labels)])
         centred = feats - means[labels]
         cov = centred.T @ centred / max(len(feats) - n_labels, 1)
-        # Shrink toward a scaled identity so a few hundred rows give a stable inverse.
+        # Shrink toward a scaled identity so a few thousand rows give a stable inverse.
         cov = (1 - shrink) * cov + shrink * cov.diagonal().mean() * torch.eye(cov.shape[0], dtype=cov.dtype)
         whiten = torch.linalg.cholesky(torch.linalg.inv(cov))
         return cls(means.float(), whiten.float())
@@ -39,24 +39,42 @@ class FeatureDensity:
         return torch.cdist(y, mu).pow(2).min(dim=1).values
 
 
+@dataclass
+class UnigramDensity:
+    """Word-piece frequencies of the in-domain text: a density of the input itself that
+    flags other languages, markup and noise, whose pieces are rare in reviews."""
+
+    nll: torch.Tensor  # (vocab,) -log p(piece), add-half smoothed
+
+    @classmethod
+    def fit(cls, seqs: list[list[int]], vocab_size: int) -> "UnigramDensity":
+        counts = torch.full((vocab_size,), 0.5, dtype=torch.float64)
+        for s in seqs:
+            counts.index_add_(0, torch.tensor(s[1:-1], dtype=torch.long), torch.ones(len(s) - 2, dtype=torch.float64))
+        return cls((-torch.log(counts / counts.sum())).float())
+
+    def score(self, seqs: list[list[int]]) -> torch.Tensor:
+        """(N,) mean NLL per word piece of each text's body (between [CLS] and [SEP])."""
+        return torch.stack([self.nll[torch.tensor(s[1:-1] or s, dtype=torch.long)].mean() for s in seqs])
+
+
 def entropy(p: torch.Tensor) -> torch.Tensor:
     """Entropy in nats over the last axis, 0 log 0 = 0."""
     return -(p * torch.log(p.clamp_min(1e-30))).sum(-1)
 
 
-def similarity(d2: torch.Tensor, head: HeadConfig) -> torch.Tensor:
-    """1 for features as close to the training data as the validation set, decaying to 0."""
-    return torch.exp(-torch.relu(d2 - head.d2_ref) / head.d2_scale)
+def similarity(scores: torch.Tensor, head: HeadConfig) -> torch.Tensor:
+    """(..., 3) unfamiliarity scores -> (...) similarity to the training data in (0, 1]."""
+    z = (scores - torch.tensor(head.score_median)) / torch.tensor(head.score_spread)
+    return torch.exp(-head.decay * torch.relu(z.max(dim=-1).values - 1.0))
 
 
-def view_probabilities(
-    logits: torch.Tensor, d2: torch.Tensor, z: torch.Tensor, head: HeadConfig
-) -> torch.Tensor:
-    """logits (B, K, C), d2 (B, K), z (B, K, C) -> calibrated per-view probabilities (B, K, C).
+def view_probabilities(logits: torch.Tensor, r: torch.Tensor, z: torch.Tensor, head: HeadConfig) -> torch.Tensor:
+    """logits (B, K, C), similarity r (B, K), draws z (B, K, C) -> per-view probabilities.
 
     Each view draws its logits from N(r * logits, sigma0^2 (1 - r^2)): near the data the
     network's own logits, far from it the prior, whose antithetic draws average to uniform."""
-    r = similarity(d2, head).unsqueeze(-1)  # (B, K, 1)
+    r = r.unsqueeze(-1)  # (B, K, 1)
     std = head.sigma0 * torch.sqrt((1 - r * r).clamp_min(0.0))
     sampled = r * logits + std * z  # (B, K, C)
     return torch.softmax(sampled / head.temperature, dim=-1)

@@ -15,7 +15,7 @@ TEXTS = ["a charming film", "boring and far too long", "something else entirely"
 
 def test_round_trip_gives_identical_answers(tiny_checkpoint, tmp_path):
     ck = checkpoint.load(tiny_checkpoint)
-    again = checkpoint.save(tmp_path / "again", ck.cfg, ck.encoder, ck.density, ck.tokenizer, ck.labels,
+    again = checkpoint.save(tmp_path / "again", ck.cfg, ck.encoder, ck.density, ck.unigram, ck.tokenizer, ck.labels,
                             ck.metrics, ck.metadata["version"])
     assert Predictor.load(tiny_checkpoint).predict(TEXTS) == Predictor.load(again).predict(TEXTS)
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from model.config import HeadConfig, NetworkConfig, ViewConfig
 from model.cot import cot_length
-from model.uncertainty import decompose, view_probabilities
+from model.uncertainty import decompose, similarity, view_probabilities
 from model.views import make_views, posterior_draws, text_seed
 
 
@@ -38,15 +39,23 @@ def test_posterior_draws_are_antithetic():
 
 
 def test_far_from_data_is_uniform_and_epistemic():
-    head = HeadConfig(temperature=1.0, d2_ref=10.0, d2_scale=1.0, sigma0=4.0)
+    head = HeadConfig(temperature=1.0, sigma0=4.0)
     logits = torch.tensor([[[5.0, -5.0]] * 4])
     z = torch.from_numpy(posterior_draws(7, 4, 2)).float().unsqueeze(0)
-    near = decompose(view_probabilities(logits, torch.zeros(1, 4), z, head))
-    far = decompose(view_probabilities(logits, torch.full((1, 4), 1e6), z, head))
+    near = decompose(view_probabilities(logits, torch.ones(1, 4), z, head))
+    far = decompose(view_probabilities(logits, torch.zeros(1, 4), z, head))
     assert near.probs[0, 0] > 0.99
     assert torch.allclose(far.probs, torch.tensor([[0.5, 0.5]]), atol=1e-6)
     assert far.total[0] > near.total[0]
     assert far.epistemic[0] > 0.1 and near.epistemic[0] < 1e-3
+
+
+def test_similarity_is_one_up_to_the_reference_quantile_then_decays():
+    head = HeadConfig(score_median=[10.0, 0.0, 5.0], score_spread=[2.0, 1.0, 1.0], decay=2.0)
+    typical = torch.tensor([11.0, 0.5, 5.5])  # every score below its 95th percentile
+    one_far = torch.tensor([11.0, 0.5, 8.0])  # unigram score 3 spreads past the median
+    assert similarity(typical, head) == 1.0
+    assert similarity(one_far, head) == pytest.approx(math.exp(-2.0 * 2.0))
 
 
 def test_decomposition_identity():
