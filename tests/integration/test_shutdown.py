@@ -30,7 +30,12 @@ def _start(extra_env: dict[str, str]) -> tuple[subprocess.Popen, str, str]:
     rest = target = ""
     deadline = time.monotonic() + 120
     while not (rest and target):
-        line = lines.get(timeout=max(deadline - time.monotonic(), 0.1))
+        assert time.monotonic() < deadline, "bet serve printed no addresses"
+        try:
+            line = lines.get(timeout=0.5)
+        except queue.Empty:
+            assert proc.poll() is None, f"bet serve exited with {proc.returncode} before serving"
+            continue
         if m := re.search(r"REST\s+(\S+)", line):
             rest = m.group(1)
         if m := re.search(r"gRPC\s+(\S+)", line):
