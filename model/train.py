@@ -20,7 +20,7 @@ from .metrics import summarize
 from .network import Encoder
 from .uncertainty import UnigramDensity
 from .tokenizer import TextTokenizer
-from .views import text_seed, view_positions
+from .views import text_seed, text_views
 
 
 @dataclass
@@ -212,7 +212,7 @@ def _loss(encoder: Encoder, batch: list[Example], cfg: ModelConfig, rng, s: Trai
         n = len(e.ids)
         ids[i, :n] = torch.tensor(e.ids)
         # each step sees a fresh random view, so every seeded view at inference is in-distribution
-        pos[i, :n] = torch.from_numpy(view_positions(n, int(rng.integers(1 << 62)), 0, cfg.views, cfg.network))
+        pos[i, :n] = torch.from_numpy(text_views(n, int(rng.integers(1 << 62)), cfg.views, cfg.network)[0][0])
         mask[i, :n] = True
     logits, h, dom = encoder(ids, pos, mask)
     inside = torch.tensor([e.in_domain for e in batch])

@@ -33,25 +33,24 @@ class ViewBatch:
     z: torch.Tensor  # (B, K, n_labels) standard-normal posterior draws, antithetic pairs
 
 
-def view_positions(n: int, seed: int, view: int, vcfg: ViewConfig, ncfg: NetworkConfig):
-    """Position ids for one view of a sequence of n ids ([CLS] ... [SEP])."""
-    rng = np.random.default_rng([seed, view])
-    offset = int(rng.integers(0, ncfg.max_offset)) if vcfg.offsets and ncfg.max_offset else 0
-    order = np.arange(n)
+def text_views(n: int, seed: int, vcfg: ViewConfig, ncfg: NetworkConfig) -> tuple[np.ndarray, np.ndarray]:
+    """For a sequence of n ids ([CLS] ... [SEP]): position ids (K, n) and posterior draws
+    (K, n_labels), all from one generator seeded by the text.
+
+    Draws: views 2j and 2j+1 get +z and -z (antithetic), so far from the data, where the
+    logit mean is 0, the mean over views is exactly uniform."""
+    K = vcfg.n_views
+    rng = np.random.default_rng(seed)
+    offsets = rng.integers(0, ncfg.max_offset, K) if vcfg.offsets and ncfg.max_offset else np.zeros(K, np.int64)
+    pos = np.tile(np.arange(n), (K, 1))
     w = vcfg.window
     if w > 1 and n > 3:
-        body = order[1 : n - 1]  # [CLS] and [SEP] keep their places
-        for start in range(0, len(body), w):
-            rng.shuffle(body[start : start + w])
-    return order + offset
-
-
-def posterior_draws(seed: int, n_views: int, n_labels: int) -> np.ndarray:
-    """(K, n_labels) antithetic standard-normal draws: views 2j and 2j+1 get +z and -z, so
-    far from the data, where the logit mean is 0, the mean over views is exactly uniform."""
-    rng = np.random.default_rng([seed, 1 << 20])
-    half = rng.standard_normal(((n_views + 1) // 2, n_labels))
-    return np.stack([half, -half], axis=1).reshape(-1, n_labels)[:n_views]
+        m = n - 2  # [CLS] and [SEP] keep their places
+        keys = rng.random((K, m)) + (np.arange(m) // w)  # the window index dominates the sort
+        pos[:, 1 : n - 1] = 1 + np.argsort(np.argsort(keys, axis=1), axis=1)  # rank within its window
+    half = rng.standard_normal(((K + 1) // 2, ncfg.n_labels))
+    z = np.stack([half, -half], axis=1).reshape(-1, ncfg.n_labels)[:K]
+    return pos + offsets[:, None], z
 
 
 def make_views(
@@ -68,9 +67,7 @@ def make_views(
         n = len(seq)
         ids[b, :, :n] = seq
         mask[b, :, :n] = True
-        for v in range(K):
-            pos[b, v, :n] = view_positions(n, seed, v, vcfg, ncfg)
-        z[b] = posterior_draws(seed, K, ncfg.n_labels)
+        pos[b, :, :n], z[b] = text_views(n, seed, vcfg, ncfg)
     return ViewBatch(
         ids=torch.from_numpy(ids.reshape(B * K, T)),
         pos=torch.from_numpy(pos.reshape(B * K, T)),

@@ -10,7 +10,7 @@ import torch
 from model.config import HeadConfig, NetworkConfig, ViewConfig
 from model.cot import cot_length
 from model.uncertainty import decompose, similarity, view_probabilities
-from model.views import make_views, posterior_draws, text_seed
+from model.views import make_views, text_seed, text_views
 
 
 def test_text_seed_is_stable_across_processes():
@@ -34,14 +34,14 @@ def test_views_keep_specials_and_permute_within_windows():
 
 
 def test_posterior_draws_are_antithetic():
-    z = posterior_draws(123, 6, 3)
-    assert np.allclose(z[0::2], -z[1::2])
+    _, z = text_views(10, 123, ViewConfig(n_views=6), NetworkConfig(n_labels=3))
+    assert z.shape == (6, 3) and np.allclose(z[0::2], -z[1::2])
 
 
 def test_far_from_data_is_uniform_and_epistemic():
     head = HeadConfig(temperature=1.0, sigma0=4.0)
     logits = torch.tensor([[[5.0, -5.0]] * 4])
-    z = torch.from_numpy(posterior_draws(7, 4, 2)).float().unsqueeze(0)
+    z = torch.from_numpy(text_views(5, 7, ViewConfig(n_views=4), NetworkConfig())[1]).float().unsqueeze(0)
     near = decompose(view_probabilities(logits, torch.ones(1, 4), z, head))
     far = decompose(view_probabilities(logits, torch.zeros(1, 4), z, head))
     assert near.probs[0, 0] > 0.99
