@@ -265,6 +265,7 @@ class ModelInfo(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     CONFIG_FIELD_NUMBER: _builtins.int
     METRICS_FIELD_NUMBER: _builtins.int
+    VERSIONS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Model name."""
     version: _builtins.str
@@ -287,6 +288,10 @@ class ModelInfo(_message.Message):
     def metrics(self) -> _struct_pb2.Struct:
         """Evaluation metrics stored with the checkpoint."""
 
+    @_builtins.property
+    def versions(self) -> _containers.RepeatedCompositeFieldContainer[Global___ModelVersion]:
+        """The versions the server can serve, newest first (with no model store: the serving one)."""
+
     def __init__(
         self,
         *,
@@ -298,11 +303,92 @@ class ModelInfo(_message.Message):
         created_at: _builtins.str = ...,
         config: _struct_pb2.Struct | None = ...,
         metrics: _struct_pb2.Struct | None = ...,
+        versions: _abc.Iterable[Global___ModelVersion] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "metrics", b"metrics"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "created_at", b"created_at", "digest", b"digest", "labels", b"labels", "metrics", b"metrics", "n_views", b"n_views", "name", b"name", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "created_at", b"created_at", "digest", b"digest", "labels", b"labels", "metrics", b"metrics", "n_views", b"n_views", "name", b"name", "version", b"version", "versions", b"versions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ModelInfo: _TypeAlias = ModelInfo  # noqa: Y015
+
+@_typing.final
+class ModelVersion(_message.Message):
+    """One version in the model store."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    SERVING_FIELD_NUMBER: _builtins.int
+    version: _builtins.str
+    """The version: the checkpoint folder's name in the store."""
+    created_at: _builtins.str
+    """When the checkpoint was made, ISO 8601 (empty if its metadata is unreadable)."""
+    serving: _builtins.bool
+    """True for the version answering now."""
+    def __init__(
+        self,
+        *,
+        version: _builtins.str = ...,
+        created_at: _builtins.str = ...,
+        serving: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "serving", b"serving", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModelVersion: _TypeAlias = ModelVersion  # noqa: Y015
+
+@_typing.final
+class ReloadModelRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    version: _builtins.str
+    """The version to serve; unset means the newest in the store (with no store: reload the
+    serving checkpoint's directory).
+    """
+    def __init__(
+        self,
+        *,
+        version: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_version", b"_version", "version", b"version"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_version", b"_version", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__version: _TypeAlias = _typing.Literal["version"]  # noqa: Y015
+    _WhichOneofArgType__version: _TypeAlias = _typing.Literal["_version", b"_version"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__version) -> _WhichOneofReturnType__version | None: ...
+
+Global___ReloadModelRequest: _TypeAlias = ReloadModelRequest  # noqa: Y015
+
+@_typing.final
+class ReloadModelResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PREVIOUS_VERSION_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    previous_version: _builtins.str
+    """The version that served before the reload."""
+    @_builtins.property
+    def model(self) -> Global___ModelInfo:
+        """The model now serving, with the list of versions."""
+
+    def __init__(
+        self,
+        *,
+        previous_version: _builtins.str = ...,
+        model: Global___ModelInfo | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["model", b"model"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "previous_version", b"previous_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReloadModelResponse: _TypeAlias = ReloadModelResponse  # noqa: Y015

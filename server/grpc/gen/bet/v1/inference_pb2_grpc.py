@@ -59,6 +59,11 @@ class InferenceStub:
                 request_serializer=bet_dot_v1_dot_inference__pb2.GetModelInfoRequest.SerializeToString,
                 response_deserializer=bet_dot_v1_dot_inference__pb2.ModelInfo.FromString,
                 _registered_method=True)
+        self.ReloadModel = channel.unary_unary(
+                '/bet.v1.Inference/ReloadModel',
+                request_serializer=bet_dot_v1_dot_inference__pb2.ReloadModelRequest.SerializeToString,
+                response_deserializer=bet_dot_v1_dot_inference__pb2.ReloadModelResponse.FromString,
+                _registered_method=True)
 
 
 class InferenceServicer:
@@ -98,6 +103,18 @@ class InferenceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReloadModel(self, request, context):
+        """Administration (needs the `admin` scope when authentication is on): loads a version
+        from the model store beside the serving one, warms it, then switches to it; requests in
+        flight finish on the version they started on. Rollback is a reload of an older version.
+        NOT_FOUND for a version the store does not hold; FAILED_PRECONDITION when the version
+        cannot be loaded (missing or corrupt file, digest mismatch, incompatible config), and
+        the serving version stays. Concurrent reloads run one after another.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InferenceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -120,6 +137,11 @@ def add_InferenceServicer_to_server(servicer, server):
                     servicer.GetModelInfo,
                     request_deserializer=bet_dot_v1_dot_inference__pb2.GetModelInfoRequest.FromString,
                     response_serializer=bet_dot_v1_dot_inference__pb2.ModelInfo.SerializeToString,
+            ),
+            'ReloadModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReloadModel,
+                    request_deserializer=bet_dot_v1_dot_inference__pb2.ReloadModelRequest.FromString,
+                    response_serializer=bet_dot_v1_dot_inference__pb2.ReloadModelResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -235,6 +257,33 @@ class Inference:
             '/bet.v1.Inference/GetModelInfo',
             bet_dot_v1_dot_inference__pb2.GetModelInfoRequest.SerializeToString,
             bet_dot_v1_dot_inference__pb2.ModelInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReloadModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/bet.v1.Inference/ReloadModel',
+            bet_dot_v1_dot_inference__pb2.ReloadModelRequest.SerializeToString,
+            bet_dot_v1_dot_inference__pb2.ReloadModelResponse.FromString,
             options,
             channel_credentials,
             insecure,

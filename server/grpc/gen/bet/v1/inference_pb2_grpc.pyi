@@ -50,6 +50,14 @@ class InferenceStub:
     """
     GetModelInfo: _grpc.UnaryUnaryMultiCallable[_inference_pb2.GetModelInfoRequest, _inference_pb2.ModelInfo]
     """The serving model: the same content as REST `GET /v1/model`."""
+    ReloadModel: _grpc.UnaryUnaryMultiCallable[_inference_pb2.ReloadModelRequest, _inference_pb2.ReloadModelResponse]
+    """Administration (needs the `admin` scope when authentication is on): loads a version
+    from the model store beside the serving one, warms it, then switches to it; requests in
+    flight finish on the version they started on. Rollback is a reload of an older version.
+    NOT_FOUND for a version the store does not hold; FAILED_PRECONDITION when the version
+    cannot be loaded (missing or corrupt file, digest mismatch, incompatible config), and
+    the serving version stays. Concurrent reloads run one after another.
+    """
 
 @_typing.type_check_only
 class InferenceAsyncStub(InferenceStub):
@@ -71,6 +79,14 @@ class InferenceAsyncStub(InferenceStub):
     """
     GetModelInfo: _aio.UnaryUnaryMultiCallable[_inference_pb2.GetModelInfoRequest, _inference_pb2.ModelInfo]  # type: ignore[assignment]
     """The serving model: the same content as REST `GET /v1/model`."""
+    ReloadModel: _aio.UnaryUnaryMultiCallable[_inference_pb2.ReloadModelRequest, _inference_pb2.ReloadModelResponse]  # type: ignore[assignment]
+    """Administration (needs the `admin` scope when authentication is on): loads a version
+    from the model store beside the serving one, warms it, then switches to it; requests in
+    flight finish on the version they started on. Rollback is a reload of an older version.
+    NOT_FOUND for a version the store does not hold; FAILED_PRECONDITION when the version
+    cannot be loaded (missing or corrupt file, digest mismatch, incompatible config), and
+    the serving version stays. Concurrent reloads run one after another.
+    """
 
 class InferenceServicer(metaclass=_abc_1.ABCMeta):
     """Inference answers text-classification requests with calibrated, decomposed uncertainty.
@@ -113,5 +129,19 @@ class InferenceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_inference_pb2.ModelInfo, _abc.Awaitable[_inference_pb2.ModelInfo]]:
         """The serving model: the same content as REST `GET /v1/model`."""
+
+    @_abc_1.abstractmethod
+    def ReloadModel(
+        self,
+        request: _inference_pb2.ReloadModelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inference_pb2.ReloadModelResponse, _abc.Awaitable[_inference_pb2.ReloadModelResponse]]:
+        """Administration (needs the `admin` scope when authentication is on): loads a version
+        from the model store beside the serving one, warms it, then switches to it; requests in
+        flight finish on the version they started on. Rollback is a reload of an older version.
+        NOT_FOUND for a version the store does not hold; FAILED_PRECONDITION when the version
+        cannot be loaded (missing or corrupt file, digest mismatch, incompatible config), and
+        the serving version stays. Concurrent reloads run one after another.
+        """
 
 def add_InferenceServicer_to_server(servicer: InferenceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
