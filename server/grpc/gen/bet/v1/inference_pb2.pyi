@@ -349,8 +349,9 @@ class ReloadModelRequest(_message.Message):
 
     VERSION_FIELD_NUMBER: _builtins.int
     version: _builtins.str
-    """The version to serve; unset means the newest in the store (with no store: reload the
-    serving checkpoint's directory).
+    """The version to serve; unset means the server's configured choice, as SIGHUP does: the
+    version pinned at start (--model-version), else the newest in the store (with no
+    store: the checkpoint directory it was started with, read again).
     """
     def __init__(
         self,
