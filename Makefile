@@ -4,15 +4,20 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Where `make proto` writes; CI points it elsewhere to check the committed code is current.
 PROTO_OUT ?= server/grpc/gen
+# The import path of PROTO_OUT (`make clients` generates into the Python client's package).
+PROTO_PKG ?= server.grpc.gen
+TS_CLIENT := clients/typescript
+CLIENT_GEN := clients/python/bet_client/gen
 PYTEST_ARGS ?=
 
-.PHONY: install serve test proto
+.PHONY: install serve test proto clients
 
 # The stamp is newer than pyproject.toml once the project is installed into .venv.
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip >/dev/null
 	$(BIN)/pip install -e '.[dev]'
+	$(BIN)/pip install -e ./clients/python
 	touch $@
 
 install: $(VENV)/.installed
@@ -20,7 +25,7 @@ install: $(VENV)/.installed
 serve: install
 	$(BIN)/bet serve
 
-test: install
+test: install $(TS_CLIENT)/node_modules/.package-lock.json
 	$(BIN)/python -m pytest -q --timeout=300 $(PYTEST_ARGS)
 
 # Generated code lives under server/grpc/gen/bet/v1 (folders follow the proto package);
@@ -32,6 +37,23 @@ proto: install
 		--python_out=$(PROTO_OUT) --grpc_python_out=$(PROTO_OUT) \
 		--mypy_out=$(PROTO_OUT) --mypy_grpc_out=$(PROTO_OUT) \
 		proto/bet/v1/inference.proto
-	sed -i 's/^from bet\.v1 import/from server.grpc.gen.bet.v1 import/; s/^import bet\.v1\./import server.grpc.gen.bet.v1./' \
+	sed -i 's/^from bet\.v1 import/from $(PROTO_PKG).bet.v1 import/; s/^import bet\.v1\./import $(PROTO_PKG).bet.v1./' \
 		$(PROTO_OUT)/bet/v1/*.py $(PROTO_OUT)/bet/v1/*.pyi
 	touch $(PROTO_OUT)/__init__.py $(PROTO_OUT)/bet/__init__.py $(PROTO_OUT)/bet/v1/__init__.py
+
+# The client libraries' generated code: gRPC stubs from proto/, and REST models and
+# TypeScript types from the OpenAPI document that the app exports without serving.
+# CI runs this and fails when it changes a committed file.
+$(TS_CLIENT)/node_modules/.package-lock.json: $(TS_CLIENT)/package-lock.json
+	cd $(TS_CLIENT) && npm ci --no-audit --no-fund
+
+clients: install $(TS_CLIENT)/node_modules/.package-lock.json
+	rm -rf $(CLIENT_GEN)/bet
+	$(MAKE) proto PROTO_OUT=$(CLIENT_GEN) PROTO_PKG=bet_client.gen
+	$(BIN)/python clients/tools/export_openapi.py clients/openapi.json
+	$(BIN)/datamodel-codegen --input clients/openapi.json --input-file-type openapi \
+		--output $(CLIENT_GEN)/models.py --output-model-type pydantic_v2.BaseModel \
+		--target-python-version 3.11 --disable-timestamp --formatters builtin \
+		--use-annotated --field-constraints --use-standard-collections --use-union-operator \
+		--use-schema-description --use-field-description --collapse-root-models
+	cd $(TS_CLIENT) && npm run --silent generate

@@ -1,0 +1,147 @@
+"""Typed errors, one class per row of the service's error table, raised alike whichever
+transport answered; and the two translations into them, from an HTTP answer and from a
+gRPC status."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+
+from bet_client._ops import to_dict
+from bet_client.gen.bet.v1 import inference_pb2 as pb
+from bet_client.gen.models import PredictBatchResponse, PredictResponse
+
+
+class BetError(Exception):
+    """An answer that is not the result asked for. `detail` is the server's message;
+    `http_status` / `grpc_code` say what came over the wire (one of them, by transport)."""
+
+    http_statuses: ClassVar[tuple[int, ...]] = ()  # the REST statuses of this row
+    grpc_code: ClassVar[grpc.StatusCode | None] = None  # the gRPC code of this row
+
+    def __init__(self, detail: str, *, http_status: int | None = None,
+                 code: grpc.StatusCode | None = None, retry_after: float | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.http_status = http_status
+        self.code = code
+        self.retry_after = retry_after  # seconds the server asked the caller to wait, if it did
+
+
+class InvalidArgumentError(BetError):
+    """Malformed or out-of-range input (REST 400 / 422, gRPC INVALID_ARGUMENT)."""
+
+    http_statuses = (400, 422)
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class LowConfidenceError(BetError):
+    """The confidence is below the request's threshold; `prediction` is the answer anyway
+    (a PredictResponse for predict, a PredictBatchResponse for predict_batch)."""
+
+    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
+
+    def __init__(self, detail: str, prediction: PredictResponse | PredictBatchResponse, **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        self.prediction = prediction
+
+
+class UnauthenticatedError(BetError):
+    http_statuses = (401,)
+    grpc_code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class PermissionDeniedError(BetError):
+    http_statuses = (403,)
+    grpc_code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class NotFoundError(BetError):
+    http_statuses = (404,)
+    grpc_code = grpc.StatusCode.NOT_FOUND
+
+
+class RateLimitedError(BetError):
+    """The caller's rate limit is spent; `retry_after` says when to come back."""
+
+    http_statuses = (429,)
+    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class UnavailableError(BetError):
+    """Overloaded, not ready, draining, or not reachable at all; worth another try."""
+
+    http_statuses = (502, 503)
+    grpc_code = grpc.StatusCode.UNAVAILABLE
+
+
+class DeadlineExceededError(BetError, TimeoutError):
+    """The call's timeout passed, on the client's clock or on the server's (504)."""
+
+    http_statuses = (504,)
+    grpc_code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class InternalError(BetError):
+    http_statuses = (500,)
+    grpc_code = grpc.StatusCode.INTERNAL
+
+
+_ROWS = (InvalidArgumentError, UnauthenticatedError, PermissionDeniedError, NotFoundError,
+         RateLimitedError, UnavailableError, DeadlineExceededError, InternalError)
+_BY_STATUS = {status: cls for cls in _ROWS for status in cls.http_statuses}
+_BY_CODE = {cls.grpc_code: cls for cls in (*_ROWS, LowConfidenceError)}
+
+
+def _seconds(header: str | None) -> float | None:
+    try:
+        return max(float(header), 0.0) if header is not None else None
+    except ValueError:
+        return None  # an HTTP date: not worth honouring exactly
+
+
+def from_http(status: int, body: Any, retry_after: str | None = None) -> BetError:
+    """The error for a REST answer with a non-2xx status and its JSON body (None if it had
+    none), or for a WebSocket error frame."""
+    body = body if isinstance(body, dict) else {}
+    detail = str(body.get("detail") or f"HTTP {status}")
+    kwargs: dict[str, Any] = {"http_status": status, "retry_after": _seconds(retry_after)}
+    if status == 422 and body.get("prediction") is not None:
+        return LowConfidenceError(detail, PredictResponse.model_validate(body["prediction"]), **kwargs)
+    if status == 422 and body.get("predictions") is not None:
+        return LowConfidenceError(detail, PredictBatchResponse.model_validate(body), **kwargs)
+    return _BY_STATUS.get(status, BetError)(detail, **kwargs)
+
+
+_STATUS_KEY = "grpc-status-details-bin"
+
+
+def _status_details(trailing: Iterable[tuple[str, Any]] | None) -> list[Any]:
+    for key, value in trailing or ():
+        if key == _STATUS_KEY:
+            return list(status_pb2.Status.FromString(value).details)
+    return []
+
+
+def from_grpc(error: grpc.RpcError) -> BetError:
+    """The error for a failed gRPC call (sync or asyncio), with the answer or the retry
+    advice that the server packed into the status details."""
+    code: grpc.StatusCode = error.code()  # type: ignore[attr-defined]
+    detail = error.details() or code.name  # type: ignore[attr-defined]
+    kwargs: dict[str, Any] = {"code": code}
+    answer: PredictResponse | PredictBatchResponse | None = None
+    for packed in _status_details(error.trailing_metadata()):  # type: ignore[attr-defined]
+        for message, into in ((error_details_pb2.RetryInfo(), None), (pb.PredictResponse(), PredictResponse),
+                              (pb.PredictBatchResponse(), PredictBatchResponse)):
+            if packed.Is(message.DESCRIPTOR):
+                packed.Unpack(message)
+                if into is None:
+                    kwargs["retry_after"] = message.retry_delay.ToTimedelta().total_seconds()
+                else:
+                    answer = into.model_validate(to_dict(message))
+    if code == grpc.StatusCode.FAILED_PRECONDITION and answer is not None:
+        return LowConfidenceError(detail, answer, **kwargs)
+    return _BY_CODE.get(code, BetError)(detail, **kwargs)
+
