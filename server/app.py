@@ -7,6 +7,8 @@ import contextlib
 import logging
 import socket
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import uvicorn
 from grpc_health.v1 import health_pb2
@@ -14,7 +16,11 @@ from prometheus_client import CollectorRegistry
 
 from server.core.batching import Batcher
 from server.core.metrics import Metrics
-from server.core.service import InferenceService, Predictor
+from server.core.models import LoadedModel, Predictor
+from server.core.reload import Loader, ModelSource, Reloader
+from server.core.service import InferenceService
+from server.core.store import ModelStore
+from server.errors import ServiceError
 from server.grpc.server import SERVICE_NAME, create_grpc_server
 from server.rest.app import create_rest_app
 from server.settings import Settings
@@ -46,30 +52,43 @@ def _hostport(host: str, port: int) -> str:
 class BetServer:
     """Both doors and the core. start() → warm_up() → (serve) → stop()."""
 
-    def __init__(self, settings: Settings, predictor: Predictor, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self, settings: Settings, predictor: Predictor, registry: CollectorRegistry | None = None,
+        *, loader: Loader | None = None,
+    ) -> None:
         self.settings = settings
         self.metrics = Metrics(registry or CollectorRegistry())
-        self.metrics.model.info({"version": predictor.version})
+        self.metrics.serving(predictor.version, predictor.info().digest)
         self._predictor = predictor
-        self.batcher: Batcher | None = None
+        self._loader = loader or checkpoint_loader(settings.device)
         self.service: InferenceService | None = None
+        self.reloader: Reloader | None = None
         self.rest_url = ""
         self.grpc_target = ""
 
-    async def start(self) -> None:
+    def _make_batcher(self, predict: Any) -> Batcher:
+        """A started batcher with the server's settings; each model version gets its own."""
         s = self.settings
-        predictor = self._predictor
-        self.batcher = Batcher(
-            lambda texts, with_reasoning: predictor.predict(texts, with_reasoning=with_reasoning),
-            self.metrics, max_batch_size=s.max_batch_size, max_delay_s=s.max_delay_ms / 1000,
+        batcher = Batcher(
+            predict, self.metrics, max_batch_size=s.max_batch_size, max_delay_s=s.max_delay_ms / 1000,
             max_queue=s.max_queue, retry_after_s=s.retry_after_s,
         )
-        self.batcher.start()
-        self.service = InferenceService(predictor, self.batcher, request_timeout_s=s.request_timeout_s)
+        batcher.start()
+        return batcher
+
+    async def start(self) -> None:
+        s = self.settings
+        source = model_source(s)
+        model = LoadedModel.start(self._predictor, self._make_batcher)
+        self.service = InferenceService(model, request_timeout_s=s.request_timeout_s, versions=source.listing)
+        self.reloader = Reloader(
+            self.service, source, self._loader, self._make_batcher, self.metrics,
+            retire_timeout_s=s.request_timeout_s,
+        )
 
         self._grpc, grpc_port, self._health = create_grpc_server(
             self.service, self.metrics, address=_hostport(s.host, s.grpc_port),
-            max_request_bytes=s.max_request_bytes,
+            max_request_bytes=s.max_request_bytes, reloader=self.reloader,
         )
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         await self._grpc.start()
@@ -79,14 +98,15 @@ class BetServer:
             await self._start_rest()
         except BaseException:
             await self._grpc.stop(grace=None)
-            await self.batcher.drain(timeout_s=0)
+            await self.service.model.batcher.drain(timeout_s=0)
             raise
 
     async def _start_rest(self) -> None:
         s = self.settings
         assert self.service is not None
         sock = _listen(s.host, s.rest_port)
-        app = create_rest_app(self.service, self.metrics, max_request_bytes=s.max_request_bytes)
+        app = create_rest_app(self.service, self.metrics, max_request_bytes=s.max_request_bytes,
+                              reloader=self.reloader)
         config = uvicorn.Config(
             app, log_config=None, access_log=False, lifespan="off",
             timeout_graceful_shutdown=max(s.drain_timeout_s, 0.1),
@@ -109,23 +129,50 @@ class BetServer:
     async def stop(self) -> None:
         """Stops accepting, lets calls in flight and queued texts finish (within the drain
         timeout), then stops the batcher."""
-        assert self.service is not None and self.batcher is not None
+        assert self.service is not None and self.reloader is not None
         timeout = self.settings.drain_timeout_s
         self.service.ready = False
+        self.reloader.close()
         await self._health.enter_graceful_shutdown()
         self._uvicorn.should_exit = True
         await asyncio.gather(self._grpc.stop(grace=timeout), self._rest_task, return_exceptions=True)
-        await self.batcher.drain(timeout_s=1.0)
+        await self.reloader.wait_retired()
+        await self.service.model.batcher.drain(timeout_s=1.0)
 
     async def _set_health(self, status: int) -> None:
         for name in ("", SERVICE_NAME):
             await self._health.set(name, status)
 
 
-def load_predictor(settings: Settings) -> Predictor:
-    from model.predictor import Predictor as ModelPredictor  # torch is imported here, not at startup
+def model_source(settings: Settings) -> ModelSource:
+    if settings.model_store is not None:
+        return ModelSource(store=ModelStore(settings.model_store), pinned=settings.model_version)
+    return ModelSource(path=settings.model)
 
-    return ModelPredictor.load(settings.model, device=settings.device)
+
+def checkpoint_loader(device: str | None) -> Loader:
+    """Loads a checkpoint directory (None: the embedded model). From a store, the version
+    served is the folder's name; the checkpoint's own metadata version is only logged."""
+
+    def load(path: Path | None, version: str | None) -> Predictor:
+        from model.predictor import Predictor as ModelPredictor  # torch is imported here, not at startup
+
+        predictor = ModelPredictor.load(path, device=device)
+        if version is not None:
+            if predictor.version != version:
+                log.info("serving a checkpoint as its folder's name", extra={"fields": {
+                    "model_version": version, "checkpoint_version": predictor.version}})
+            predictor.version = version
+        return predictor
+
+    return load
+
+
+def load_predictor(settings: Settings) -> Predictor:
+    """The model `bet serve` starts with: the pinned or newest version of the store, or the
+    checkpoint directory. Raises ModelNotFound or the loader's error."""
+    path, version = model_source(settings).locate(None, None)
+    return checkpoint_loader(settings.device)(path, version)
 
 
 async def serve(settings: Settings, predictor: Predictor) -> int:
@@ -140,11 +187,29 @@ async def serve(settings: Settings, predictor: Predictor) -> int:
     server = BetServer(settings, predictor)
     await server.start()
     await server.warm_up()
+    reloads: set[asyncio.Task] = set()
+
+    def reload_on_hangup() -> None:  # SIGHUP: the configured choice (pinned, else newest)
+        task = asyncio.create_task(_reload_quietly(server))
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reload_on_hangup)
     print(f"bet serving model {predictor.version}", flush=True)
     print(f"  REST  {server.rest_url}", flush=True)
     print(f"  gRPC  {server.grpc_target}", flush=True)
     await stop.wait()
+    loop.remove_signal_handler(signal.SIGHUP)
     log.info("draining", extra={"fields": {"timeout_s": settings.drain_timeout_s}})
     await server.stop()
     log.info("stopped")
     return 0
+
+
+async def _reload_quietly(server: BetServer) -> None:
+    assert server.reloader is not None
+    log.info("SIGHUP: reloading the model")
+    try:
+        await server.reloader.reload(None)
+    except ServiceError:
+        pass  # logged by the reloader; the old version keeps serving

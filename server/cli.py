@@ -23,6 +23,10 @@ def add_serve(subparsers: Subparsers) -> None:
     p.add_argument("--rest-port", type=int, help="REST port (env BET_REST_PORT, default 8000; 0 = any free)")
     p.add_argument("--grpc-port", type=int, help="gRPC port (env BET_GRPC_PORT, default 50051; 0 = any free)")
     p.add_argument("--model", help="checkpoint directory (env BET_MODEL; default: the embedded model)")
+    p.add_argument("--model-store", help="directory of versions, each subfolder a checkpoint named by "
+                   "its version; serves the newest (env BET_MODEL_STORE)")
+    p.add_argument("--model-version", help="serve this version of the model store, not the newest "
+                   "(env BET_MODEL_VERSION)")
     p.add_argument("--insecure", action="store_true", default=None,
                    help="allow a non-loopback host without authentication")
     p.set_defaults(run=run_serve)
@@ -35,7 +39,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from server.logs import configure_logging
     from server.settings import Settings
 
-    flags = {k: v for k in ("host", "rest_port", "grpc_port", "model", "insecure")
+    flags = {k: v for k in ("host", "rest_port", "grpc_port", "model", "model_store", "model_version", "insecure")
              if (v := getattr(args, k)) is not None}
     try:
         settings = Settings(**flags)

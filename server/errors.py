@@ -68,6 +68,19 @@ class DeadlineExceeded(ServiceError):
     outcome = "deadline_exceeded"
 
 
+class ModelNotFound(ServiceError):
+    """A reload asked for a version the model store does not hold."""
+
+    outcome = "model_not_found"
+
+
+class ModelLoadFailed(ServiceError):
+    """A version could not be loaded or warmed (missing or corrupt file, digest mismatch,
+    incompatible config); the version serving before keeps serving."""
+
+    outcome = "model_load_failed"
+
+
 class Internal(ServiceError):
     """A fault of ours; the detail never includes the cause (that goes to the log)."""
 
@@ -90,6 +103,9 @@ ERROR_TABLE: dict[type[ServiceError], Wire] = {
     Overloaded: Wire(503, grpc.StatusCode.UNAVAILABLE),
     NotReady: Wire(503, grpc.StatusCode.UNAVAILABLE),
     DeadlineExceeded: Wire(504, grpc.StatusCode.DEADLINE_EXCEEDED),
+    ModelNotFound: Wire(404, grpc.StatusCode.NOT_FOUND),
+    # 409: the store's content, not the request, is at fault; the old version still serves
+    ModelLoadFailed: Wire(409, grpc.StatusCode.FAILED_PRECONDITION),
     Internal: Wire(500, grpc.StatusCode.INTERNAL),
 }
 

@@ -18,6 +18,10 @@ class Settings(BaseSettings):
     rest_port: int = Field(8000, ge=0, le=65535)  # 0 picks a free port
     grpc_port: int = Field(50051, ge=0, le=65535)
     model: Path | None = None  # checkpoint directory; None serves the embedded default model
+    # A directory of versions (each subfolder a checkpoint named by its version; see
+    # server/core/store.py for which is newest); serves the newest unless one is pinned.
+    model_store: Path | None = None
+    model_version: str | None = None  # the pinned version in the store
     device: str | None = None  # torch device; None lets the model choose
     insecure: bool = False  # allow a non-loopback host without authentication
 
@@ -30,6 +34,14 @@ class Settings(BaseSettings):
     # Largest request body / gRPC message: 256 texts x 10,000 characters, JSON-escaped, fit.
     max_request_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _model_choice(self) -> "Settings":
+        if self.model is not None and self.model_store is not None:
+            raise ValueError("give a checkpoint directory (model) or a model store, not both")
+        if self.model_version is not None and self.model_store is None:
+            raise ValueError("a pinned model version needs a model store (--model-store)")
+        return self
 
     @model_validator(mode="after")
     def _exposure(self) -> "Settings":

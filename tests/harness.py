@@ -1,10 +1,18 @@
 """Real servers on free loopback ports for tests: a BetServer on its own event loop in a
-background thread, and the real predictor optionally held at a gate."""
+background thread, the real predictor optionally held at a gate, and `bet serve` as a
+process."""
 from __future__ import annotations
 
 import asyncio
+import os
+import queue
+import re
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -14,6 +22,8 @@ from model.types import ModelInfo, Prediction
 from server.app import BetServer
 from server.grpc.gen.bet.v1 import inference_pb2_grpc as pb_grpc
 from server.settings import Settings
+
+BET = str(Path(sys.executable).with_name("bet"))
 
 
 class Gated:
@@ -71,3 +81,29 @@ class ServerThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
         self.loop.close()
+
+
+def start_bet_serve(
+    extra_env: dict[str, str], args: Sequence[str] = ()
+) -> tuple[subprocess.Popen, str, str]:
+    """`bet serve` on free ports; returns the process, its REST URL and gRPC target once it
+    has printed both (it prints them when it accepts connections)."""
+    env = {**os.environ, **extra_env}
+    proc = subprocess.Popen([BET, "serve", "--rest-port", "0", "--grpc-port", "0", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    rest = target = ""
+    deadline = time.monotonic() + 120
+    while not (rest and target):
+        assert time.monotonic() < deadline, "bet serve printed no addresses"
+        try:
+            line = lines.get(timeout=0.5)
+        except queue.Empty:
+            assert proc.poll() is None, f"bet serve exited with {proc.returncode} before serving"
+            continue
+        if m := re.search(r"REST\s+(\S+)", line):
+            rest = m.group(1)
+        if m := re.search(r"gRPC\s+(\S+)", line):
+            target = m.group(1)
+    return proc, rest, target

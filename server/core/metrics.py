@@ -38,7 +38,27 @@ class Metrics:
             registry=registry,
         )
         self.model = Info("bet_model", "The serving model.", registry=registry)
+        self.model_requests = Counter(
+            "bet_model_requests", "Prediction requests answered, by the model version that "
+            "answered and outcome.", ("model_version", "outcome"), registry=registry,
+        )
+        self.reloads = Counter(
+            "bet_model_reloads", "Model reloads, by outcome (ok, not_found, load_failed).",
+            ("outcome",), registry=registry,
+        )
+        self.load_seconds = Histogram(
+            "bet_model_load_seconds", "Time to load and warm a model version on reload.",
+            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120), registry=registry,
+        )
 
-    def observe_request(self, protocol: str, method: str, outcome: str, seconds: float) -> None:
+    def observe_request(
+        self, protocol: str, method: str, outcome: str, seconds: float, model_version: str | None = None
+    ) -> None:
         self.requests.labels(protocol, method, outcome).inc()
         self.latency.labels(protocol, method).observe(seconds)
+        if model_version is not None:
+            self.model_requests.labels(model_version, outcome).inc()
+
+    def serving(self, version: str, digest: str) -> None:
+        """Publishes the serving version (bet_model_info)."""
+        self.model.info({"version": version, "digest": digest})

@@ -79,6 +79,12 @@ class PredictBatchResponse(BaseModel):
     predictions: list[PredictResponse] = Field(description="One answer per text, same order.")
 
 
+class ModelVersion(BaseModel):
+    version: str = Field(description="The checkpoint folder's name in the model store.")
+    created_at: str = Field(description="When the checkpoint was made, ISO 8601 ('' if unknown).")
+    serving: bool = Field(description="True for the version answering now.")
+
+
 class ModelInfo(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "name": "bet", "version": "1.0.0", "labels": ["negative", "positive"], "n_views": 4,
@@ -86,6 +92,10 @@ class ModelInfo(BaseModel):
         "created_at": "2025-01-01T00:00:00+00:00",
         "config": {"network": {"d_model": 128, "n_layers": 2}, "views": {"n_views": 4}},
         "metrics": {"accuracy": 0.91, "ece": 0.02},
+        "versions": [
+            {"version": "1.1.0", "created_at": "2025-02-01T00:00:00+00:00", "serving": False},
+            {"version": "1.0.0", "created_at": "2025-01-01T00:00:00+00:00", "serving": True},
+        ],
     }]})
 
     name: str
@@ -96,6 +106,23 @@ class ModelInfo(BaseModel):
     created_at: str = Field(description="ISO 8601.")
     config: dict[str, Any] = Field(description="Network and view configuration.")
     metrics: dict[str, Any] = Field(description="Evaluation metrics stored with the checkpoint.")
+    versions: list[ModelVersion] = Field(
+        default_factory=list,
+        description="The versions this server can serve, newest first (with no model store: "
+                    "the serving one).",
+    )
+
+
+class ReloadRequest(_Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"version": "1.0.0"}, {}]})
+
+    version: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = Field(
+        None, description="The version to serve; absent: the pinned version, else the newest.")
+
+
+class ReloadResponse(BaseModel):
+    previous_version: str = Field(description="The version that served before the reload.")
+    model: ModelInfo = Field(description="The model now serving, with the list of versions.")
 
 
 class ErrorBody(BaseModel):

@@ -1,55 +1,58 @@
-"""The inference core: owns the loaded model and answers requests from either door with
+"""The inference core: owns the serving model and answers requests from either door with
 the same rules (validation happened in the request types; the threshold rule is here)."""
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable
-from typing import Any, Protocol, Sequence
+from typing import Any, Sequence
 
-from model.types import ModelInfo as ModelInfoRecord
 from model.types import Prediction
-from server.core import schemas
-from server.core.batching import Batcher
+from server.core import schemas, telemetry
+from server.core.models import LoadedModel
 from server.core.streaming import ordered
 from server.errors import BelowThreshold, NotReady, ServiceError
 
-WARM_UP_TEXTS = ("warm-up", "The service is warming up its model before it reports ready.")
 STREAM_WINDOW = 64  # requests of one stream that may wait in the batcher at once
 
-
-class Predictor(Protocol):
-    """What the core needs of model.predictor.Predictor."""
-
-    version: str
-    labels: list[str]
-
-    def predict(self, texts: Sequence[str], *, with_reasoning: bool = False) -> list[Prediction]: ...
-
-    def info(self) -> ModelInfoRecord: ...
+# The versions a server can serve, newest first (schemas.ModelVersion without `serving`).
+VersionLister = Callable[[], list[tuple[str, str]]]
 
 
 class InferenceService:
-    def __init__(self, predictor: Predictor, batcher: Batcher, *, request_timeout_s: float) -> None:
-        self._batcher = batcher
+    def __init__(
+        self, model: LoadedModel, *, request_timeout_s: float, versions: VersionLister | None = None
+    ) -> None:
+        self._model = model
         self._request_timeout_s = request_timeout_s
-        self.version = predictor.version
-        record = predictor.info()
-        self._info = schemas.ModelInfo(
-            name=record.name, version=record.version, labels=list(record.labels),
-            n_views=record.n_views, digest=record.digest, created_at=record.created_at,
-            config=dict(record.config), metrics=dict(record.metrics),
-        )
+        self._versions = versions
         self.ready = False  # model loaded and a warm-up batch has run; false again on drain
 
+    @property
+    def model(self) -> LoadedModel:
+        return self._model
+
+    @property
+    def version(self) -> str:
+        return self._model.version
+
+    def use(self, model: LoadedModel) -> LoadedModel:
+        """Makes `model` (warm) the serving one and returns the one it replaces. Requests
+        that already took the old one finish on it."""
+        old, self._model = self._model, model
+        return old
+
     async def warm_up(self) -> None:
-        for with_reasoning in (False, True):
-            await self._batcher.submit(
-                WARM_UP_TEXTS, with_reasoning=with_reasoning, deadline=self._deadline(None)
-            )
+        await self._model.warm_up(self._deadline(None))
         self.ready = True
 
     def model_info(self) -> schemas.ModelInfo:
-        return self._info
+        model = self._model
+        listed = self._versions() if self._versions is not None else []
+        if model.version not in (name for name, _ in listed):
+            listed = [(model.version, model.info.created_at), *listed]
+        versions = [schemas.ModelVersion(version=name, created_at=created, serving=name == model.version)
+                    for name, created in listed]
+        return model.info.model_copy(update={"versions": versions})
 
     async def predict(
         self, request: schemas.PredictRequest, *, timeout_s: float | None = None
@@ -91,17 +94,21 @@ class InferenceService:
     ) -> list[schemas.PredictResponse]:
         if not self.ready:
             raise NotReady("the model is not ready yet")
-        predictions = await self._batcher.submit(
+        model = self._model  # taken once: every text of this request is answered by it
+        telemetry.note_model_version(model.version)
+        predictions = await model.batcher.submit(
             texts, with_reasoning=options.return_cot, deadline=self._deadline(timeout_s)
         )
-        return [self._response(p, options) for p in predictions]
+        return [self._response(p, options, model.version) for p in predictions]
 
     def _deadline(self, timeout_s: float | None) -> float:
         """The caller's deadline, capped by the server's request timeout."""
         limit = self._request_timeout_s if timeout_s is None else min(timeout_s, self._request_timeout_s)
         return time.monotonic() + limit
 
-    def _response(self, p: Prediction, options: schemas.PredictOptions) -> schemas.PredictResponse:
+    def _response(
+        self, p: Prediction, options: schemas.PredictOptions, version: str
+    ) -> schemas.PredictResponse:
         uncertainty = None
         if options.return_uncertainty:
             u = p.uncertainty
@@ -116,5 +123,5 @@ class InferenceService:
             uncertainty=uncertainty,
             cot_length=int(p.cot_length) if options.return_cot else None,
             reasoning=list(p.reasoning or []) if options.return_cot else None,
-            model_version=self.version,
+            model_version=version,
         )

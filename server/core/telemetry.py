@@ -27,6 +27,7 @@ class RequestContext:
     method: str
     outcome: str = "ok"
     start: float = field(default_factory=time.perf_counter)
+    model_version: str | None = None  # the version that answered, once one has taken it
 
 
 current: ContextVar[RequestContext | None] = ContextVar("bet_request", default=None)
@@ -46,6 +47,14 @@ def mark(outcome: str) -> None:
         ctx.outcome = outcome
 
 
+def note_model_version(version: str) -> None:
+    """Records which model version answers the current request (for its log line and the
+    per-version metrics)."""
+    ctx = current.get()
+    if ctx is not None:
+        ctx.model_version = version
+
+
 @contextmanager
 def track(metrics: Metrics, protocol: str, method: str, request_id: str) -> Iterator[RequestContext]:
     ctx = RequestContext(request_id, protocol, method)
@@ -58,10 +67,10 @@ def track(metrics: Metrics, protocol: str, method: str, request_id: str) -> Iter
         raise
     finally:
         seconds = time.perf_counter() - ctx.start
-        metrics.observe_request(protocol, method, ctx.outcome, seconds)
-        log.info(
-            "request",
-            extra={"fields": {"protocol": protocol, "method": method, "outcome": ctx.outcome,
-                              "duration_ms": round(seconds * 1000, 3)}},
-        )
+        metrics.observe_request(protocol, method, ctx.outcome, seconds, ctx.model_version)
+        fields = {"protocol": protocol, "method": method, "outcome": ctx.outcome,
+                  "duration_ms": round(seconds * 1000, 3)}
+        if ctx.model_version is not None:
+            fields["model_version"] = ctx.model_version
+        log.info("request", extra={"fields": fields})
         current.reset(token)

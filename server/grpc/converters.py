@@ -105,6 +105,7 @@ def to_pb_model_info(info: schemas.ModelInfo) -> pb.ModelInfo:
         name=info.name, version=info.version, labels=info.labels, n_views=info.n_views,
         digest=info.digest, created_at=info.created_at,
         config=_struct(info.config), metrics=_struct(info.metrics),
+        versions=[pb.ModelVersion(**v.model_dump()) for v in info.versions],
     )
 
 
@@ -114,7 +115,20 @@ def from_pb_model_info(message: pb.ModelInfo) -> schemas.ModelInfo:
         n_views=message.n_views, digest=message.digest, created_at=message.created_at,
         config=json_format.MessageToDict(message.config),
         metrics=json_format.MessageToDict(message.metrics),
+        versions=[schemas.ModelVersion(version=v.version, created_at=v.created_at, serving=v.serving)
+                  for v in message.versions],
     )
+
+
+def to_reload_request(message: pb.ReloadModelRequest) -> schemas.ReloadRequest:
+    if isinstance(message, Undecodable):
+        raise message.error
+    return parse(schemas.ReloadRequest, {"version": message.version} if message.HasField("version") else {})
+
+
+def to_pb_reload(answer: schemas.ReloadResponse) -> pb.ReloadModelResponse:
+    return pb.ReloadModelResponse(previous_version=answer.previous_version,
+                                  model=to_pb_model_info(answer.model))
 
 
 def to_status(error: ServiceError) -> grpc.Status:

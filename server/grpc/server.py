@@ -11,6 +11,7 @@ from grpc_reflection.v1alpha import reflection
 
 from server.core import telemetry
 from server.core.metrics import Metrics
+from server.core.reload import Reloader
 from server.core.service import InferenceService
 from server.grpc.converters import safe_deserializer
 from server.grpc.gen.bet.v1 import inference_pb2 as pb
@@ -69,7 +70,8 @@ class _Tracking(grpc.aio.ServerInterceptor):
 
 
 def create_grpc_server(
-    service: InferenceService, metrics: Metrics, *, address: str, max_request_bytes: int
+    service: InferenceService, metrics: Metrics, *, address: str, max_request_bytes: int,
+    reloader: Reloader | None = None,
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
     """Returns the server (not started), the port it bound (address may end in :0) and its
     health servicer, which reports NOT_SERVING until the caller says otherwise."""
@@ -82,7 +84,7 @@ def create_grpc_server(
             ("grpc.max_send_message_length", 2 * max_request_bytes),
         ],
     )
-    pb_grpc.add_InferenceServicer_to_server(InferenceServicer(service), server)
+    pb_grpc.add_InferenceServicer_to_server(InferenceServicer(service, reloader), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -8,8 +8,9 @@ from typing import Any
 
 import grpc
 
+from server.core.reload import Reloader
 from server.core.service import InferenceService
-from server.errors import Internal, ServiceError
+from server.errors import Internal, NotReady, ServiceError
 from server.grpc import converters as conv
 from server.grpc.gen.bet.v1 import inference_pb2 as pb
 from server.grpc.gen.bet.v1 import inference_pb2_grpc as pb_grpc
@@ -39,8 +40,9 @@ def _answering_errors(method: Unary) -> Unary:
 
 
 class InferenceServicer(pb_grpc.InferenceServicer):
-    def __init__(self, service: InferenceService) -> None:
+    def __init__(self, service: InferenceService, reloader: Reloader | None = None) -> None:
         self._service = service
+        self._reloader = reloader
 
     @_answering_errors
     async def Predict(self, request: pb.PredictRequest, context: grpc.aio.ServicerContext) -> pb.PredictResponse:
@@ -61,6 +63,16 @@ class InferenceServicer(pb_grpc.InferenceServicer):
     @_answering_errors
     async def GetModelInfo(self, request: pb.GetModelInfoRequest, context: grpc.aio.ServicerContext) -> pb.ModelInfo:
         return conv.to_pb_model_info(self._service.model_info())
+
+    @_answering_errors
+    async def ReloadModel(
+        self, request: pb.ReloadModelRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ReloadModelResponse:
+        # Administration: needs the `admin` scope once authentication is on.
+        wanted = conv.to_reload_request(request)
+        if self._reloader is None:
+            raise NotReady("this server cannot reload its model")
+        return conv.to_pb_reload(await self._reloader.reload(wanted.version))
 
     async def PredictStream(
         self, request_iterator: AsyncIterator[pb.PredictRequest], context: grpc.aio.ServicerContext

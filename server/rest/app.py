@@ -10,9 +10,10 @@ from starlette.exceptions import HTTPException
 
 from server.core import schemas
 from server.core.metrics import Metrics
+from server.core.reload import Reloader
 from server.core.service import InferenceService
 from server.errors import Internal, InvalidInput, ServiceError
-from server.rest import converters
+from server.rest import admin, converters
 from server.rest.middleware import RequestTracking
 from server.rest.routes import router
 
@@ -31,11 +32,16 @@ or below the threshold (with the prediction), 503 overloaded (with `Retry-After`
 ready, 504 waited past the request timeout."""
 
 
-def create_rest_app(service: InferenceService, metrics: Metrics, *, max_request_bytes: int) -> FastAPI:
+def create_rest_app(
+    service: InferenceService, metrics: Metrics, *, max_request_bytes: int,
+    reloader: Reloader | None = None,
+) -> FastAPI:
     app = FastAPI(title="bet", version=service.version, description=DESCRIPTION)
     app.state.service = service
     app.state.metrics = metrics
+    app.state.reloader = reloader
     app.include_router(router)
+    app.include_router(admin.router)
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> Response:

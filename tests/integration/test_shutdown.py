@@ -2,45 +2,18 @@
 in flight before it exits 0."""
 from __future__ import annotations
 
-import os
-import queue
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import grpc
 import httpx
 
 from server.grpc.gen.bet.v1 import inference_pb2 as pb
 from server.grpc.gen.bet.v1 import inference_pb2_grpc as pb_grpc
-
-BET = str(Path(sys.executable).with_name("bet"))
-
-
-def _start(extra_env: dict[str, str]) -> tuple[subprocess.Popen, str, str]:
-    env = {**os.environ, **extra_env}
-    proc = subprocess.Popen([BET, "serve", "--rest-port", "0", "--grpc-port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
-    rest = target = ""
-    deadline = time.monotonic() + 120
-    while not (rest and target):
-        assert time.monotonic() < deadline, "bet serve printed no addresses"
-        try:
-            line = lines.get(timeout=0.5)
-        except queue.Empty:
-            assert proc.poll() is None, f"bet serve exited with {proc.returncode} before serving"
-            continue
-        if m := re.search(r"REST\s+(\S+)", line):
-            rest = m.group(1)
-        if m := re.search(r"gRPC\s+(\S+)", line):
-            target = m.group(1)
-    return proc, rest, target
+from tests.harness import BET, start_bet_serve
 
 
 def _queue_depth(rest: str) -> float:
@@ -50,7 +23,7 @@ def _queue_depth(rest: str) -> float:
 
 def test_sigterm_drains_requests_in_flight_and_exits_0() -> None:
     # A long batching delay keeps the requests queued when the signal arrives.
-    proc, rest, target = _start({"BET_MAX_DELAY_MS": "1500", "BET_MAX_BATCH_SIZE": "64"})
+    proc, rest, target = start_bet_serve({"BET_MAX_DELAY_MS": "1500", "BET_MAX_BATCH_SIZE": "64"})
     try:
         results: list[object] = []
 
@@ -84,7 +57,7 @@ def test_sigterm_drains_requests_in_flight_and_exits_0() -> None:
 
 
 def test_sigint_with_nothing_in_flight_exits_0() -> None:
-    proc, rest, _ = _start({})
+    proc, rest, _ = start_bet_serve({})
     try:
         assert httpx.post(rest + "/v1/predict", json={"text": "hello", "confidence_threshold": 0}).status_code == 200
         proc.send_signal(signal.SIGINT)
