@@ -11,6 +11,7 @@ from bet_client._ops import Health
 from bet_client.client import AsyncClient, Client
 from bet_client.errors import (
     BetError,
+    ConflictError,
     DeadlineExceededError,
     InternalError,
     InvalidArgumentError,
@@ -25,7 +26,7 @@ from bet_client.gen.models import ModelInfo, PredictBatchResponse, PredictRespon
 from bet_client.retry import NO_RETRY, RetryPolicy
 
 __all__ = [
-    "AsyncClient", "BetError", "Client", "DeadlineExceededError", "Health", "InternalError",
+    "AsyncClient", "BetError", "Client", "ConflictError", "DeadlineExceededError", "Health", "InternalError",
     "InvalidArgumentError", "LowConfidenceError", "ModelInfo", "NO_RETRY", "NotFoundError",
     "PermissionDeniedError", "PredictBatchResponse", "PredictResponse", "RateLimitedError",
     "RetryPolicy", "UnauthenticatedError", "UnavailableError", "Uncertainty",

@@ -31,9 +31,9 @@ class BetError(Exception):
 
 
 class InvalidArgumentError(BetError):
-    """Malformed or out-of-range input (REST 400 / 422, gRPC INVALID_ARGUMENT)."""
+    """Malformed, oversized or out-of-range input (REST 400 / 413 / 422, gRPC INVALID_ARGUMENT)."""
 
-    http_statuses = (400, 422)
+    http_statuses = (400, 413, 422)
     grpc_code = grpc.StatusCode.INVALID_ARGUMENT
 
 
@@ -63,6 +63,14 @@ class NotFoundError(BetError):
     grpc_code = grpc.StatusCode.NOT_FOUND
 
 
+class ConflictError(BetError):
+    """The server cannot do it in its present state, e.g. load a model version that is
+    broken (REST 409, gRPC FAILED_PRECONDITION without a prediction)."""
+
+    http_statuses = (409,)
+    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
+
+
 class RateLimitedError(BetError):
     """The caller's rate limit is spent; `retry_after` says when to come back."""
 
@@ -78,9 +86,10 @@ class UnavailableError(BetError):
 
 
 class DeadlineExceededError(BetError, TimeoutError):
-    """The call's timeout passed, on the client's clock or on the server's (504)."""
+    """The call's timeout passed, on the client's clock or on the server's (504; 408 when
+    the request itself came too slowly)."""
 
-    http_statuses = (504,)
+    http_statuses = (408, 504)
     grpc_code = grpc.StatusCode.DEADLINE_EXCEEDED
 
 
@@ -89,10 +98,10 @@ class InternalError(BetError):
     grpc_code = grpc.StatusCode.INTERNAL
 
 
-_ROWS = (InvalidArgumentError, UnauthenticatedError, PermissionDeniedError, NotFoundError,
+_ROWS = (InvalidArgumentError, UnauthenticatedError, PermissionDeniedError, NotFoundError, ConflictError,
          RateLimitedError, UnavailableError, DeadlineExceededError, InternalError)
 _BY_STATUS = {status: cls for cls in _ROWS for status in cls.http_statuses}
-_BY_CODE = {cls.grpc_code: cls for cls in (*_ROWS, LowConfidenceError)}
+_BY_CODE = {cls.grpc_code: cls for cls in _ROWS}
 
 
 def _seconds(header: str | None) -> float | None:
