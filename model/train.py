@@ -37,6 +37,7 @@ class TrainSettings:
     unlabelled_per_epoch: int = 12000  # unlabelled sentences sampled per epoch
     labelled_repeats: int = 2  # labelled rows appear this many times per epoch
     background_per_epoch: int = 6000  # non-review sentences per epoch (outlier exposure)
+    crops_per_epoch: int = 6000  # short in-domain fragments per epoch, see `crops`
     domain_weight: float = 0.5  # BCE of the in-domain head
     keep_last: int = 2  # training states kept for resuming
     threads: int = 1  # CPU threads: small steps run ~10x slower when threads outnumber idle cores
@@ -65,6 +66,19 @@ def build_tokenizer(texts: list[str], max_len: int, vocab_size: int = 8000) -> T
     trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]"])
     tok.train_from_iterator(texts, trainer)
     return TextTokenizer(tok, max_len)
+
+
+def crops(texts: list[str], n: int, seed: int, max_words: int = 8) -> list[str]:
+    """n short fragments (1 to max_words words) cut from random texts: short inputs are
+    common in use but rare among training sentences, and must not look unfamiliar."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        words = rng.choice(texts).split()
+        k = rng.randint(1, min(max_words, len(words)))
+        start = rng.randint(0, len(words) - k)
+        out.append(" ".join(words[start : start + k]))
+    return out
 
 
 def _teacher_available() -> bool:
@@ -113,8 +127,11 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
     n_unl = len(examples) - n_lab
     examples += [Example(e.ids, -1, None, None, in_domain=False) for e in tok.encode(background or [])]
     n_bg = len(examples) - n_lab - n_unl
+    pool = [r.text for r in train_rows] + list(unlabelled or [])
+    examples += [Example(e.ids, -1, None, None) for e in tok.encode(crops(pool, 4 * settings.crops_per_epoch, settings.seed))]
+    n_crop = len(examples) - n_lab - n_unl - n_bg
     per_epoch = (n_lab * settings.labelled_repeats + min(n_unl, settings.unlabelled_per_epoch)
-                 + min(n_bg, settings.background_per_epoch))
+                 + min(n_bg, settings.background_per_epoch) + min(n_crop, settings.crops_per_epoch))
     steps_per_epoch = -(-per_epoch // settings.batch_size)
     total_steps = steps_per_epoch * settings.epochs
 
@@ -132,7 +149,8 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
         lab_idx = np.tile(np.arange(n_lab), settings.labelled_repeats)
         unl_idx = n_lab + rng.permutation(n_unl)[: settings.unlabelled_per_epoch]
         bg_idx = n_lab + n_unl + rng.permutation(n_bg)[: settings.background_per_epoch]
-        order = rng.permutation(np.concatenate([lab_idx, unl_idx, bg_idx]))
+        crop_idx = n_lab + n_unl + n_bg + rng.permutation(n_crop)[: settings.crops_per_epoch]
+        order = rng.permutation(np.concatenate([lab_idx, unl_idx, bg_idx, crop_idx]))
         bar = tqdm(range(0, len(order), settings.batch_size), desc=f"epoch {epoch + 1}/{settings.epochs}", unit="batch")
         run_loss = 0.0
         for i, b in enumerate(bar):
@@ -155,14 +173,21 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
     encoder.eval()
     checkpoint.round_weights(encoder)
     exp = Expectation(encoder, None, None, cfg, torch.device("cpu"))
-    train_seqs = [e.ids for e in examples[:n_lab]]
-    train_y = torch.tensor([e.label for e in examples[:n_lab]])
-    exp.density = calibrate.fit_density(exp, train_seqs, [text_seed(r.text) for r in train_rows], train_y, len(labels))
+    # Densities and scales also see one short fragment per row, so that a short text such
+    # as "i loved it" counts as familiar rather than as far from the data.
+    train_texts = [r.text for r in train_rows]
+    train_texts += crops(train_texts, len(train_texts), settings.seed + 1)
+    train_seqs = [e.ids for e in tok.encode(train_texts)]
+    train_y = torch.tensor([lab_id[r.label] for r in train_rows] * 2)
+    exp.density = calibrate.fit_density(exp, train_seqs, [text_seed(t) for t in train_texts], train_y, len(labels))
     exp.unigram = UnigramDensity.fit([e.ids for e in examples[: n_lab + n_unl]], tok.vocab_size)
-    out_val = exp.raw(val_seqs, val_seeds)
-    calibrate.fit_scales(exp.scores(out_val, val_seqs), cfg.head)
+    scale_texts = [r.text for r in val_rows]
+    scale_texts += crops(scale_texts, len(scale_texts), settings.seed + 2)
+    scale_seqs = [e.ids for e in tok.encode(scale_texts)]
+    calibrate.fit_scales(exp.scores(exp.raw(scale_seqs, [text_seed(t) for t in scale_texts]), scale_seqs), cfg.head)
     if not n_bg:  # an in-domain head never shown other text says nothing: switch it off
         cfg.head.score_spread[1] = 1e30
+    out_val = exp.raw(val_seqs, val_seeds)
     r = exp.similarity(out_val, val_seqs)
     calibrate.fit_temperature(out_val, r, torch.from_numpy(val_y), cfg.head)
     dec = exp.combine(out_val, r)

@@ -20,6 +20,7 @@ from server.core.models import LoadedModel, Predictor
 from server.core.reload import Loader, ModelSource, Reloader
 from server.core.service import InferenceService
 from server.core.store import ModelStore
+from server.core.tracing import Tracing
 from server.errors import ServiceError
 from server.grpc.server import SERVICE_NAME, create_grpc_server
 from server.rest.app import create_rest_app
@@ -54,10 +55,11 @@ class BetServer:
 
     def __init__(
         self, settings: Settings, predictor: Predictor, registry: CollectorRegistry | None = None,
-        *, loader: Loader | None = None,
+        *, loader: Loader | None = None, tracing: Tracing | None = None,
     ) -> None:
         self.settings = settings
-        self.metrics = Metrics(registry or CollectorRegistry())
+        self.metrics = Metrics(registry or CollectorRegistry(),
+                               tracing or Tracing.from_settings(settings.tracing))
         self.metrics.serving(predictor.version, predictor.info().digest)
         self._predictor = predictor
         self._loader = loader or checkpoint_loader(settings.device)
@@ -138,6 +140,7 @@ class BetServer:
         await asyncio.gather(self._grpc.stop(grace=timeout), self._rest_task, return_exceptions=True)
         await self.reloader.wait_retired()
         await self.service.model.batcher.drain(timeout_s=1.0)
+        self.metrics.tracing.close()
 
     async def _set_health(self, status: int) -> None:
         for name in ("", SERVICE_NAME):

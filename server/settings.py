@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     # server/core/store.py for which is newest); serves the newest unless one is pinned.
     model_store: Path | None = None
     model_version: str | None = None  # the pinned version in the store
+    tracing: bool = False  # OpenTelemetry spans to OTLP (needs the `tracing` extra)
     device: str | None = None  # torch device; None lets the model choose
     insecure: bool = False  # allow a non-loopback host without authentication
 

@@ -1,16 +1,20 @@
 """Prometheus metrics of one server, on a registry passed in (never the global one), so
-each server and each test has its own."""
+each server and each test has its own; and the server's tracer (server/core/tracing.py),
+which travels with them to everything that records a request."""
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from server.core.tracing import Tracing
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
 class Metrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, tracing: Tracing | None = None) -> None:
         self.registry = registry
+        self.tracing = tracing or Tracing()
         self.requests = Counter(
             "bet_requests", "Requests answered, by protocol, method and outcome.",
             ("protocol", "method", "outcome"), registry=registry,
@@ -43,7 +47,7 @@ class Metrics:
             "answered and outcome.", ("model_version", "outcome"), registry=registry,
         )
         self.reloads = Counter(
-            "bet_model_reloads", "Model reloads, by outcome (ok, not_found, load_failed).",
+            "bet_model_reloads", "Model reloads, by outcome (ok, model_not_found, model_load_failed).",
             ("outcome",), registry=registry,
         )
         self.load_seconds = Histogram(

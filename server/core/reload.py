@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from server.core import schemas
+from server.core import schemas, tracing
 from server.core.metrics import Metrics
 from server.core.models import BatcherFactory, LoadedModel, Predictor
 from server.core.service import InferenceService
@@ -81,18 +81,18 @@ class Reloader:
         async with self._lock:
             start = time.monotonic()
             previous = self._service.version
-            try:
-                if self._closed:
-                    raise Overloaded("the server is shutting down")
-                model = await self._prepare(version)
-                if self._closed:
-                    await model.batcher.drain(timeout_s=0)
-                    raise Overloaded("the server is shutting down")
-            except ServiceError as exc:
-                self._metrics.reloads.labels(exc.outcome).inc()
-                log.warning("reload refused", extra={"fields": {
-                    "requested": version, "serving": previous, "error": exc.detail}})
-                raise
+            with self._metrics.tracing.span("bet reload", {
+                "bet.requested_version": version, "bet.previous_version": previous,
+            }) as span:
+                try:
+                    model = await self._prepare(version)
+                except ServiceError as exc:
+                    tracing.finish(span, {"bet.outcome": exc.outcome}, failed=True)
+                    self._metrics.reloads.labels(exc.outcome).inc()
+                    log.warning("reload refused", extra={"fields": {
+                        "requested": version, "serving": previous, "error": exc.detail}})
+                    raise
+                tracing.finish(span, {"bet.outcome": "ok", "bet.model_version": model.version})
             old = self._service.use(model)
             self._metrics.serving(model.version, model.info.digest)
             self._metrics.reloads.labels("ok").inc()
@@ -105,6 +105,8 @@ class Reloader:
 
     async def _prepare(self, version: str | None) -> LoadedModel:
         """Loads and warms the version beside the serving one."""
+        if self._closed:
+            raise Overloaded("the server is shutting down")
         path, name = self._source.locate(version, self._service.version)
         shown = name or str(path or "the embedded model")
         try:
@@ -118,6 +120,9 @@ class Reloader:
             log.exception("warm-up of version %s failed", shown)
             await model.batcher.drain(timeout_s=0)
             raise ModelLoadFailed(f"version {shown} failed its warm-up: {type(exc).__name__}") from None
+        if self._closed:
+            await model.batcher.drain(timeout_s=0)
+            raise Overloaded("the server is shutting down")
         return model
 
     def _retire(self, old: LoadedModel) -> None:

@@ -1,5 +1,5 @@
-"""Per-request bookkeeping shared by both doors: the request id, one JSON log line and the
-request metrics, all from one context manager."""
+"""Per-request bookkeeping shared by both doors: the request id, one JSON log line, the
+request metrics and (when tracing is on) a span, all from one context manager."""
 from __future__ import annotations
 
 import asyncio
@@ -7,11 +7,12 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 
+from server.core import tracing
 from server.core.metrics import Metrics
 
 log = logging.getLogger("bet.request")
@@ -56,21 +57,36 @@ def note_model_version(version: str) -> None:
 
 
 @contextmanager
-def track(metrics: Metrics, protocol: str, method: str, request_id: str) -> Iterator[RequestContext]:
+def track(
+    metrics: Metrics, protocol: str, method: str, request_id: str,
+    carrier: Mapping[str, str] | None = None,
+) -> Iterator[RequestContext]:
+    """One request: its context, then one log line, its metrics and (when tracing is on) its
+    span; `carrier` is the caller's headers or metadata (for a W3C `traceparent`)."""
     ctx = RequestContext(request_id, protocol, method)
     token = current.set(ctx)
-    try:
-        yield ctx
-    except BaseException as exc:
-        if ctx.outcome == "ok":  # not marked by an error translator: cancelled or a fault
-            ctx.outcome = "cancelled" if isinstance(exc, asyncio.CancelledError) else "internal"
-        raise
-    finally:
-        seconds = time.perf_counter() - ctx.start
-        metrics.observe_request(protocol, method, ctx.outcome, seconds, ctx.model_version)
-        fields = {"protocol": protocol, "method": method, "outcome": ctx.outcome,
-                  "duration_ms": round(seconds * 1000, 3)}
-        if ctx.model_version is not None:
-            fields["model_version"] = ctx.model_version
-        log.info("request", extra={"fields": fields})
-        current.reset(token)
+    with metrics.tracing.span(f"bet {protocol} {method}", {
+        "bet.protocol": protocol, "bet.method": method, "bet.request_id": request_id,
+    }, carrier) as span:
+        try:
+            yield ctx
+        except BaseException as exc:
+            if ctx.outcome == "ok":  # not marked by an error translator: cancelled or a fault
+                ctx.outcome = "cancelled" if isinstance(exc, asyncio.CancelledError) else "internal"
+            raise
+        finally:
+            tracing.finish(span, {"bet.outcome": ctx.outcome, "bet.model_version": ctx.model_version},
+                           failed=ctx.outcome == "internal")
+            _record(metrics, ctx, token)
+
+
+def _record(metrics: Metrics, ctx: RequestContext, token: Token) -> None:
+    """The request's log line and metrics; then leaves the request's context."""
+    seconds = time.perf_counter() - ctx.start
+    metrics.observe_request(ctx.protocol, ctx.method, ctx.outcome, seconds, ctx.model_version)
+    fields = {"protocol": ctx.protocol, "method": ctx.method, "outcome": ctx.outcome,
+              "duration_ms": round(seconds * 1000, 3)}
+    if ctx.model_version is not None:
+        fields["model_version"] = ctx.model_version
+    log.info("request", extra={"fields": fields})
+    current.reset(token)

@@ -9,7 +9,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from server.core import telemetry
+from server.core import telemetry, tracing
 from server.core.metrics import Metrics
 from server.core.reload import Reloader
 from server.core.service import InferenceService
@@ -36,6 +36,7 @@ class _Tracking(grpc.aio.ServerInterceptor):
         method = details.method.rsplit("/", 1)[-1]
         given = dict(details.invocation_metadata or ()).get(telemetry.REQUEST_ID_HEADER)
         metrics = self._metrics
+        trace_context = tracing.carrier(dict(details.invocation_metadata or ()))
 
         async def begin(context: grpc.aio.ServicerContext) -> str:
             request_id = telemetry.request_id_from(given)
@@ -46,7 +47,7 @@ class _Tracking(grpc.aio.ServerInterceptor):
             inner = handler.stream_stream or handler.unary_stream
 
             async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                with telemetry.track(metrics, "grpc", method, await begin(context)):
+                with telemetry.track(metrics, "grpc", method, await begin(context), trace_context):
                     async for response in inner(request, context):
                         yield response
 
@@ -55,7 +56,7 @@ class _Tracking(grpc.aio.ServerInterceptor):
             inner = handler.stream_unary or handler.unary_unary
 
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                with telemetry.track(metrics, "grpc", method, await begin(context)):
+                with telemetry.track(metrics, "grpc", method, await begin(context), trace_context):
                     return await inner(request, context)
 
             behavior = unary

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.core import schemas, telemetry
+from server.core import schemas, telemetry, tracing
 from server.core.metrics import Metrics
 
 
@@ -58,7 +58,7 @@ class RequestTracking:
                 raise BodyTooLarge(self._max_body)
             return message
 
-        with telemetry.track(self._metrics, "rest", method, request_id):
+        with telemetry.track(self._metrics, "rest", method, request_id, tracing.carrier(headers)):
             if too_large:  # refused before reading a byte of it
                 telemetry.mark("invalid_input")
                 await self._refuse(send, request_id)

@@ -286,3 +286,28 @@ def test_sighup_reloads_the_newest_version(store: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def test_tracing_spans_carry_the_model_version_and_join_the_callers_trace(predictor: Any, store: Path) -> None:
+    pytest.importorskip("opentelemetry.sdk", reason="the tracing extra is not installed")
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from server.core.tracing import Tracing
+
+    exporter = InMemorySpanExporter()
+    trace_id = "0af7651916cd43dd8448eb211c80319c"
+    with ServerThread(as_version(predictor, "2"), model_store=store,
+                      tracing=Tracing.with_exporter(exporter)) as server:
+        parent = f"00-{trace_id}-b7ad6b7169203331-01"
+        server.http.post("/v1/predict", json=TEXT, headers={"traceparent": parent})
+        server.stub.Predict(pb.PredictRequest(**TEXT), timeout=10, metadata=(("traceparent", parent),))
+        assert rest_reload(server, "1").status_code == 200
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    rest = spans["bet rest POST /v1/predict"]
+    assert rest.attributes["bet.model_version"] == "2" and rest.attributes["bet.outcome"] == "ok"
+    assert format(rest.context.trace_id, "032x") == trace_id
+    grpc_span = spans["bet grpc Predict"]
+    assert grpc_span.attributes["bet.model_version"] == "2"
+    assert format(grpc_span.context.trace_id, "032x") == trace_id
+    reload = spans["bet reload"]
+    assert (reload.attributes["bet.previous_version"], reload.attributes["bet.model_version"]) == ("2", "1")
