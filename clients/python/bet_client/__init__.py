@@ -22,12 +22,12 @@ from bet_client.errors import (
     UnauthenticatedError,
     UnavailableError,
 )
-from bet_client.gen.models import ModelInfo, PredictBatchResponse, PredictResponse, Uncertainty
+from bet_client.gen.models import ModelInfo, PredictBatchResponse, PredictResponse, ReloadResponse, Uncertainty
 from bet_client.retry import NO_RETRY, RetryPolicy
 
 __all__ = [
     "AsyncClient", "BetError", "Client", "ConflictError", "DeadlineExceededError", "Health", "InternalError",
     "InvalidArgumentError", "LowConfidenceError", "ModelInfo", "NO_RETRY", "NotFoundError",
-    "PermissionDeniedError", "PredictBatchResponse", "PredictResponse", "RateLimitedError",
+    "PermissionDeniedError", "PredictBatchResponse", "PredictResponse", "RateLimitedError", "ReloadResponse",
     "RetryPolicy", "UnauthenticatedError", "UnavailableError", "Uncertainty",
 ]

@@ -11,7 +11,7 @@ from google.protobuf import message as pb_message
 from grpc_health.v1 import health_pb2
 
 from bet_client.gen.bet.v1 import inference_pb2 as pb
-from bet_client.gen.models import ModelInfo, PredictBatchResponse, PredictResponse
+from bet_client.gen.models import ModelInfo, PredictBatchResponse, PredictResponse, ReloadResponse
 
 T = TypeVar("T")
 
@@ -77,6 +77,13 @@ def predict_batch(texts: list[str], opts: dict[str, Any]) -> Op[PredictBatchResp
 def model_info() -> Op[ModelInfo]:
     return Op("Inference.GetModelInfo", pb.GetModelInfoRequest(), "GET", "/v1/model", None,
               *_model(ModelInfo))
+
+
+def reload(version: str | None) -> Op[ReloadResponse]:
+    # Not retried: a second try could switch versions twice.
+    body = {} if version is None else {"version": version}
+    return Op("Inference.ReloadModel", pb.ReloadModelRequest(**body), "POST", "/v1/admin/reload", body,
+              *_model(ReloadResponse), retry=False)
 
 
 def health() -> Op[Health]:

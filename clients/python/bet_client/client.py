@@ -14,7 +14,7 @@ from bet_client._grpc import AsyncGrpcTransport, GrpcTransport
 from bet_client._ops import Health
 from bet_client._rest import AsyncRestTransport, RestTransport
 from bet_client.errors import BetError
-from bet_client.gen.models import ModelInfo, PredictBatchResponse, PredictResponse
+from bet_client.gen.models import ModelInfo, PredictBatchResponse, PredictResponse, ReloadResponse
 from bet_client.retry import Deadline, RetryPolicy
 
 T = TypeVar("T")
@@ -62,6 +62,11 @@ class Client(_Base):
 
     def health(self, *, timeout: float | None = None) -> Health:
         return self._call(_ops.health(), timeout)
+
+    def reload(self, version: str | None = None, *, timeout: float | None = None) -> ReloadResponse:
+        """Administration (the `admin` scope): serve `version` of the model store, or the
+        server's configured choice; a failed load keeps the old version serving."""
+        return self._call(_ops.reload(version), timeout)
 
     def stream(self, texts: Iterable[str], *, return_uncertainty: bool | None = None,
                return_cot: bool | None = None, confidence_threshold: float | None = None,
@@ -119,6 +124,9 @@ class AsyncClient(_Base):
 
     async def health(self, *, timeout: float | None = None) -> Health:
         return await self._call(_ops.health(), timeout)
+
+    async def reload(self, version: str | None = None, *, timeout: float | None = None) -> ReloadResponse:
+        return await self._call(_ops.reload(version), timeout)
 
     def stream(self, texts: Iterable[str] | AsyncIterable[str], *, return_uncertainty: bool | None = None,
                return_cot: bool | None = None, confidence_threshold: float | None = None,

@@ -106,6 +106,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/reload": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reload or roll back the model
+         * @description Loads `version` (absent: the pinned version, else the newest in the store) beside the
+         *     serving one, warms it, then switches to it. Requests in flight finish on the version
+         *     they started on. Rollback is a reload of an older version.
+         */
+        post: operations["reload_v1_admin_reload_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -185,7 +207,19 @@ export interface components {
          *       },
          *       "n_views": 4,
          *       "name": "bet",
-         *       "version": "1.0.0"
+         *       "version": "1.0.0",
+         *       "versions": [
+         *         {
+         *           "created_at": "2025-02-01T00:00:00+00:00",
+         *           "serving": false,
+         *           "version": "1.1.0"
+         *         },
+         *         {
+         *           "created_at": "2025-01-01T00:00:00+00:00",
+         *           "serving": true,
+         *           "version": "1.0.0"
+         *         }
+         *       ]
          *     }
          */
         ModelInfo: {
@@ -224,6 +258,29 @@ export interface components {
             metrics: {
                 [key: string]: unknown;
             };
+            /**
+             * Versions
+             * @description The versions this server can serve, newest first (with no model store: the serving one).
+             */
+            versions?: components["schemas"]["ModelVersion"][];
+        };
+        /** ModelVersion */
+        ModelVersion: {
+            /**
+             * Version
+             * @description The checkpoint folder's name in the model store.
+             */
+            version: string;
+            /**
+             * Created At
+             * @description When the checkpoint was made, ISO 8601 ('' if unknown).
+             */
+            created_at: string;
+            /**
+             * Serving
+             * @description True for the version answering now.
+             */
+            serving: boolean;
         };
         /**
          * PredictBatchRequest
@@ -357,6 +414,30 @@ export interface components {
              * @description Version of the checkpoint that answered.
              */
             model_version: string;
+        };
+        /**
+         * ReloadRequest
+         * @example {
+         *       "version": "1.0.0"
+         *     }
+         * @example {}
+         */
+        ReloadRequest: {
+            /**
+             * Version
+             * @description The version to serve; absent: the pinned version, else the newest.
+             */
+            version?: string | null;
+        };
+        /** ReloadResponse */
+        ReloadResponse: {
+            /**
+             * Previous Version
+             * @description The version that served before the reload.
+             */
+            previous_version: string;
+            /** @description The model now serving, with the list of versions. */
+            model: components["schemas"]["ModelInfo"];
         };
         /** Uncertainty */
         Uncertainty: {
@@ -593,6 +674,57 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+        };
+    };
+    reload_v1_admin_reload_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["ReloadRequest"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReloadResponse"];
+                };
+            };
+            /** @description The model store has no such version. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The version cannot be loaded (missing or corrupt file, digest mismatch, incompatible config); the old version keeps serving. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid body. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
             };
         };
     };

@@ -16,29 +16,18 @@ class ErrorBody(BaseModel):
     detail: Annotated[str, Field(title='Detail')]
 
 
-class ModelInfo(BaseModel):
-    name: Annotated[str, Field(title='Name')]
+class ModelVersion(BaseModel):
     version: Annotated[str, Field(title='Version')]
-    labels: Annotated[list[str], Field(title='Labels')]
-    n_views: Annotated[int, Field(title='N Views')]
     """
-    Seeded views averaged per prediction.
-    """
-    digest: Annotated[str, Field(title='Digest')]
-    """
-    sha256 over the checkpoint manifest.
+    The checkpoint folder's name in the model store.
     """
     created_at: Annotated[str, Field(title='Created At')]
     """
-    ISO 8601.
+    When the checkpoint was made, ISO 8601 ('' if unknown).
     """
-    config: Annotated[dict[str, Any], Field(title='Config')]
+    serving: Annotated[bool, Field(title='Serving')]
     """
-    Network and view configuration.
-    """
-    metrics: Annotated[dict[str, Any], Field(title='Metrics')]
-    """
-    Evaluation metrics stored with the checkpoint.
+    True for the version answering now.
     """
 
 
@@ -94,6 +83,23 @@ class PredictRequest(BaseModel):
     """
 
 
+class Version(RootModel[str]):
+    root: Annotated[str, Field(max_length=255, min_length=1, title='Version')]
+    """
+    The version to serve; absent: the pinned version, else the newest.
+    """
+
+
+class ReloadRequest(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    version: Annotated[Version | None, Field(title='Version')] = None
+    """
+    The version to serve; absent: the pinned version, else the newest.
+    """
+
+
 class Uncertainty(BaseModel):
     total: Annotated[float, Field(title='Total')]
     """
@@ -106,6 +112,36 @@ class Uncertainty(BaseModel):
     epistemic: Annotated[float, Field(title='Epistemic')]
     """
     total - aleatoric: mutual information, >= 0.
+    """
+
+
+class ModelInfo(BaseModel):
+    name: Annotated[str, Field(title='Name')]
+    version: Annotated[str, Field(title='Version')]
+    labels: Annotated[list[str], Field(title='Labels')]
+    n_views: Annotated[int, Field(title='N Views')]
+    """
+    Seeded views averaged per prediction.
+    """
+    digest: Annotated[str, Field(title='Digest')]
+    """
+    sha256 over the checkpoint manifest.
+    """
+    created_at: Annotated[str, Field(title='Created At')]
+    """
+    ISO 8601.
+    """
+    config: Annotated[dict[str, Any], Field(title='Config')]
+    """
+    Network and view configuration.
+    """
+    metrics: Annotated[dict[str, Any], Field(title='Metrics')]
+    """
+    Evaluation metrics stored with the checkpoint.
+    """
+    versions: Annotated[list[ModelVersion] | None, Field(title='Versions')] = None
+    """
+    The versions this server can serve, newest first (with no model store: the serving one).
     """
 
 
@@ -141,6 +177,17 @@ class PredictResponse(BaseModel):
     model_version: Annotated[str, Field(title='Model Version')]
     """
     Version of the checkpoint that answered.
+    """
+
+
+class ReloadResponse(BaseModel):
+    previous_version: Annotated[str, Field(title='Previous Version')]
+    """
+    The version that served before the reload.
+    """
+    model: ModelInfo
+    """
+    The model now serving, with the list of versions.
     """
 
 
