@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ import pytest
 
 from model.checkpoint import DEFAULT_DIR, MANIFEST, sha256_file
 from server.grpc.gen.bet.v1 import inference_pb2 as pb
-from tests.harness import Gated, ServerThread, start_bet_serve
+from tests.harness import BET, Gated, ServerThread, start_bet_serve
 
 PHASE = 40  # answers each load client gets from each version before the next reload
 TEXT = {"text": "A warm, funny and well acted film.", "confidence_threshold": 0.0}
@@ -266,6 +267,13 @@ def test_rollback_then_reload_without_a_version_serves_the_newest(predictor: Any
         assert reply.status_code == 200 and reply.json()["model"]["version"] == "2"
         metrics = server.http.get("/metrics").text
         assert 'bet_model_requests_total{model_version="1",outcome="ok"} 1.0' in metrics
+
+
+def test_bet_serve_exits_2_for_a_pinned_version_the_store_lacks(store: Path) -> None:
+    done = subprocess.run([BET, "serve", "--rest-port", "0", "--grpc-port", "0", "--model-store", str(store),
+                           "--model-version", "9"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "version '9' is not in the model store (available: 2, 1)" in done.stderr
 
 
 def test_sighup_reloads_the_newest_version(store: Path) -> None:
