@@ -14,6 +14,7 @@ import uvicorn
 from grpc_health.v1 import health_pb2
 from prometheus_client import CollectorRegistry
 
+from server.core.auth import Guard
 from server.core.batching import Batcher
 from server.core.metrics import Metrics
 from server.core.models import LoadedModel, Predictor
@@ -60,6 +61,8 @@ class BetServer:
         self.settings = settings
         self.metrics = Metrics(registry or CollectorRegistry(),
                                tracing or Tracing.from_settings(settings.tracing))
+        # authentication, scopes and the rate limit of both doors; ValueError for a bad keys file
+        self.guard = Guard.from_settings(settings, self.metrics.registry)
         self.metrics.serving(predictor.version, predictor.info().digest)
         self._predictor = predictor
         self._loader = loader or checkpoint_loader(settings.device)
@@ -83,6 +86,7 @@ class BetServer:
         source = model_source(s)
         model = LoadedModel.start(self._predictor, self._make_batcher)
         self.service = InferenceService(model, request_timeout_s=s.request_timeout_s, versions=source.listing)
+        self.service.stream_idle_timeout_s = s.stream_idle_timeout_s
         self.reloader = Reloader(
             self.service, source, self._loader, self._make_batcher, self.metrics,
             retire_timeout_s=s.request_timeout_s,
@@ -90,6 +94,7 @@ class BetServer:
 
         self._grpc, grpc_port, self._health = create_grpc_server(
             self.service, self.metrics, address=_hostport(s.host, s.grpc_port),
+            guard=self.guard, max_stream_message_bytes=s.max_stream_message_bytes, tls=self._tls(),
             max_request_bytes=s.max_request_bytes, reloader=self.reloader,
         )
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -107,12 +112,16 @@ class BetServer:
         s = self.settings
         assert self.service is not None
         sock = _listen(s.host, s.rest_port)
-        app = create_rest_app(self.service, self.metrics, max_request_bytes=s.max_request_bytes,
+        app = create_rest_app(self.service, self.metrics, guard=self.guard, body_timeout_s=s.body_timeout_s,
+                              max_request_bytes=s.max_request_bytes,
                               reloader=self.reloader)
         config = uvicorn.Config(
             app, log_config=None, access_log=False, lifespan="off",
             timeout_graceful_shutdown=max(s.drain_timeout_s, 0.1),
-            ws_max_size=s.max_request_bytes,
+            ws_max_size=s.max_stream_message_bytes,
+            # slow or idle clients: idle keep-alive connections close; past the cap, 503
+            timeout_keep_alive=s.keep_alive_timeout_s, limit_concurrency=s.max_connections,
+            ssl_certfile=s.tls_cert_file, ssl_keyfile=s.tls_key_file,
         )
         self._uvicorn = _Uvicorn(config)
         self._rest_task = asyncio.create_task(self._uvicorn.serve(sockets=[sock]), name="bet-rest")
@@ -121,7 +130,14 @@ class BetServer:
                 self._rest_task.result()  # raises why it could not start
                 raise RuntimeError("the REST server stopped while starting")
             await asyncio.sleep(0.01)
-        self.rest_url = f"http://{_hostport(s.host, sock.getsockname()[1])}"
+        self.rest_url = f"{'https' if s.tls_cert_file else 'http'}://{_hostport(s.host, sock.getsockname()[1])}"
+
+    def _tls(self) -> tuple[bytes, bytes] | None:
+        """(certificate chain, private key) as PEM, when TLS is configured."""
+        s = self.settings
+        if s.tls_cert_file is None or s.tls_key_file is None:
+            return None
+        return s.tls_cert_file.read_bytes(), s.tls_key_file.read_bytes()
 
     async def warm_up(self) -> None:
         assert self.service is not None

@@ -29,7 +29,24 @@ def add_serve(subparsers: Subparsers) -> None:
                    "(env BET_MODEL_VERSION)")
     p.add_argument("--insecure", action="store_true", default=None,
                    help="allow a non-loopback host without authentication")
+    security = p.add_argument_group("security (README: Security); each also as BET_<NAME>")
+    for flag, what in SECURITY_FLAGS.items():
+        security.add_argument(flag, type=int if "burst" in flag else float if "rate" in flag else None,
+                              help=what)
     p.set_defaults(run=run_serve)
+
+
+SECURITY_FLAGS = {
+    "--auth-jwt-secret": "HS256 shared secret (at least 32 characters); turns authentication on",
+    "--auth-jwt-public-key-file": "PEM public key, RSA (RS256) or EC P-256 (ES256); turns authentication on",
+    "--auth-jwt-issuer": "required `iss` of tokens",
+    "--auth-jwt-audience": "required `aud` of tokens",
+    "--auth-api-keys-file": "API keys file (JSON lines: id, sha256, scopes); re-read when it changes",
+    "--rate-limit-per-second": "requests per second per caller, both protocols together",
+    "--rate-limit-burst": "requests a caller may make at once (default: one second's worth)",
+    "--tls-cert-file": "PEM certificate chain: both servers speak TLS",
+    "--tls-key-file": "PEM private key of that certificate",
+}
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -39,12 +56,15 @@ def run_serve(args: argparse.Namespace) -> int:
     from server.logs import configure_logging
     from server.settings import Settings
 
-    flags = {k: v for k in ("host", "rest_port", "grpc_port", "model", "model_store", "model_version", "insecure")
+    flags = {k: v for k in ("host", "rest_port", "grpc_port", "model", "model_store", "model_version", "insecure",
+                              *(f.removeprefix("--").replace("-", "_") for f in SECURITY_FLAGS))
              if (v := getattr(args, k)) is not None}
     try:
         settings = Settings(**flags)
     except ValidationError as exc:
-        print(f"bet serve: {exc.errors()[0]['msg']}", file=sys.stderr)
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"])
+        print(f"bet serve: {where + ': ' if where else ''}{error['msg']}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
     try:
@@ -54,7 +74,7 @@ def run_serve(args: argparse.Namespace) -> int:
         return 2
     try:
         return asyncio.run(serve(settings, predictor))
-    except (OSError, RuntimeError) as exc:  # e.g. a port in use (grpc raises RuntimeError)
+    except (OSError, RuntimeError, ValueError) as exc:  # a port in use (grpc: RuntimeError), a bad keys file
         print(f"bet serve: {exc}", file=sys.stderr)
         return 2
 

@@ -29,6 +29,18 @@ class UnparsableInput(InvalidInput):
     outcome = "unparsable"
 
 
+class PayloadTooLarge(InvalidInput):
+    """A body or message over the size limit, refused before it is parsed."""
+
+    outcome = "too_large"
+
+
+class SlowRequest(ServiceError):
+    """The request body did not arrive in time; the connection is not held for it."""
+
+    outcome = "slow_request"
+
+
 class BelowThreshold(ServiceError):
     """The prediction is made but its confidence is under the caller's threshold; the error
     carries the answer (a PredictResponse or PredictBatchResponse) so it is not lost."""
@@ -96,6 +108,8 @@ class Wire:
 ERROR_TABLE: dict[type[ServiceError], Wire] = {
     UnparsableInput: Wire(400, grpc.StatusCode.INVALID_ARGUMENT),
     InvalidInput: Wire(422, grpc.StatusCode.INVALID_ARGUMENT),
+    PayloadTooLarge: Wire(413, grpc.StatusCode.INVALID_ARGUMENT),
+    SlowRequest: Wire(408, grpc.StatusCode.DEADLINE_EXCEEDED),
     BelowThreshold: Wire(422, grpc.StatusCode.FAILED_PRECONDITION),
     Unauthenticated: Wire(401, grpc.StatusCode.UNAUTHENTICATED),
     PermissionDenied: Wire(403, grpc.StatusCode.PERMISSION_DENIED),

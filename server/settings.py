@@ -3,9 +3,10 @@ turn by command-line flags (passed as keyword arguments)."""
 from __future__ import annotations
 
 import ipaddress
+import math
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from server.core.schemas import MAX_BATCH_TEXTS
@@ -36,6 +37,47 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     log_level: str = "INFO"
 
+    # Authentication (see server/core/auth.py): on when any of these five is set.
+    auth_jwt_secret: SecretStr | None = Field(None, min_length=32)  # HS256 shared secret
+    auth_jwt_public_key_file: Path | None = None  # PEM: RSA (RS256) or EC P-256 (ES256)
+    auth_jwt_issuer: str | None = None  # required `iss` when set
+    auth_jwt_audience: str | None = None  # required `aud` when set
+    auth_api_keys_file: Path | None = None  # JSON lines {"id", "sha256", "scopes"}; re-read on change
+    auth_jwt_leeway_s: float = Field(30.0, ge=0, le=300)  # clock skew allowed on exp and nbf
+    metrics_open: bool = True  # false: GET /metrics needs the admin scope
+    # One token bucket per caller, shared by both protocols; off when the rate is unset.
+    rate_limit_per_second: float | None = Field(None, gt=0)
+    rate_limit_burst: int | None = Field(None, ge=1)  # default: one second's worth (at least 1)
+    # TLS for both servers: PEM certificate (chain) and private key, both or neither.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    # Slow or idle callers: a stream (WebSocket or gRPC) idle this long is closed; a REST
+    # body must arrive within body_timeout_s; idle keep-alive connections close.
+    stream_idle_timeout_s: float = Field(60.0, gt=0)
+    body_timeout_s: float = Field(30.0, gt=0)
+    keep_alive_timeout_s: int = Field(5, ge=1)
+    max_connections: int = Field(2048, ge=16)  # REST connections and calls; past it, 503
+    max_stream_message_bytes: int = Field(1024 * 1024, ge=1024)  # one WebSocket / stream message
+
+    @property
+    def auth_enabled(self) -> bool:
+        return any(v is not None for v in (
+            self.auth_jwt_secret, self.auth_jwt_public_key_file, self.auth_jwt_issuer,
+            self.auth_jwt_audience, self.auth_api_keys_file))
+
+    @model_validator(mode="after")
+    def _security(self) -> "Settings":
+        if (self.auth_jwt_issuer or self.auth_jwt_audience) and not (
+                self.auth_jwt_secret or self.auth_jwt_public_key_file):
+            raise ValueError("a JWT issuer or audience needs a JWT secret or public key file")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("TLS needs both a certificate file and a key file")
+        if self.rate_limit_burst is not None and self.rate_limit_per_second is None:
+            raise ValueError("a rate limit burst needs a rate (rate_limit_per_second)")
+        if self.rate_limit_per_second is not None and self.rate_limit_burst is None:
+            self.rate_limit_burst = max(1, math.ceil(self.rate_limit_per_second))
+        return self
+
     @model_validator(mode="after")
     def _model_choice(self) -> "Settings":
         if self.model is not None and self.model_store is not None:
@@ -46,7 +88,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _exposure(self) -> "Settings":
-        if not self.insecure and not is_loopback(self.host):
+        if not self.insecure and not self.auth_enabled and not is_loopback(self.host):
             raise ValueError(
                 f"refusing to serve on non-loopback host {self.host!r} without authentication; "
                 "pass --insecure (BET_INSECURE=1) to do it anyway"

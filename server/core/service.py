@@ -9,7 +9,8 @@ from typing import Any, Sequence
 from model.types import Prediction
 from server.core import schemas, telemetry
 from server.core.models import LoadedModel
-from server.core.streaming import ordered
+from server.core.auth import charge_current
+from server.core.streaming import idle_limited, ordered
 from server.errors import BelowThreshold, NotReady, ServiceError
 
 STREAM_WINDOW = 64  # requests of one stream that may wait in the batcher at once
@@ -19,6 +20,8 @@ VersionLister = Callable[[], list[tuple[str, str]]]
 
 
 class InferenceService:
+    stream_idle_timeout_s: float | None = None  # a stream with no message this long ends
+
     def __init__(
         self, model: LoadedModel, *, request_timeout_s: float, versions: VersionLister | None = None
     ) -> None:
@@ -82,12 +85,15 @@ class InferenceService:
         self, source: AsyncIterable[Any], to_request: Callable[[Any], schemas.PredictRequest]
     ) -> AsyncIterator[schemas.PredictResponse | ServiceError]:
         """Answers each message of `source` in order; `to_request` converts (and validates)
-        a wire message and may raise a ServiceError, which is yielded in the answer's place."""
+        a wire message and may raise a ServiceError, which is yielded in the answer's place.
+        Each message is charged to the caller's rate limit; a source idle for
+        `stream_idle_timeout_s` ends the stream with DeadlineExceeded."""
 
         async def handle(message: Any) -> schemas.PredictResponse:
+            charge_current()
             return await self.predict(to_request(message))
 
-        return ordered(source, handle, STREAM_WINDOW)
+        return ordered(idle_limited(source, self.stream_idle_timeout_s), handle, STREAM_WINDOW)
 
     async def _answer(
         self, texts: Sequence[str], options: schemas.PredictOptions, timeout_s: float | None

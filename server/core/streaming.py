@@ -5,7 +5,7 @@ import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
-from server.errors import ServiceError
+from server.errors import DeadlineExceeded, ServiceError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -38,3 +38,17 @@ async def ordered(
         while not pending.empty():
             if (task := pending.get_nowait()) is not None:
                 task.cancel()
+
+
+async def idle_limited(source: AsyncIterable[T], idle_timeout_s: float | None) -> AsyncIterator[T]:
+    """`source`, ended with DeadlineExceeded when no message arrives for `idle_timeout_s`
+    (None: no limit), so an idle stream does not hold its connection forever."""
+    iterator = aiter(source)
+    while True:
+        try:
+            item = await asyncio.wait_for(anext(iterator), idle_timeout_s)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise DeadlineExceeded(f"the stream was idle for {idle_timeout_s:g} s") from None
+        yield item

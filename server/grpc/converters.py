@@ -2,6 +2,7 @@
 errors to a gRPC status (code, message and google.rpc.Status details)."""
 from __future__ import annotations
 
+import collections
 from collections.abc import Callable
 from typing import Any
 
@@ -12,7 +13,7 @@ from grpc_status import rpc_status
 
 from server.core import schemas, telemetry
 from server.core.validation import parse
-from server.errors import BelowThreshold, InvalidInput, ServiceError, UnparsableInput, wire_of
+from server.errors import BelowThreshold, PayloadTooLarge, ServiceError, UnparsableInput, wire_of
 from server.grpc.gen.bet.v1 import inference_pb2 as pb
 
 _OPTIONS = ("return_uncertainty", "return_cot", "confidence_threshold")
@@ -29,7 +30,7 @@ class Undecodable:
 def safe_deserializer(deserialize: Callable[[bytes], Any], max_bytes: int) -> Callable[[bytes], Any]:
     def read(data: bytes) -> Any:
         if len(data) > max_bytes:
-            return Undecodable(InvalidInput(f"the message is {len(data)} bytes; the limit is {max_bytes}"))
+            return Undecodable(PayloadTooLarge(f"the message is {len(data)} bytes; the limit is {max_bytes}"))
         try:
             return deserialize(data)
         except Exception:
@@ -131,6 +132,13 @@ def to_pb_reload(answer: schemas.ReloadResponse) -> pb.ReloadModelResponse:
                                   model=to_pb_model_info(answer.model))
 
 
+RETRY_AFTER = "retry-after"  # trailing metadata: seconds, as REST's Retry-After header
+
+
+class _Status(collections.namedtuple("_Status", ("code", "details", "trailing_metadata")), grpc.Status):
+    pass
+
+
 def to_status(error: ServiceError) -> grpc.Status:
     """The error's row of the table, with the answer (below threshold) or the retry advice
     (overload) packed into the google.rpc.Status details."""
@@ -147,9 +155,14 @@ def to_status(error: ServiceError) -> grpc.Status:
             retry_delay=duration_pb2.Duration(seconds=error.retry_after_s)))
         details.append(packed)
     code = wire_of(error).grpc_code
-    return rpc_status.to_status(
+    status = rpc_status.to_status(
         status_pb2.Status(code=code.value[0], message=error.detail, details=details)
     )
+    if error.retry_after_s is None:
+        return status
+    # also as plain trailing metadata, readable without decoding the details
+    return _Status(status.code, status.details,
+                   (*status.trailing_metadata, (RETRY_AFTER, str(error.retry_after_s))))
 
 
 async def abort(context: grpc.aio.ServicerContext, error: ServiceError) -> None:

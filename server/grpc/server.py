@@ -9,11 +9,12 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from server.core import telemetry, tracing
+from server.core import auth, telemetry, tracing
 from server.core.metrics import Metrics
 from server.core.reload import Reloader
 from server.core.service import InferenceService
-from server.grpc.converters import safe_deserializer
+from server.errors import ServiceError
+from server.grpc.converters import abort, safe_deserializer
 from server.grpc.gen.bet.v1 import inference_pb2 as pb
 from server.grpc.gen.bet.v1 import inference_pb2_grpc as pb_grpc
 from server.grpc.servicer import InferenceServicer
@@ -23,20 +24,38 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Inference"].full_name
 
 class _Tracking(grpc.aio.ServerInterceptor):
     """Wraps each handler: reads requests safely, returns x-request-id in the initial
-    metadata, and tracks the call (one log line, metrics)."""
+    metadata, tracks the call (one log line, metrics) and has the core's Guard admit it
+    (credentials, scope, rate limit) unless it is health or reflection."""
 
-    def __init__(self, metrics: Metrics, max_bytes: int) -> None:
+    def __init__(self, metrics: Metrics, max_bytes: int, guard: auth.Guard, max_stream_bytes: int) -> None:
         self._metrics = metrics
         self._max_bytes = max_bytes
+        self._guard = guard
+        self._max_stream_bytes = max_stream_bytes  # one message of a stream
 
     async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
         handler = await continuation(details)
         if handler is None:
             return None
         method = details.method.rsplit("/", 1)[-1]
-        given = dict(details.invocation_metadata or ()).get(telemetry.REQUEST_ID_HEADER)
+        metadata = dict(details.invocation_metadata or ())
+        given = metadata.get(telemetry.REQUEST_ID_HEADER)
         metrics = self._metrics
         trace_context = tracing.carrier(dict(details.invocation_metadata or ()))
+        needed = auth.grpc_scope(details.method)
+        guard = self._guard
+
+        async def admit(context: grpc.aio.ServicerContext) -> None:
+            """A stream is charged per message (by the core), not for opening."""
+            if needed is None:
+                return
+            credentials = auth.Credentials(
+                authorization=_text(metadata.get(auth.AUTHORIZATION)),
+                api_key=_text(metadata.get(auth.API_KEY)), client=_peer_host(context.peer()))
+            try:
+                guard.admit(credentials, needed, charge=not handler.request_streaming)
+            except ServiceError as error:
+                await abort(context, error)
 
         async def begin(context: grpc.aio.ServicerContext) -> str:
             request_id = telemetry.request_id_from(given)
@@ -48,6 +67,7 @@ class _Tracking(grpc.aio.ServerInterceptor):
 
             async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
                 with telemetry.track(metrics, "grpc", method, await begin(context), trace_context):
+                    await admit(context)
                     async for response in inner(request, context):
                         yield response
 
@@ -57,6 +77,7 @@ class _Tracking(grpc.aio.ServerInterceptor):
 
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 with telemetry.track(metrics, "grpc", method, await begin(context), trace_context):
+                    await admit(context)
                     return await inner(request, context)
 
             behavior = unary
@@ -64,20 +85,37 @@ class _Tracking(grpc.aio.ServerInterceptor):
         kind = ("stream" if handler.request_streaming else "unary") + "_" + (
             "stream" if handler.response_streaming else "unary")
         return handler._replace(
-            request_deserializer=safe_deserializer(handler.request_deserializer, self._max_bytes)
+            request_deserializer=safe_deserializer(
+                handler.request_deserializer,
+                self._max_stream_bytes if handler.request_streaming else self._max_bytes)
             if handler.request_deserializer else None,
             **{kind: behavior},
         )
 
 
+def _text(value: str | bytes | None) -> str | None:
+    return value.decode("latin-1") if isinstance(value, bytes) else value
+
+
+def _peer_host(peer: str) -> str:
+    """"ipv4:127.0.0.1:5000" -> "127.0.0.1"; "ipv6:[::1]:5000" -> "::1" (as REST names it)."""
+    kind, _, rest = peer.partition(":")
+    if kind in ("ipv4", "ipv6"):
+        return rest.rpartition(":")[0].strip("[]")
+    return peer
+
+
 def create_grpc_server(
     service: InferenceService, metrics: Metrics, *, address: str, max_request_bytes: int,
+    guard: auth.Guard | None = None, max_stream_message_bytes: int | None = None,
+    tls: tuple[bytes, bytes] | None = None,
     reloader: Reloader | None = None,
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
     """Returns the server (not started), the port it bound (address may end in :0) and its
     health servicer, which reports NOT_SERVING until the caller says otherwise."""
     server = grpc.aio.server(
-        interceptors=[_Tracking(metrics, max_request_bytes)],
+        interceptors=[_Tracking(metrics, max_request_bytes, guard or auth.Guard.open(metrics.registry),
+                               max_stream_message_bytes or max_request_bytes)],
         options=[
             # grpc's own limit (it answers RESOURCE_EXHAUSTED past it) sits above ours, so
             # messages a little over ours get INVALID_ARGUMENT from the table.
@@ -93,5 +131,8 @@ def create_grpc_server(
          reflection.SERVICE_NAME),
         server,
     )
-    port = server.add_insecure_port(address)
+    if tls is None:
+        port = server.add_insecure_port(address)
+    else:  # (certificate chain, private key), PEM
+        port = server.add_secure_port(address, grpc.ssl_server_credentials([(tls[1], tls[0])]))
     return server, port, health_servicer

@@ -9,6 +9,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from server.core import schemas
+from server.core.auth import Guard
 from server.core.metrics import Metrics
 from server.core.reload import Reloader
 from server.core.service import InferenceService
@@ -34,6 +35,7 @@ ready, 504 waited past the request timeout."""
 
 def create_rest_app(
     service: InferenceService, metrics: Metrics, *, max_request_bytes: int,
+    guard: Guard | None = None, body_timeout_s: float | None = None,
     reloader: Reloader | None = None,
 ) -> FastAPI:
     app = FastAPI(title="bet", version=service.version, description=DESCRIPTION)
@@ -65,5 +67,6 @@ def create_rest_app(
         return converters.error_response(Internal("internal error"))
 
     paths = frozenset(p for r in (*app.routes, *router.routes) if (p := getattr(r, "path", None)))
-    app.add_middleware(RequestTracking, metrics=metrics, max_body_bytes=max_request_bytes, paths=paths)
+    app.add_middleware(RequestTracking, metrics=metrics, max_body_bytes=max_request_bytes, paths=paths,
+                       guard=guard or Guard.open(metrics.registry), body_timeout_s=body_timeout_s)
     return app

@@ -124,11 +124,15 @@ async def stream(websocket: WebSocket, service: Service) -> None:
                 return
             yield message["text"] if message.get("text") is not None else message.get("bytes", b"")
 
+    answers = service.stream(messages(), lambda raw: parse_json(schemas.PredictRequest, raw))
     try:
-        async for outcome in service.stream(messages(), lambda raw: parse_json(schemas.PredictRequest, raw)):
+        async for outcome in answers:
             if isinstance(outcome, ServiceError):
                 await websocket.send_text(stream_error_frame(outcome))
             else:
                 await websocket.send_text(outcome.model_dump_json(exclude_none=True))
     except WebSocketDisconnect:
         return
+    except ServiceError as error:  # the stream ended (idle): say why, then close
+        await websocket.send_text(stream_error_frame(error))
+        await websocket.close(1000, error.detail[:120])

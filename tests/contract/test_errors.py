@@ -101,7 +101,7 @@ def test_oversized_message_both(served) -> None:
     limit = served.settings.max_request_bytes
     reply = served.http.post("/v1/predict", content=b"x" * (limit + 1),
                              headers={"content-type": "application/json"})
-    assert reply.status_code == 422 and "exceeds" in reply.json()["detail"]
+    assert reply.status_code == 413 and "exceeds" in reply.json()["detail"]
     big = pb.PredictRequest(text="x" * (limit + 10))
     error = _rpc_error(served.stub.Predict, big)
     assert error.code() == INVALID and "limit" in error.details()
@@ -241,4 +241,4 @@ def test_oversized_chunked_body_is_refused(predictor) -> None:
             yield b'"}'
 
         reply = server.http.post("/v1/predict", content=chunks(), headers={"content-type": "application/json"})
-        assert reply.status_code == 422 and "exceeds 4096" in reply.json()["detail"]
+        assert reply.status_code == 413 and "exceeds 4096" in reply.json()["detail"]
