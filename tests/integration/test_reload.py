@@ -3,6 +3,7 @@ under continuous load with nothing lost, and failed loads that leave the old ver
 serving. The versions are copies of the embedded checkpoint under other folder names."""
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import signal
@@ -267,6 +268,26 @@ def test_rollback_then_reload_without_a_version_serves_the_newest(predictor: Any
         assert reply.status_code == 200 and reply.json()["model"]["version"] == "2"
         metrics = server.http.get("/metrics").text
         assert 'bet_model_requests_total{model_version="1",outcome="ok"} 1.0' in metrics
+
+
+def test_concurrent_reloads_run_one_after_another(predictor: Any, store: Path) -> None:
+    with ServerThread(as_version(predictor, "2"), model_store=store) as server:
+        replies: list[tuple[str, str]] = []
+
+        def reload(version: str) -> None:
+            body = httpx.post(server.rest_url + "/v1/admin/reload", json={"version": version}, timeout=60).json()
+            replies.append((body["previous_version"], body["model"]["version"]))
+
+        threads = [threading.Thread(target=reload, args=(v,)) for v in ("1", "2", "1")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        # one after another: in some order, each reload's previous version is the last one's new
+        serving = server.http.get("/v1/model").json()["version"]
+        assert any(
+            [p for p, _ in order] == ["2", *(n for _, n in order[:-1])] and order[-1][1] == serving
+            for order in itertools.permutations(replies)), replies
 
 
 def test_bet_serve_exits_2_for_a_pinned_version_the_store_lacks(store: Path) -> None:
