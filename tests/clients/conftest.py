@@ -1,13 +1,16 @@
 """Fixtures for the client libraries' tests: the address of each transport on the shared
-warm server, and the TypeScript client built."""
+warm server, local stub servers, and the TypeScript client built."""
 from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.clients import stubs
+from tests.clients.stubs import Script
 from tests.harness import ServerThread
 
 TRANSPORTS = ("grpc", "rest")
@@ -40,3 +43,15 @@ def built_ts_client() -> Path:
     done = npm("run", "build")
     assert done.returncode == 0, done.stdout + done.stderr
     return TS
+
+
+@pytest.fixture
+def rest_stub() -> Iterator[tuple[str, Script]]:
+    with stubs.rest_stub() as stub:
+        yield stub
+
+
+@pytest.fixture
+def grpc_stub() -> Iterator[tuple[str, Script]]:
+    with stubs.grpc_stub() as stub:
+        yield stub

@@ -3,19 +3,12 @@ where the server asked for them (tiny local servers that answer 503 / UNAVAILABL
 RESOURCE_EXHAUSTED on purpose); timeouts on the client's clock."""
 from __future__ import annotations
 
-import json
-import threading
 import time
 from collections.abc import Iterator
-from concurrent import futures
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import grpc
 import pytest
-from google.protobuf import any_pb2, duration_pb2
-from google.rpc import error_details_pb2, status_pb2
-from grpc_status import rpc_status
 
 from bet_client import (
     NO_RETRY,
@@ -30,9 +23,8 @@ from bet_client import (
     RetryPolicy,
     UnavailableError,
 )
-from bet_client.gen.bet.v1 import inference_pb2 as pb
-from bet_client.gen.bet.v1 import inference_pb2_grpc as pb_grpc
 from tests.clients.conftest import address_of
+from tests.clients.stubs import Script
 from tests.compare import assert_close
 from tests.harness import Gated, ServerThread
 
@@ -89,84 +81,9 @@ async def test_async_errors(served, transport: str) -> None:
         assert caught.value.prediction.prediction
 
 
-# --- retries: local servers that refuse on purpose -------------------------------------
+# --- retries: local servers that refuse on purpose (tests/clients/stubs.py) --------------
 
-class _Script:
-    """What a stub answers, call after call: (status or code, retry-after seconds), then OK."""
-
-    def __init__(self, refusals: list[tuple[Any, float | None]]) -> None:
-        self.refusals = list(refusals)
-        self.calls = 0
-        self.lock = threading.Lock()
-
-    def next(self) -> tuple[Any, float | None] | None:
-        with self.lock:
-            self.calls += 1
-            return self.refusals.pop(0) if self.refusals else None
-
-
-ANSWER = {"prediction": "positive", "label_id": 1, "confidence": 0.9,
-          "probabilities": {"negative": 0.1, "positive": 0.9}, "model_version": "stub"}
-
-
-@pytest.fixture
-def rest_stub() -> Iterator[tuple[str, _Script]]:
-    script = _Script([])
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("content-length", 0)))
-            refusal = script.next()
-            status, retry_after = refusal or (200, None)
-            body = ANSWER if status == 200 else {"detail": f"refused with {status}"}
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            if retry_after is not None:
-                self.send_header("retry-after", str(retry_after))
-            data = json.dumps(body).encode()
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"127.0.0.1:{server.server_address[1]}", script
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def grpc_stub() -> Iterator[tuple[str, _Script]]:
-    script = _Script([])
-
-    class Servicer(pb_grpc.InferenceServicer):
-        def Predict(self, request: pb.PredictRequest, context: grpc.ServicerContext) -> pb.PredictResponse:
-            refusal = script.next()
-            if refusal is None:
-                return pb.PredictResponse(**ANSWER)
-            code, retry_after = refusal
-            details = []
-            if retry_after is not None:
-                packed = any_pb2.Any()
-                packed.Pack(error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(
-                    seconds=int(retry_after), nanos=int(retry_after % 1 * 1e9))))
-                details.append(packed)
-            context.abort_with_status(rpc_status.to_status(
-                status_pb2.Status(code=code.value[0], message=f"refused with {code.name}", details=details)))
-
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    pb_grpc.add_InferenceServicer_to_server(Servicer(), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    yield f"127.0.0.1:{port}", script
-    server.stop(None)
-
-
-def _stub(request: pytest.FixtureRequest, transport: str) -> tuple[str, _Script]:
+def _stub(request: pytest.FixtureRequest, transport: str) -> tuple[str, Script]:
     return request.getfixturevalue(f"{transport}_stub")
 
 
