@@ -8,6 +8,7 @@ from typing import Any
 
 import grpc
 
+from server.core.auth import ADMIN, require_scope
 from server.core.reload import Reloader
 from server.core.service import InferenceService
 from server.errors import Internal, NotReady, ServiceError
@@ -68,7 +69,7 @@ class InferenceServicer(pb_grpc.InferenceServicer):
     async def ReloadModel(
         self, request: pb.ReloadModelRequest, context: grpc.aio.ServicerContext
     ) -> pb.ReloadModelResponse:
-        # Administration: needs the `admin` scope once authentication is on.
+        require_scope(ADMIN)()  # administration (the interceptor's Guard checked it first)
         wanted = conv.to_reload_request(request)
         if self._reloader is None:
             raise NotReady("this server cannot reload its model")

@@ -1,12 +1,14 @@
-"""The REST administration endpoints: they need the `admin` scope once authentication is on."""
+"""The REST administration endpoints: they need the `admin` scope when authentication is
+on (the door's Guard refuses other callers first; the dependency checks it again here)."""
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from starlette.requests import HTTPConnection
 
 from server.core import schemas
+from server.core.auth import ADMIN, require_scope
 from server.errors import NotReady
 from server.rest.converters import json_response
 
@@ -22,6 +24,7 @@ router = APIRouter()
                              "mismatch, incompatible config); the old version keeps serving."},
         422: {"model": schemas.ErrorBody, "description": "Invalid body."},
     },
+    dependencies=[Depends(require_scope(ADMIN))],
 )
 async def reload(conn: HTTPConnection, body: schemas.ReloadRequest | None = None) -> Any:
     """Loads `version` (absent: the pinned version, else the newest in the store) beside the

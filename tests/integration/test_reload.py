@@ -21,6 +21,7 @@ import pytest
 
 from model.checkpoint import DEFAULT_DIR, MANIFEST, sha256_file
 from server.grpc.gen.bet.v1 import inference_pb2 as pb
+from tests import security as sec
 from tests.harness import BET, Gated, ServerThread, start_bet_serve
 
 PHASE = 40  # answers each load client gets from each version before the next reload
@@ -288,6 +289,23 @@ def test_concurrent_reloads_run_one_after_another(predictor: Any, store: Path) -
         assert any(
             [p for p, _ in order] == ["2", *(n for _, n in order[:-1])] and order[-1][1] == serving
             for order in itertools.permutations(replies)), replies
+
+
+def test_reload_with_authentication_needs_the_admin_scope(predictor: Any, store: Path, tmp_path: Path) -> None:
+    keys = tmp_path / "keys.jsonl"
+    sec.write_keys(keys, {"ops": ("ops-key", ["admin"]), "app": ("app-key", ["predict"])})
+    with ServerThread(as_version(predictor, "2"), model_store=store, auth_api_keys_file=keys) as server:
+        assert server.http.post("/v1/admin/reload", json={"version": "1"}).status_code == 401
+        refused = server.http.post("/v1/admin/reload", json={"version": "1"}, headers={"x-api-key": "app-key"})
+        assert refused.status_code == 403
+        reply = server.http.post("/v1/admin/reload", json={"version": "1"}, headers={"x-api-key": "ops-key"})
+        assert reply.status_code == 200 and reply.json()["model"]["version"] == "1"
+        with pytest.raises(grpc.RpcError) as caught:
+            server.stub.ReloadModel(pb.ReloadModelRequest(version="2"), timeout=60, metadata=(("x-api-key", "app-key"),))
+        assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        back = server.stub.ReloadModel(pb.ReloadModelRequest(version="2"), timeout=60,
+                                       metadata=(("x-api-key", "ops-key"),))
+        assert (back.previous_version, back.model.version) == ("1", "2")
 
 
 def test_bet_serve_exits_2_for_a_pinned_version_the_store_lacks(store: Path) -> None:
