@@ -41,7 +41,7 @@ class _Tracking(grpc.aio.ServerInterceptor):
         metadata = dict(details.invocation_metadata or ())
         given = metadata.get(telemetry.REQUEST_ID_HEADER)
         metrics = self._metrics
-        trace_context = tracing.carrier(dict(details.invocation_metadata or ()))
+        trace_context = tracing.carrier(metadata)
         needed = auth.grpc_scope(details.method)
         guard = self._guard
 
