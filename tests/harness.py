@@ -52,9 +52,11 @@ class Gated:
 class ServerThread:
     """Starts on enter, drains and stops on exit."""
 
-    def __init__(self, predictor: Any, *, warm: bool = True, tracing: Any = None, **settings: Any) -> None:
+    def __init__(
+        self, predictor: Any, *, warm: bool = True, tracing: Any = None, loader: Any = None, **settings: Any
+    ) -> None:
         self.settings = Settings(rest_port=0, grpc_port=0, **settings)
-        self.server = BetServer(self.settings, predictor, tracing=tracing)
+        self.server = BetServer(self.settings, predictor, tracing=tracing, loader=loader)
         self._warm = warm
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)

@@ -259,6 +259,38 @@ def test_a_version_that_fails_to_load_keeps_the_old_one_serving(predictor: Any, 
         assert 'bet_model_info{digest=' in metrics and 'version="2"' in metrics
 
 
+class Broken:
+    """A predictor that loads but fails every forward pass."""
+
+    version = "3"
+    labels = ["negative", "positive"]
+
+    def __init__(self, info: Any) -> None:
+        self._info = info
+
+    def predict(self, texts: Any, *, with_reasoning: bool = False) -> Any:
+        raise RuntimeError("the forward pass failed")
+
+    def info(self) -> Any:
+        return self._info
+
+
+def test_a_version_that_fails_its_warm_up_or_its_loader_keeps_the_old_one(predictor: Any, store: Path) -> None:
+    def loader(path: Path | None, version: str | None) -> Any:
+        if version == "1":
+            raise MemoryError("no room for another model")
+        return Broken(predictor.info())
+
+    with ServerThread(as_version(predictor, "2"), model_store=store, loader=loader) as server:
+        reply = rest_reload(server, "1")
+        assert reply.status_code == 409
+        assert reply.json()["detail"] == "version 1 cannot be loaded: MemoryError while loading (see the server log)"
+        add_version(store, "3")
+        reply = rest_reload(server, "3")
+        assert reply.status_code == 409 and "version 3 failed its warm-up" in reply.json()["detail"]
+        assert server.http.post("/v1/predict", json=TEXT).json()["model_version"] == "2"
+
+
 def test_rollback_then_reload_without_a_version_serves_the_newest(predictor: Any, store: Path) -> None:
     with ServerThread(as_version(predictor, "2"), model_store=store) as server:
         back = grpc_reload(server, "1")
