@@ -46,11 +46,14 @@ def test_credentials(secured: tuple[ServerThread, Path], transport: str) -> None
         assert anonymous.health() == Health(live=True, ready=True)  # health needs no credentials
         with pytest.raises(UnauthenticatedError):
             anonymous.predict("who am I?")
+        with pytest.raises(UnauthenticatedError):
+            list(anonymous.stream(["who am I?"]))
     with Client(address, transport, ca_file=ca, token="not-a-jwt") as forged, pytest.raises(UnauthenticatedError):
         forged.predict("who am I?")
     token = sec.hs256(sub=f"alice-{transport}")
     with Client(address, transport, ca_file=ca, token=token) as reader:
         assert reader.predict("Loved it.").prediction
+        assert [a.prediction for a in reader.stream(["Hated it."])]  # credentials on the stream too
         with pytest.raises(PermissionDeniedError):
             reader.reload()  # predict scope only
     with Client(address, transport, ca_file=ca, api_key=KEYS[f"reader-{transport}"][0]) as keyed:
