@@ -37,7 +37,7 @@ def _translated(conn: Connection) -> Iterator[None]:
         raise errors.UnavailableError(f"cannot reach {conn.base_url()}: {exc}") from None
 
 
-def _from_response(status: int, content: bytes | None, headers: Any) -> errors.BetError:
+def _from_response(status: int, content: bytes | bytearray | None, headers: Any) -> errors.BetError:
     try:
         body = json.loads(content or b"null")
     except ValueError:

@@ -3,10 +3,11 @@ transport answered; and the two translations into them, from an HTTP answer and 
 gRPC status."""
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import grpc
+from google.protobuf import any_pb2
+from google.protobuf import message as pb_message
 from google.rpc import error_details_pb2, status_pb2
 
 from bet_client._ops import to_dict
@@ -127,30 +128,35 @@ def from_http(status: int, body: Any, retry_after: str | None = None) -> BetErro
 _STATUS_KEY = "grpc-status-details-bin"
 
 
-def _status_details(trailing: Iterable[tuple[str, Any]] | None) -> list[Any]:
+def _status_details(trailing: Any) -> list[any_pb2.Any]:
     for key, value in trailing or ():
         if key == _STATUS_KEY:
             return list(status_pb2.Status.FromString(value).details)
     return []
 
 
+M = TypeVar("M", bound=pb_message.Message)
+
+
+def _unpack(packed: any_pb2.Any, message: M) -> M | None:
+    return message if packed.Is(message.DESCRIPTOR) and packed.Unpack(message) else None  # type: ignore[arg-type]
+
+
 def from_grpc(error: grpc.RpcError) -> BetError:
     """The error for a failed gRPC call (sync or asyncio), with the answer or the retry
     advice that the server packed into the status details."""
-    code: grpc.StatusCode = error.code()  # type: ignore[attr-defined]
-    detail = error.details() or code.name  # type: ignore[attr-defined]
+    call: Any = error  # a grpc.Call (sync) or AioRpcError: code(), details(), trailing_metadata()
+    code: grpc.StatusCode = call.code()
+    detail = call.details() or code.name
     kwargs: dict[str, Any] = {"code": code}
     answer: PredictResponse | PredictBatchResponse | None = None
-    for packed in _status_details(error.trailing_metadata()):  # type: ignore[attr-defined]
-        for message, into in ((error_details_pb2.RetryInfo(), None), (pb.PredictResponse(), PredictResponse),
-                              (pb.PredictBatchResponse(), PredictBatchResponse)):
-            if packed.Is(message.DESCRIPTOR):
-                packed.Unpack(message)
-                if into is None:
-                    kwargs["retry_after"] = message.retry_delay.ToTimedelta().total_seconds()
-                else:
-                    answer = into.model_validate(to_dict(message))
+    for packed in _status_details(call.trailing_metadata()):
+        if (info := _unpack(packed, error_details_pb2.RetryInfo())) is not None:
+            kwargs["retry_after"] = info.retry_delay.ToTimedelta().total_seconds()
+        elif (single := _unpack(packed, pb.PredictResponse())) is not None:
+            answer = PredictResponse.model_validate(to_dict(single))
+        elif (batch := _unpack(packed, pb.PredictBatchResponse())) is not None:
+            answer = PredictBatchResponse.model_validate(to_dict(batch))
     if code == grpc.StatusCode.FAILED_PRECONDITION and answer is not None:
         return LowConfidenceError(detail, answer, **kwargs)
     return _BY_CODE.get(code, BetError)(detail, **kwargs)
-
