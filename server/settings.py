@@ -6,7 +6,7 @@ import ipaddress
 import math
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, FilePath, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from server.core.schemas import MAX_BATCH_TEXTS
@@ -39,18 +39,18 @@ class Settings(BaseSettings):
 
     # Authentication (see server/core/auth.py): on when any of these five is set.
     auth_jwt_secret: SecretStr | None = Field(None, min_length=32)  # HS256 shared secret
-    auth_jwt_public_key_file: Path | None = None  # PEM: RSA (RS256) or EC P-256 (ES256)
+    auth_jwt_public_key_file: FilePath | None = None  # PEM: RSA (RS256) or EC P-256 (ES256)
     auth_jwt_issuer: str | None = None  # required `iss` when set
     auth_jwt_audience: str | None = None  # required `aud` when set
-    auth_api_keys_file: Path | None = None  # JSON lines {"id", "sha256", "scopes"}; re-read on change
+    auth_api_keys_file: FilePath | None = None  # JSON lines {"id", "sha256", "scopes"}; re-read on change
     auth_jwt_leeway_s: float = Field(30.0, ge=0, le=300)  # clock skew allowed on exp and nbf
     metrics_open: bool = True  # false: GET /metrics needs the admin scope
     # One token bucket per caller, shared by both protocols; off when the rate is unset.
     rate_limit_per_second: float | None = Field(None, gt=0)
     rate_limit_burst: int | None = Field(None, ge=1)  # default: one second's worth (at least 1)
     # TLS for both servers: PEM certificate (chain) and private key, both or neither.
-    tls_cert_file: Path | None = None
-    tls_key_file: Path | None = None
+    tls_cert_file: FilePath | None = None
+    tls_key_file: FilePath | None = None
     # Slow or idle callers: a stream (WebSocket or gRPC) idle this long is closed; a REST
     # body must arrive within body_timeout_s; idle keep-alive connections close.
     stream_idle_timeout_s: float = Field(60.0, gt=0)

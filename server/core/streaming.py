@@ -26,6 +26,9 @@ async def ordered(
             await pending.put(None)
 
     feeder = asyncio.create_task(feed())
+    # read here too, so that an error after the consumer left (the call ended) is not
+    # logged as never retrieved; `await feeder` below still raises it
+    feeder.add_done_callback(lambda task: task.cancelled() or task.exception())
     try:
         while (task := await pending.get()) is not None:
             try:

@@ -2,18 +2,19 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
-from server.core import schemas
+from server.core import auth, schemas
 from server.core.auth import Guard
 from server.core.metrics import Metrics
 from server.core.reload import Reloader
 from server.core.service import InferenceService
-from server.errors import Internal, InvalidInput, ServiceError
+from server.errors import Internal, ServiceError, UnparsableInput
 from server.rest import admin, converters
 from server.rest.middleware import RequestTracking
 from server.rest.routes import router
@@ -30,7 +31,12 @@ stays open.
 
 **Errors:** every error body is `{"detail": "..."}`; 400 unparsable JSON, 422 invalid input
 or below the threshold (with the prediction), 503 overloaded (with `Retry-After`) or not
-ready, 504 waited past the request timeout."""
+ready, 504 waited past the request timeout; 408 a body too slow, 413 a body too large.
+
+**Security:** when authentication is on, every call but health, docs and open metrics needs
+`Authorization: Bearer <JWT>` or `x-api-key: <key>` (401 without, 403 without the scope:
+`predict`, or `admin` for administration), and a caller over its rate limit gets 429 with
+`Retry-After`."""
 
 
 def create_rest_app(
@@ -55,9 +61,10 @@ def create_rest_app(
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
-        # routing's own answers (404, 405) and the body limit (422) keep their status
-        if exc.status_code == 422:
-            return converters.error_response(InvalidInput(str(exc.detail)))
+        # routing's own answers (404, 405) and the body limits (408, 413) keep their status;
+        # a body FastAPI could not read at all (not UTF-8) is unparsable, as bad JSON is
+        if exc.status_code == 400:
+            return converters.error_response(UnparsableInput("the body is not valid JSON"))
         return converters.json_response(
             schemas.ErrorBody(detail=str(exc.detail)), exc.status_code, getattr(exc, "headers", None))
 
@@ -66,7 +73,44 @@ def create_rest_app(
         log.exception("unhandled error in a REST call")  # the trace stays in the log
         return converters.error_response(Internal("internal error"))
 
+    guard = guard or Guard.open(metrics.registry)
+    _document_refusals(app, guard)
     paths = frozenset(p for r in (*app.routes, *router.routes) if (p := getattr(r, "path", None)))
     app.add_middleware(RequestTracking, metrics=metrics, max_body_bytes=max_request_bytes, paths=paths,
-                       guard=guard or Guard.open(metrics.registry), body_timeout_s=body_timeout_s)
+                       guard=guard, body_timeout_s=body_timeout_s)
     return app
+
+
+_GUARD_REFUSALS = {
+    "401": "Missing or bad credentials (authentication on).",
+    "403": "The credentials lack the scope this call needs.",
+    "429": "Over the caller's rate limit; Retry-After says when to come back.",
+}
+_BODY_REFUSALS = {
+    "400": "The body is not JSON.",
+    "408": "The body did not arrive in time.",
+    "413": "The body is over the size limit.",
+}
+
+
+def _document_refusals(app: FastAPI, guard: Guard) -> None:
+    """Adds to each operation of the OpenAPI document the answers that can come before it
+    runs: the Guard's (by the same table that enforces them) and, with a body, the body
+    limits'."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = build()
+            error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+            for path, operations in document["paths"].items():
+                for operation in operations.values():
+                    refusals = dict(_GUARD_REFUSALS) if auth.rest_scope(
+                        path, metrics_open=guard.metrics_open) is not None else {}
+                    if "requestBody" in operation:
+                        refusals |= _BODY_REFUSALS
+                    for status, description in refusals.items():
+                        operation["responses"].setdefault(status, {"description": description, "content": error})
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -16,6 +16,7 @@ from grpc_status import rpc_status
 from server.core.schemas import MAX_BATCH_TEXTS, MAX_TEXT_CHARS
 from server.grpc import converters
 from server.grpc.gen.bet.v1 import inference_pb2 as pb
+from tests import security
 from tests.harness import Gated, ServerThread
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -222,14 +223,40 @@ def test_unknown_paths_and_methods_answer_json_without_traces(served) -> None:
         assert "detail" in reply.json()
 
 
-@pytest.mark.skip(reason="authentication arrives with its own issue; rows 401/UNAUTHENTICATED, "
-                         "403/PERMISSION_DENIED are in server/errors.py")
-def test_credentials_rows() -> None: ...
+@pytest.fixture(scope="module")
+def guarded(predictor) -> Any:
+    """Authentication and a rate limit of one request a second (burst 1) per caller."""
+    with ServerThread(predictor, auth_jwt_secret=security.SECRET, rate_limit_per_second=1) as server:
+        yield server
 
 
-@pytest.mark.skip(reason="rate limiting arrives with its own issue; row 429/RESOURCE_EXHAUSTED "
-                         "is in server/errors.py")
-def test_rate_limit_row() -> None: ...
+def _refusals(server: ServerThread, headers: dict[str, str]) -> tuple[httpx.Response, grpc.RpcError]:
+    reply = server.http.post("/v1/predict", json={"text": "hello"}, headers=headers)
+    return reply, _rpc_error(server.stub.Predict, pb.PredictRequest(text="hello"), metadata=tuple(headers.items()))
+
+
+def test_credentials_rows(guarded) -> None:
+    """Each refusal on both doors; every case of it is in tests/integration/test_security.py."""
+    for headers, status, code in (
+        ({}, 401, grpc.StatusCode.UNAUTHENTICATED),
+        (security.bearer(security.hs256(iss=None, aud=None, exp=1)), 401, grpc.StatusCode.UNAUTHENTICATED),
+        (security.bearer(security.hs256(iss=None, aud=None, scope="admin")), 403, grpc.StatusCode.PERMISSION_DENIED),
+    ):
+        reply, error = _refusals(guarded, headers)
+        assert reply.status_code == status and error.code() == code
+        assert set(reply.json()) == {"detail"} and error.details() == reply.json()["detail"]
+
+
+def test_rate_limit_row(guarded) -> None:
+    headers = security.bearer(security.hs256(iss=None, aud=None, sub="row-test"))
+    assert guarded.http.get("/v1/model", headers=headers).status_code == 200  # the one token
+    reply, error = _refusals(guarded, headers)
+    assert reply.status_code == 429 and reply.headers["retry-after"] == "1"
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and error.details() == reply.json()["detail"]
+    assert dict(error.trailing_metadata())[converters.RETRY_AFTER] == "1"
+    retry = error_details_pb2.RetryInfo()
+    assert any(d.Unpack(retry) for d in rpc_status.from_call(error).details)
+    assert retry.retry_delay.seconds == 1
 
 
 def test_oversized_chunked_body_is_refused(predictor) -> None:

@@ -165,7 +165,7 @@ def test_closed_metrics_need_the_admin_scope(guarded: ServerThread) -> None:
     assert 'outcome="unauthenticated"' in reply.text and 'outcome="permission_denied"' in reply.text
 
 
-LIMITED_KEYS = {name: (f"{name}-key-for-limits", ["predict"]) for name in ("first", "second", "streamer")}
+LIMITED_KEYS = {name: (f"{name}-key-for-limits", ["predict"]) for name in ("first", "second", "streamer", "grpc-streamer")}
 
 
 @pytest.fixture(scope="module")
@@ -222,6 +222,14 @@ def test_each_stream_message_is_charged(limited: ServerThread) -> None:
     answers = asyncio.run(frames())
     assert ["prediction" in a for a in answers[:3]] == [True] * 3
     assert answers[3]["status"] == 429 and "rate limit" in answers[3]["detail"]
+
+    metadata = (("x-api-key", LIMITED_KEYS["grpc-streamer"][0]),)
+    requests = [pb.PredictRequest(text=f"message {i}", confidence_threshold=0) for i in range(4)]
+    received = []
+    with pytest.raises(grpc.RpcError) as caught:
+        for reply in limited.stub.PredictStream(iter(requests), metadata=metadata, timeout=30):
+            received.append(reply)
+    assert len(received) == 3 and caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,41 @@ def test_non_loopback_host_needs_insecure() -> None:
     assert Settings(host="::1").host == "::1" and Settings(host="localhost").host == "localhost"
 
 
+def test_authentication_allows_a_non_loopback_host(tmp_path) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text("")
+    assert Settings(host="0.0.0.0", auth_api_keys_file=keys).auth_enabled
+    assert Settings(host="0.0.0.0", auth_jwt_secret="s" * 32).host == "0.0.0.0"
+    assert not Settings().auth_enabled
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"auth_jwt_secret": "short"}, "at least 32"),
+    ({"auth_jwt_issuer": "https://issuer"}, "needs a JWT secret"),
+    ({"tls_cert_file": __file__}, "both a certificate"),
+    ({"tls_cert_file": "/nonexistent.pem", "tls_key_file": __file__}, "not point to a file"),
+    ({"rate_limit_burst": 5}, "needs a rate"),
+    ({"rate_limit_per_second": 0}, "greater than 0"),
+])
+def test_security_settings_are_checked(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        Settings(**kwargs)
+
+
+def test_rate_limit_burst_defaults_to_one_second() -> None:
+    assert Settings(rate_limit_per_second=2.5).rate_limit_burst == 3
+    assert Settings(rate_limit_per_second=0.1).rate_limit_burst == 1
+
+
+def test_security_flags_reach_the_settings(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    args = cli.build_parser().parse_args([
+        "serve", "--auth-jwt-secret", "s" * 32, "--auth-jwt-issuer", "iss", "--rate-limit-per-second", "2.5",
+        "--rate-limit-burst", "4", "--tls-cert-file", "c.pem", "--tls-key-file", "k.pem"])
+    assert (args.auth_jwt_secret, args.rate_limit_per_second, args.rate_limit_burst) == ("s" * 32, 2.5, 4)
+    assert cli.main(["serve", "--auth-api-keys-file", "/nonexistent/keys"]) == 2  # before loading a model
+    assert "auth_api_keys_file" in capsys.readouterr().err
+
+
 def test_parser_has_the_contract_commands() -> None:
     parser = cli.build_parser()
     args = parser.parse_args(["serve", "--host", "127.0.0.1", "--rest-port", "1", "--grpc-port", "2", "--model", "m"])
