@@ -14,7 +14,7 @@ from server.core.metrics import Metrics
 from server.core.reload import Reloader
 from server.core.service import InferenceService
 from server.errors import ServiceError
-from server.grpc.converters import abort, safe_deserializer
+from server.grpc.converters import Undecodable, abort, safe_deserializer
 from server.grpc.gen.bet.v1 import inference_pb2 as pb
 from server.grpc.gen.bet.v1 import inference_pb2_grpc as pb_grpc
 from server.grpc.servicer import InferenceServicer
@@ -78,6 +78,8 @@ class _Tracking(grpc.aio.ServerInterceptor):
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 with telemetry.track(metrics, "grpc", method, await begin(context), trace_context):
                     await admit(context)
+                    if isinstance(request, Undecodable):  # whichever method: nothing to answer
+                        await abort(context, request.error)
                     return await inner(request, context)
 
             behavior = unary

@@ -110,37 +110,41 @@ def _code(call: Any) -> grpc.StatusCode:
         return error.code()
 
 
-@pytest.mark.parametrize("method", ["Predict", "PredictBatch", "GetModelInfo", "ReloadModel"])
-def test_grpc_unary_methods_take_any_bytes(served, method: str) -> None:
-    call = served.channel.unary_unary(f"/bet.v1.Inference/{method}")
+def _fuzz(served, name: str, inputs: st.SearchStrategy[Any], send: Any) -> None:
+    """Sends GRPC_EXAMPLES of `inputs`; no answer may be outside ALLOWED, and the server
+    answers normally afterwards."""
     seen: collections.Counter[str] = collections.Counter()
 
-    @given(raw=_raw_messages(method))
+    @given(sent=inputs)
     @settings(max_examples=GRPC_EXAMPLES, **FUZZ_SETTINGS)
-    def run(raw: bytes) -> None:
-        code = _code(lambda: call(raw, timeout=30))
+    def run(sent: Any) -> None:
+        code = _code(lambda: send(sent))
         seen[code.name] += 1
         assert code in ALLOWED, code
 
     run()
-    print(f"gRPC {method}: {sum(seen.values())} cases", dict(seen))
+    print(f"gRPC {name}: {sum(seen.values())} cases", dict(seen))
     _still_answers(served)
+
+
+@pytest.mark.parametrize("method", ["Predict", "PredictBatch", "GetModelInfo", "ReloadModel",
+                                    "/grpc.health.v1.Health/Check"])
+def test_grpc_unary_methods_take_any_bytes(served, method: str) -> None:
+    call = served.channel.unary_unary(method if method.startswith("/") else f"/bet.v1.Inference/{method}")
+    _fuzz(served, method, _raw_messages(method), lambda raw: call(raw, timeout=30))
+
+
+def test_undecodable_bytes_are_invalid_argument_on_every_unary_method(served) -> None:
+    for method in ("/bet.v1.Inference/GetModelInfo", "/bet.v1.Inference/ReloadModel",
+                   "/grpc.health.v1.Health/Check"):
+        call = served.channel.unary_unary(method)
+        assert _code(lambda: call(b"\xff\xff\xff", timeout=10)) == grpc.StatusCode.INVALID_ARGUMENT
 
 
 def test_grpc_stream_takes_any_bytes(served) -> None:
     call = served.channel.stream_stream("/bet.v1.Inference/PredictStream")
-    seen: collections.Counter[str] = collections.Counter()
-
-    @given(messages=st.lists(_raw_messages("Predict"), min_size=0, max_size=5))
-    @settings(max_examples=GRPC_EXAMPLES, **FUZZ_SETTINGS)
-    def run(messages: list[bytes]) -> None:
-        code = _code(lambda: list(call(iter(messages), timeout=30)))
-        seen[code.name] += 1
-        assert code in ALLOWED, code
-
-    run()
-    print(f"gRPC PredictStream: {sum(seen.values())} streams", dict(seen))
-    _still_answers(served)
+    _fuzz(served, "PredictStream", st.lists(_raw_messages("Predict"), max_size=5),
+          lambda messages: list(call(iter(messages), timeout=30)))
 
 
 def _still_answers(served) -> None:
