@@ -25,6 +25,7 @@ from server.core.tracing import Tracing
 from server.errors import ServiceError
 from server.grpc.server import SERVICE_NAME, create_grpc_server
 from server.rest.app import create_rest_app
+from server.rest.protocol import with_header_timeout
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,7 @@ class BetServer:
             ws_max_size=s.max_stream_message_bytes,
             # slow or idle clients: idle keep-alive connections close; past the cap, 503
             timeout_keep_alive=s.keep_alive_timeout_s, limit_concurrency=s.max_connections,
+            http=with_header_timeout(s.header_timeout_s),
             ssl_certfile=s.tls_cert_file, ssl_keyfile=s.tls_key_file,
         )
         self._uvicorn = _Uvicorn(config)

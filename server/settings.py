@@ -52,8 +52,9 @@ class Settings(BaseSettings):
     tls_cert_file: FilePath | None = None
     tls_key_file: FilePath | None = None
     # Slow or idle callers: a stream (WebSocket or gRPC) idle this long is closed; a REST
-    # body must arrive within body_timeout_s; idle keep-alive connections close.
+    # request's head and body must each arrive in time; idle keep-alive connections close.
     stream_idle_timeout_s: float = Field(60.0, gt=0)
+    header_timeout_s: float = Field(10.0, gt=0)  # request line and headers of one request
     body_timeout_s: float = Field(30.0, gt=0)
     keep_alive_timeout_s: int = Field(5, ge=1)
     max_connections: int = Field(2048, ge=16)  # REST connections and calls; past it, 503

@@ -16,7 +16,7 @@ import websockets
 from server.grpc.gen.bet.v1 import inference_pb2 as pb
 from tests.harness import ServerThread
 
-LIMITS = dict(max_request_bytes=4096, max_stream_message_bytes=2048, body_timeout_s=0.5,
+LIMITS = dict(max_request_bytes=4096, max_stream_message_bytes=2048, header_timeout_s=0.5, body_timeout_s=0.5,
               stream_idle_timeout_s=0.5, keep_alive_timeout_s=1)
 
 
@@ -52,6 +52,26 @@ def test_a_slow_body_is_408_and_holds_nobody_up(small: ServerThread) -> None:
     assert reply.status_code == 200 and time.monotonic() - started < 0.5
     head = _read_response(sock)
     assert head.startswith(b"HTTP/1.1 408") and time.monotonic() - started < 5
+    sock.close()
+
+
+@pytest.mark.parametrize("head", [b"", b"GET /health/li", b"GET /health/live HTTP/1.1\r\nHost: t\r\n"])
+def test_slow_request_heads_are_408_and_closed(small: ServerThread, head: bytes) -> None:
+    sock = _connect(small)
+    sock.sendall(b"GET /health/live HTTP/1.1\r\nHost: t\r\n\r\n")  # a first request, kept alive
+    assert _read_response(sock).startswith(b"HTTP/1.1 200")
+    if head:
+        sock.sendall(head)  # then the next one's head, never finished
+    else:
+        sock.close()
+        sock = _connect(small)  # or a fresh connection that says nothing
+    started = time.monotonic()
+    answer = b""
+    while chunk := sock.recv(65536):
+        answer += chunk
+    assert time.monotonic() - started < 5
+    if head:
+        assert b"HTTP/1.1 408" in answer
     sock.close()
 
 
