@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -90,18 +91,25 @@ def add_predict(subparsers: Subparsers) -> None:
     p.add_argument("--threshold", type=float, default=0.0,
                    help="confidence threshold (default 0.0 here: always print the answer)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait")
+    p.add_argument("--token", default=os.environ.get("BET_TOKEN"),
+                   help="bearer JWT to send (env BET_TOKEN, which keeps it out of the process list)")
+    p.add_argument("--api-key", default=os.environ.get("BET_API_KEY"), help="API key to send (env BET_API_KEY)")
+    p.add_argument("--ca-file", help="PEM of the CA to trust: TLS for --grpc; for an https --url "
+                   "signed by a private CA")
     p.set_defaults(run=run_predict)
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from server.client import predict_grpc, predict_rest
+    from server.client import credentials, predict_grpc, predict_rest
 
     request = {"text": args.text, "return_uncertainty": not args.no_uncertainty,
                "return_cot": args.cot, "confidence_threshold": args.threshold}
+    sent = credentials(args.token, args.api_key)
     if args.grpc:
-        ok, answer = predict_grpc(args.grpc, request, args.timeout)
+        ok, answer = predict_grpc(args.grpc, request, args.timeout, metadata=sent, ca_file=args.ca_file)
     else:
-        ok, answer = predict_rest(args.url or "http://127.0.0.1:8000", request, args.timeout)
+        ok, answer = predict_rest(args.url or "http://127.0.0.1:8000", request, args.timeout,
+                                  headers=sent, ca_file=args.ca_file)
     print(json.dumps(answer, indent=2, ensure_ascii=False))
     return 0 if ok else 1
 

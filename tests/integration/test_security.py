@@ -146,6 +146,17 @@ def test_revoked_api_key_is_refused_without_restart(guarded: ServerThread, keys_
     assert both(guarded, {"x-api-key": PREDICT_KEY})[0].status_code == 200  # others unaffected
 
 
+def test_bet_predict_sends_credentials(guarded: ServerThread, capsys: pytest.CaptureFixture) -> None:
+    from server import cli
+
+    for where in (["--url", guarded.rest_url], ["--grpc", guarded.grpc_target]):
+        assert cli.main(["predict", "hello", *where]) == 1
+        assert "credentials required" in json.loads(capsys.readouterr().out)["detail"]
+        for sent in (["--api-key", PREDICT_KEY], ["--token", sec.hs256()]):
+            assert cli.main(["predict", "hello", *where, *sent]) == 0
+            assert json.loads(capsys.readouterr().out)["prediction"]
+
+
 def test_health_reflection_and_docs_need_no_credentials(guarded: ServerThread) -> None:
     for path in ("/health/live", "/health/ready", "/openapi.json", "/docs"):
         assert guarded.http.get(path).status_code == 200, path
@@ -204,8 +215,8 @@ def test_rate_limit_is_one_bucket_for_both_doors_and_recovers(limited: ServerThr
     assert caught.value.details() == refused.json()["detail"]
     # another caller has its own bucket
     assert limited.http.get("/v1/model", headers={"x-api-key": LIMITED_KEYS["second"][0]}).status_code == 200
-    time.sleep(1.1)  # one token back
-    assert limited.http.get("/v1/model", headers=key).status_code == 200
+    time.sleep(2.1)  # two tokens back: one for each door
+    assert _model_info_both(limited, key["x-api-key"]) == (200, grpc.StatusCode.OK)
     assert "bet_rate_limited_total 2.0" in limited.http.get("/metrics").text
 
 
@@ -230,6 +241,17 @@ def test_each_stream_message_is_charged(limited: ServerThread) -> None:
         for reply in limited.stub.PredictStream(iter(requests), metadata=metadata, timeout=30):
             received.append(reply)
     assert len(received) == 3 and caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_without_authentication_a_caller_is_its_address_on_both_doors(predictor: Any) -> None:
+    with ServerThread(predictor, rate_limit_per_second=0.5, rate_limit_burst=2) as server:
+        assert server.http.get("/v1/model").status_code == 200
+        server.stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=10)  # 127.0.0.1 on gRPC too
+        assert server.http.get("/v1/model").status_code == 429
+        with pytest.raises(grpc.RpcError) as caught:
+            server.stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=10)
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert server.http.get("/health/ready").status_code == 200  # health is never limited
 
 
 @pytest.fixture(scope="module")
@@ -258,6 +280,11 @@ def test_tls_on_both_doors_with_and_without_the_right_ca(predictor: Any, pki: tu
                     pb.PredictRequest(text="over TLS", confidence_threshold=0), timeout=10)
 
         assert call(right.ca_pem).prediction
+        (ca_file := right.cert_file.parent / "right-ca.pem").write_bytes(right.ca_pem)
+        from server import cli
+
+        for where in (["--url", server.rest_url], ["--grpc", server.grpc_target]):
+            assert cli.main(["predict", "over TLS", *where, "--ca-file", str(ca_file)]) == 0
         with pytest.raises(grpc.RpcError) as caught:
             call(other.ca_pem)
         assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
