@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -33,6 +33,9 @@ from prometheus_client import CollectorRegistry, Counter
 
 from server.core.ratelimit import RateLimiter
 from server.errors import PermissionDenied, RateLimited, Unauthenticated
+
+if TYPE_CHECKING:
+    from server.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -289,7 +292,7 @@ class Guard:
                                 registry=registry) if limiter is not None else None
 
     @classmethod
-    def from_settings(cls, settings: Any, registry: CollectorRegistry) -> "Guard":
+    def from_settings(cls, settings: Settings, registry: CollectorRegistry) -> "Guard":
         """Raises ValueError for a key file that cannot be read."""
         s = settings
         verifier = None

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -94,13 +95,13 @@ class RequestTracking:
             else:
                 await self._app(scope, receive_limited, send_with_id)
 
-    def _admit(self, scope: Scope, header: object) -> None:
+    def _admit(self, scope: Scope, header: Callable[[str], str | None]) -> None:
         needed = auth.rest_scope(scope["path"], metrics_open=self._guard.metrics_open)
         if needed is None:
             return
         client = scope.get("client")
         credentials = auth.Credentials(
-            authorization=header(auth.AUTHORIZATION), api_key=header(auth.API_KEY),  # type: ignore[operator]
+            authorization=header(auth.AUTHORIZATION), api_key=header(auth.API_KEY),
             client=client[0] if client else "",
         )
         # A WebSocket is charged per message (by the core's stream), not for opening.
