@@ -147,6 +147,34 @@ def test_grpc_stream_takes_any_bytes(served) -> None:
           lambda messages: list(call(iter(messages), timeout=30)))
 
 
+def test_websocket_takes_any_frames(served) -> None:
+    """Random text and binary frames on one socket: each answered in order, never with a
+    5xx status, and the socket stays open."""
+    frames = st.lists(st.text(max_size=200) | st.binary(max_size=200)
+                      | st.builds(json.dumps, st.dictionaries(st.sampled_from(["text", "texts", "return_cot",
+                                                                               "confidence_threshold", "x"]),
+                                                              st.none() | st.booleans() | _floats | _texts)),
+                      min_size=GRPC_EXAMPLES // 3, max_size=GRPC_EXAMPLES, unique_by=repr)
+    seen: collections.Counter[str] = collections.Counter()
+
+    @given(sent=frames)
+    @settings(max_examples=3, **FUZZ_SETTINGS)
+    def run(sent: list[str | bytes]) -> None:
+        async def talk() -> list[dict]:
+            async with websockets.connect(served.rest_url.replace("http", "ws") + "/v1/stream") as ws:
+                for frame in sent:
+                    await ws.send(frame)
+                return [json.loads(await ws.recv()) for _ in sent]
+
+        for answer in asyncio.run(talk()):
+            status = answer.get("status", 200)
+            seen[str(status)] += 1
+            assert status < 500, answer
+
+    run()
+    print(f"WebSocket: {sum(seen.values())} frames", dict(seen))
+
+
 def _still_answers(served) -> None:
     answer = served.stub.Predict(pb.PredictRequest(text="still here", confidence_threshold=0), timeout=30)
     assert answer.prediction and math.isclose(sum(answer.probabilities.values()), 1, abs_tol=1e-5)
