@@ -50,7 +50,7 @@ def both(server: ServerThread, headers: dict[str, str], *, rest: tuple[str, str]
          rpc: str = "Predict") -> tuple[httpx.Response, grpc.RpcError | Any]:
     """The same call on both doors with the same credentials: (REST reply, gRPC reply or error)."""
     method, path = rest
-    body = {"text": "Credentials first.", "confidence_threshold": 0} if method == "POST" else None
+    body = {"text": "Credentials first.", "confidence_threshold": 0} if path == "/v1/predict" else None
     reply = server.http.request(method, path, json=body, headers=headers)
     request = {"Predict": pb.PredictRequest(text="Credentials first.", confidence_threshold=0),
                "GetModelInfo": pb.GetModelInfoRequest(), "ReloadModel": pb.ReloadModelRequest()}[rpc]
@@ -134,6 +134,13 @@ def test_wrong_scope_is_403_and_permission_denied(guarded: ServerThread) -> None
                    rest=("POST", "/v1/admin/reload"), rpc="ReloadModel")
     assert_refused(guarded, {"x-api-key": PREDICT_KEY}, DENIED, "'admin' scope",
                    rest=("POST", "/v1/admin/reload"), rpc="ReloadModel")
+
+
+def test_the_admin_scope_reloads_on_both_doors(guarded: ServerThread) -> None:
+    for headers in ({"x-api-key": ADMIN_KEY}, sec.bearer(sec.hs256(scope="admin"))):
+        reply, answer = both(guarded, headers, rest=("POST", "/v1/admin/reload"), rpc="ReloadModel")
+        assert reply.status_code == 200, reply.text
+        assert isinstance(answer, pb.ReloadModelResponse) and answer.model.version == reply.json()["model"]["version"]
 
 
 def test_revoked_api_key_is_refused_without_restart(guarded: ServerThread, keys_file: Path) -> None:
