@@ -42,6 +42,7 @@ def add_train(subparsers: Any) -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--views", type=int, default=4, help="K, views per prediction")
+    p.add_argument("--window", type=int, default=3, help="tokens are permuted within windows of this size (1 = none)")
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--d-model", type=int, default=128)
     p.add_argument("--version", default="1", help="version recorded in the checkpoint")
@@ -73,7 +74,7 @@ def run_train(args: argparse.Namespace) -> int:
     settings = TrainSettings(
         epochs=args.epochs, unlabelled_per_epoch=args.unlabelled_per_epoch, batch_size=args.batch_size, lr=args.lr, seed=args.seed, distill=not args.no_distill,
         version=args.version, network=NetworkConfig(n_layers=args.layers, d_model=args.d_model),
-        views=ViewConfig(n_views=args.views),
+        views=ViewConfig(n_views=args.views, window=args.window),
     )
     background = data.background_text() if args.background == "general" else None
     out = train(rows, val, args.out, settings, unlabelled=unlabelled, background=background,
