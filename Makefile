@@ -10,7 +10,7 @@ TS_CLIENT := clients/typescript
 CLIENT_GEN := clients/python/bet_client/gen
 PYTEST_ARGS ?=
 
-.PHONY: install serve test proto clients
+.PHONY: install serve test proto clients bench bench-quick
 
 # The stamp is newer than pyproject.toml once the project is installed into .venv.
 $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
@@ -57,3 +57,11 @@ clients: install $(TS_CLIENT)/node_modules/.package-lock.json
 		--use-annotated --field-constraints --use-standard-collections --use-union-operator \
 		--use-schema-description --use-field-description --collapse-root-models
 	cd $(TS_CLIENT) && npm run --silent generate
+
+# Load benchmark (not part of `make test`): needs wrk (Debian package `wrk`); LitServe peer
+# when bench/.venv-peers exists (see bench/README.md). BENCH_SECONDS per row (default 20).
+bench: install
+	$(BIN)/python -m bench.run
+
+bench-quick: install
+	BENCH_SECONDS=$${BENCH_SECONDS:-3} BENCH_WARMUP=1 BENCH_CONNECTIONS="64 256" $(BIN)/python -m bench.run

@@ -1,0 +1,260 @@
+"""`make bench`: the load benchmark, end to end, on this machine (loopback only).
+
+Measures the raw limit (bench/model_limit.py at the serving batch size), then starts each
+server on free loopback ports and drives it closed-loop at each connection count: `bet serve`
+(REST with wrk, gRPC with bench/load.py over several processes), the per-request FastAPI peer
+and LitServe (when bench/.venv-peers exists). Then, on `bet serve` with its default settings:
+the overload check at 1,000 connections and the open-loop latency at 70% of capacity.
+Writes bench/results/report.{md,json} and latency_vs_throughput.png.
+
+Environment: BENCH_SECONDS (20), BENCH_WARMUP (5), BENCH_CONNECTIONS ("64 256 512 1000"),
+BENCH_PEERS ("per_request litserve"), BENCH_PROCS (2, gRPC load processes), BENCH_OUT."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+PEERS_PY = ROOT / "bench" / ".venv-peers" / "bin" / "python"
+SECONDS = float(os.environ.get("BENCH_SECONDS", "20"))
+WARMUP = float(os.environ.get("BENCH_WARMUP", "5"))
+LEVELS = [int(x) for x in os.environ.get("BENCH_CONNECTIONS", "64 256 512 1000").split()]
+PEERS = os.environ.get("BENCH_PEERS", "per_request litserve").split()
+PROCS = int(os.environ.get("BENCH_PROCS", "2"))
+OUT = Path(os.environ.get("BENCH_OUT", ROOT / "bench" / "results"))
+BATCH = int(os.environ.get("BET_MAX_BATCH_SIZE", "32"))
+# The capacity sweep: a queue that sheds nothing at 1,000 connections, admission off.
+SWEEP_ENV = {"BET_MAX_QUEUE": "4096", "BET_ADMISSION_BUDGET_MS": "0", "BET_REQUEST_TIMEOUT_S": "120"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+class Server:
+    """A server process in its own process group, stopped by pid when done."""
+
+    def __init__(self, name: str, cmd: list[str], ready_url: str, env: dict[str, str] | None = None) -> None:
+        self.name, self.ready_url = name, ready_url
+        self.log_path = OUT / f"{name}.log"
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, start_new_session=True,
+                                     stdout=self.log_path.open("w"), stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout: float = 180) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited: see {self.log_path}")
+            try:
+                with urllib.request.urlopen(self.ready_url, timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"{self.name} not ready in {timeout} s")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+
+    def __enter__(self) -> "Server":
+        self.wait_ready()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def wrk(url: str, connections: int, seconds: float) -> dict:
+    threads = min(2, connections)
+    cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{max(1, round(seconds))}s",
+           "--timeout", "60s", "-s", str(ROOT / "bench" / "wrk_predict.lua"), url]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 120,
+                         env={**os.environ, "BENCH_BODIES": str(OUT / "bodies.jsonl")})
+    m = re.search(r"WRKJSON (\{.*\})", out.stdout)
+    if not m:
+        raise RuntimeError(f"wrk failed: {out.stdout[-500:]} {out.stderr[-500:]}")
+    r = json.loads(m.group(1))
+    r["rps"] = round(r["requests"] / r["seconds"], 1)
+    r["ok_rps"] = round(r["ok"] / r["seconds"], 1)
+    return r
+
+
+def load(proto: str, target: str, seconds: float, *, connections: int = 64, rate: float | None = None,
+         honor: bool = False) -> dict:
+    cmd = [PY, "-m", "bench.load", "--proto", proto, "--target", target, "--seconds", str(seconds),
+           "--connections", str(connections), "--procs", str(PROCS)]
+    if rate is not None:
+        cmd += ["--rate", str(rate)]
+    if honor:
+        cmd += ["--honor-retry-after"]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 180)
+    if out.returncode != 0:
+        raise RuntimeError(f"bench.load failed: {out.stderr[-800:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def raw_limit() -> dict:
+    secs = str(max(3.0, min(SECONDS, 10.0)))
+    out = subprocess.run([PY, "-m", "bench.model_limit", "--json", "--batch", str(BATCH), "--seconds", secs],
+                         cwd=ROOT, capture_output=True, text=True, check=True, timeout=600)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bet(env: dict[str, str]) -> tuple[Server, str, str]:
+    rest, grpc = free_port(), free_port()
+    server = Server("bet", [str(ROOT / ".venv" / "bin" / "bet"), "serve", "--rest-port", str(rest),
+                            "--grpc-port", str(grpc)],
+                    f"http://127.0.0.1:{rest}/health/ready", env)
+    return server, f"http://127.0.0.1:{rest}", f"127.0.0.1:{grpc}"
+
+
+def sweep_rest(name: str, url: str, rows: list[dict]) -> None:
+    wrk(url, 64, WARMUP)
+    for c in LEVELS:
+        r = wrk(url, c, SECONDS)
+        rows.append({"server": name, "proto": "rest", "connections": c, **r})
+        log(f"{name} rest c={c}: {r['rps']} req/s p95 {r['p95_ms']} ms errors {r['errors']}")
+
+
+def main() -> int:
+    OUT.mkdir(parents=True, exist_ok=True)
+    from bench.load import load_texts
+
+    with (OUT / "bodies.jsonl").open("w") as f:
+        for t in load_texts():
+            f.write(json.dumps({"text": t, "confidence_threshold": 0}) + "\n")
+    report: dict = {"machine": f"{os.cpu_count()} cores, {platform.machine()}, shared with the load generators "
+                               "and with other engineers' test runs", "seconds": SECONDS, "warmup": WARMUP,
+                    "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    log("raw limit")
+    report["raw"] = raw = raw_limit()
+    log(f"raw: {raw['texts_per_s']:.1f} texts/s")
+    rows: list[dict] = []
+
+    server, rest, grpc = bet(SWEEP_ENV)
+    with server:
+        sweep_rest("bet", rest, rows)
+        load("grpc", grpc, WARMUP, connections=64)
+        for c in LEVELS:
+            r = load("grpc", grpc, SECONDS, connections=c)
+            rows.append({"server": "bet", **r})
+            log(f"bet grpc c={c}: {r['rps']} req/s p95 {r['p95_ms']} ms errors {r['errors']}")
+
+    for peer in PEERS:
+        port = free_port()
+        if peer == "per_request":
+            cmd = [PY, "-m", "bench.peers.per_request", "--port", str(port)]
+        elif peer == "litserve" and PEERS_PY.exists():
+            cmd = [str(PEERS_PY), "bench/peers/litserve_app.py", "--port", str(port), "--max-batch-size", str(BATCH)]
+        else:
+            log(f"skipping peer {peer} (bench/.venv-peers missing?)")
+            continue
+        with Server(peer, cmd, f"http://127.0.0.1:{port}/health/ready"):
+            sweep_rest(peer, f"http://127.0.0.1:{port}", rows)
+
+    for r in rows:
+        r["served_raw"] = round(r["ok_rps"] / raw["texts_per_s"], 3)
+    report["rows"] = rows
+
+    # Default settings: overload at 1,000 connections, then the open loop at 70% of capacity.
+    server, rest, grpc = bet({})
+    with server:
+        load("grpc", grpc, WARMUP, connections=64)
+        report["overload"] = over = {
+            "rest_wrk": wrk(rest, 1000, SECONDS),
+            "rest": load("rest", rest, SECONDS, connections=1000, honor=True),
+            "grpc": load("grpc", grpc, SECONDS, connections=1000, honor=True),
+        }
+        log(f"overload: {json.dumps(over)}")
+        report["open_loop"] = {}
+        for proto, target in (("rest", rest), ("grpc", grpc)):
+            cap = next((r["ok_rps"] for r in rows if r["server"] == "bet" and r["proto"] == proto
+                        and r["connections"] == 256), None) or max(
+                r["ok_rps"] for r in rows if r["server"] == "bet" and r["proto"] == proto)
+            r = load(proto, target, SECONDS, rate=round(0.7 * cap, 1))
+            report["open_loop"][proto] = {"capacity_rps": cap, **r}
+            log(f"open loop {proto} at {r['rate']}/s: p95 {r['p95_ms']} ms errors {r['errors']}")
+
+    (OUT / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (OUT / "report.md").write_text(markdown(report))
+    plot(report, OUT / "latency_vs_throughput.png")
+    (OUT / "bodies.jsonl").unlink()
+    print(markdown(report))
+    return 0
+
+
+def markdown(rep: dict) -> str:
+    raw = rep["raw"]
+    lines = [f"Raw limit: **{raw['texts_per_s']:.1f} texts/s** (batch {raw['batch']}, {raw['n_views']} views, "
+             f"{raw['torch_threads']} torch threads, {raw['device']}). Machine: {rep['machine']}. "
+             f"{rep['seconds']:g} s per row after {rep['warmup']:g} s warm-up; started {rep['started']}.", "",
+             "| server | proto | conns | req/s | ok/s | p50 ms | p95 ms | p99 ms | errors | refused | served/raw |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rep["rows"]:
+        lines.append(f"| {r['server']} | {r['proto']} | {r['connections']} | {r['rps']} | {r['ok_rps']} | "
+                     f"{r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | {r['errors']} | {r['refused']} | "
+                     f"{r['served_raw']:.2f} |")
+    if "overload" in rep:
+        lines += ["", "Overload, 1,000 connections, default settings (refused = 503 + Retry-After / UNAVAILABLE):", "",
+                  "| client | ok/s | accepted p95 ms | refused | refused p99 ms | errors |", "|---|---:|---:|---:|---:|---:|"]
+        for k, r in rep["overload"].items():
+            ref = r.get("refused_latency", {}).get("p99_ms", "n/a (wrk mixes both)")
+            lines.append(f"| {k} | {r['ok_rps']} | {r['p95_ms']} | {r['refused']} | {ref} | {r['errors']} |")
+    if "open_loop" in rep:
+        lines += ["", "Open loop at 70% of capacity (capacity = bet at 256 connections), default settings:", "",
+                  "| proto | rate/s | ok/s | p50 ms | p95 ms | p99 ms | refused | errors |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for proto, r in rep["open_loop"].items():
+            lines.append(f"| {proto} | {r['rate']} | {r['ok_rps']} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | "
+                         f"{r['refused']} | {r['errors']} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(rep: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    series: dict[tuple[str, str], list[dict]] = {}
+    for r in rep["rows"]:
+        series.setdefault((r["server"], r["proto"]), []).append(r)
+    for (server, proto), rs in series.items():
+        ax.plot([r["ok_rps"] for r in rs], [r["p95_ms"] for r in rs], marker="o", label=f"{server} {proto} (p95)")
+        for r in rs:
+            ax.annotate(str(r["connections"]), (r["ok_rps"], r["p95_ms"]), fontsize=7)
+    ax.axvline(rep["raw"]["texts_per_s"], color="grey", linestyle="--", label="raw model limit")
+    ax.set_xlabel("answered requests/s")
+    ax.set_ylabel("p95 latency (ms, log)")
+    ax.set_yscale("log")
+    ax.set_title("Latency vs throughput (labels: connections)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
