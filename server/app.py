@@ -78,6 +78,7 @@ class BetServer:
         batcher = Batcher(
             predict, self.metrics, max_batch_size=s.max_batch_size, max_delay_s=s.max_delay_ms / 1000,
             max_queue=s.max_queue, retry_after_s=s.retry_after_s,
+            admission_budget_s=s.admission_budget_ms / 1000, torch_threads=s.torch_threads,
         )
         batcher.start()
         return batcher

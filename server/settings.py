@@ -32,6 +32,14 @@ class Settings(BaseSettings):
     max_queue: int = Field(1024, ge=MAX_BATCH_TEXTS)  # queued texts before refusing (503)
     request_timeout_s: float = Field(30.0, gt=0)  # a text waiting longer is dropped
     retry_after_s: int = Field(1, ge=0)  # advice sent with 503 / UNAVAILABLE when overloaded
+    # Refuse a text at once (503 / UNAVAILABLE) when its expected wait, queue depth divided by
+    # the measured throughput, is over this budget; 0 turns it off (the queue limit remains).
+    # 500 ms admits a burst of 500 when the model does 1,000 texts/s; 150 ms keeps accepted
+    # p95 near 250 ms under overload (bench/README.md).
+    admission_budget_ms: float = Field(500.0, ge=0)
+    # torch intra-op threads of the forward worker; 1 leaves a core to the event loop on a
+    # 2-core machine (bench/README.md); 0 keeps torch's default.
+    torch_threads: int = Field(1, ge=0)
     drain_timeout_s: float = Field(30.0, ge=0)  # on SIGTERM, time to finish work in flight
     # Largest request body / gRPC message: 256 texts x 10,000 characters, JSON-escaped, fit.
     max_request_bytes: int = Field(32 * 1024 * 1024, ge=1024)

@@ -1,11 +1,17 @@
 """The dynamic batcher: texts from every protocol wait in one bounded queue and run together
 when a batch is full or the oldest text has waited the maximum delay. The forward pass runs
-on one worker thread, so the event loop keeps serving while the model computes."""
+on one worker thread, so the event loop keeps serving while the model computes.
+
+Admission: a text is refused at once (Overloaded: 503 / UNAVAILABLE with Retry-After) when
+the queue is full, or when its expected wait, the texts ahead of it divided by the measured
+throughput, is over the admission budget: a caller gets an answer in time or a fast no."""
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+
+import torch
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +46,8 @@ class Batcher:
         max_delay_s: float,
         max_queue: int,
         retry_after_s: int,
+        admission_budget_s: float = 0.0,
+        torch_threads: int = 0,
     ) -> None:
         self._predict = predict
         self._metrics = metrics
@@ -47,12 +55,18 @@ class Batcher:
         self._max_delay_s = max_delay_s
         self._max_queue = max_queue
         self._retry_after_s = retry_after_s
+        self._admission_budget_s = admission_budget_s  # 0: admit by queue length alone
+        self._throughput: float | None = None  # texts/s of recent forward passes (moving average)
+        self._in_flight = 0  # texts in the forward pass now
         self._queue: deque[_Item] = deque()
         self._arrived = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task | None = None
         # One thread: the model is called from one thread only, one batch at a time.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bet-forward")
+        # torch_threads > 0 sets the worker's intra-op threads (1 leaves the other core to
+        # the event loop; the answers are the same for any count).
+        init = (lambda: torch.set_num_threads(torch_threads)) if torch_threads > 0 else None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bet-forward", initializer=init)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="bet-batcher")
@@ -69,6 +83,14 @@ class Batcher:
                 f"the queue is full ({self._max_queue} texts); retry later",
                 retry_after_s=self._retry_after_s,
             )
+        wait_s = self.expected_wait_s()
+        if wait_s is not None and wait_s > self._admission_budget_s > 0:
+            self._metrics.dropped.labels("expected_wait").inc(len(texts))
+            raise Overloaded(
+                f"the expected wait ({wait_s * 1000:.0f} ms) is over the admission budget "
+                f"({self._admission_budget_s * 1000:.0f} ms); retry later",
+                retry_after_s=self._retry_after_s,
+            )
         items = [_Item(text, with_reasoning, deadline) for text in texts]
         self._queue.extend(items)
         self._metrics.queue_depth.set(len(self._queue))
@@ -79,6 +101,14 @@ class Batcher:
             # The caller has gone or one text failed: the rest need not be computed.
             for item in items:
                 item.future.cancel()
+
+    def expected_wait_s(self) -> float | None:
+        """Seconds before a text queued now starts computing at the measured throughput: the
+        queue and the pass in flight go first (so an idle server admits any request). None
+        until a forward pass was measured."""
+        if self._throughput is None:
+            return None
+        return (len(self._queue) + self._in_flight) / self._throughput
 
     async def drain(self, timeout_s: float) -> None:
         """Refuses new texts, computes the queued ones, then stops (within `timeout_s`)."""
@@ -149,6 +179,7 @@ class Batcher:
         self._metrics.batch_size.observe(len(batch))
         texts = [item.text for item in batch]
         loop = asyncio.get_running_loop()
+        self._in_flight = len(batch)
         try:
             predictions = await loop.run_in_executor(
                 self._executor, self._forward, texts, batch[0].with_reasoning
@@ -160,7 +191,12 @@ class Batcher:
                     await self._compute([item])
                 return
             predictions = [Internal("the model failed on this input")]
-        self._metrics.forward.observe(time.monotonic() - start)
+        finally:
+            self._in_flight = 0
+        elapsed = time.monotonic() - start
+        self._metrics.forward.observe(elapsed)
+        rate = len(batch) / max(elapsed, 1e-6)
+        self._throughput = rate if self._throughput is None else 0.8 * self._throughput + 0.2 * rate
         for item, prediction in zip(batch, predictions, strict=True):
             if item.future.done():
                 continue

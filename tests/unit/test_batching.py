@@ -65,3 +65,73 @@ async def test_full_queue_refuses_at_once_and_drain_finishes_queued(predictor) -
         await batcher.submit(["late"], with_reasoning=False, deadline=_far())
     await drain
     assert len(await queued) == 256 and (await first)[0].label
+
+
+async def test_admission_refuses_by_expected_wait_not_count(predictor) -> None:
+    gated = Gated(predictor)
+
+    def slow(texts, with_reasoning):  # about 20 ms a text: a throughput near 40 texts/s
+        time.sleep(0.02 * len(texts))
+        return gated.predict(texts, with_reasoning=with_reasoning)
+
+    metrics = Metrics(CollectorRegistry())
+    batcher = Batcher(slow, metrics, max_batch_size=1, max_delay_s=0, max_queue=300, retry_after_s=1,
+                      admission_budget_s=0.1)
+    batcher.start()
+    assert batcher.expected_wait_s() is None  # nothing measured yet: admission by count alone
+    await batcher.submit(["measure"], with_reasoning=False, deadline=_far())
+    assert batcher.expected_wait_s() == 0  # idle
+    # An idle server admits a request larger than the budget's worth: nothing waits ahead of it.
+    assert len(await batcher.submit([f"big {i}" for i in range(12)], with_reasoning=False,
+                                    deadline=_far())) == 12
+    gated.gate.clear()
+    held = asyncio.ensure_future(batcher.submit(["held"], with_reasoning=False, deadline=_far()))
+    await asyncio.to_thread(gated.entered.wait, 10)
+    queued = asyncio.ensure_future(batcher.submit([f"q{i}" for i in range(10)], with_reasoning=False,
+                                                  deadline=_far()))
+    await asyncio.sleep(0)
+    wait_s = batcher.expected_wait_s()
+    assert wait_s is not None and wait_s > 0.1  # 11 texts ahead at about 40 texts/s
+    began = time.monotonic()
+    with pytest.raises(Overloaded, match="expected wait") as refused:
+        await batcher.submit(["one more"], with_reasoning=False, deadline=_far())
+    assert time.monotonic() - began < 0.01 and refused.value.retry_after_s == 1  # at once, with advice
+    assert metrics.registry.get_sample_value("bet_dropped_total", {"reason": "expected_wait"}) == 1
+    gated.gate.set()
+    assert len(await queued) == 10 and (await held)[0].label
+    await batcher.drain(5)
+
+
+async def test_admission_budget_zero_admits_by_count_alone(predictor) -> None:
+    gated = Gated(predictor)
+    gated.gate.clear()
+    batcher, _ = _batcher(gated, max_batch_size=1, admission_budget_s=0.0)
+    batcher._throughput = 1.0  # one text a second: any queue would be over a budget
+    held = asyncio.ensure_future(batcher.submit(["held"], with_reasoning=False, deadline=_far()))
+    await asyncio.to_thread(gated.entered.wait, 10)
+    queued = asyncio.ensure_future(batcher.submit([f"q{i}" for i in range(5)], with_reasoning=False,
+                                                  deadline=_far()))
+    await asyncio.sleep(0)
+    assert batcher.expected_wait_s() == 6.0
+    last = asyncio.ensure_future(batcher.submit(["admitted"], with_reasoning=False, deadline=_far()))
+    gated.gate.set()
+    assert len(await queued) == 5 and (await last)[0].label and (await held)[0].label
+    await batcher.drain(5)
+
+
+async def test_forward_worker_uses_the_configured_torch_threads(predictor) -> None:
+    import torch
+
+    seen: list[int] = []
+
+    def record(texts, with_reasoning):
+        seen.append(torch.get_num_threads())
+        return predictor.predict(texts, with_reasoning=with_reasoning)
+
+    batcher = Batcher(record, Metrics(CollectorRegistry()), max_batch_size=8, max_delay_s=0, max_queue=300,
+                      retry_after_s=1, torch_threads=1)
+    batcher.start()
+    [answer] = await batcher.submit(["one thread"], with_reasoning=False, deadline=_far())
+    assert seen == [1]
+    assert answer == predictor.predict(["one thread"])[0]  # the same answer as the caller's threads
+    await batcher.drain(5)
