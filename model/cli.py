@@ -42,7 +42,7 @@ def add_train(subparsers: Any) -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--views", type=int, default=4, help="K, views per prediction")
-    p.add_argument("--window", type=int, default=3, help="tokens are permuted within windows of this size (1 = none)")
+    p.add_argument("--window", type=int, default=1, help="tokens are permuted within windows of this size (1 = none)")
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--d-model", type=int, default=128)
     p.add_argument("--version", default="1", help="version recorded in the checkpoint")

@@ -26,7 +26,7 @@ class NetworkConfig:
 class ViewConfig:
     n_views: int = 4  # K: views averaged per prediction, run in one batched forward pass
     offsets: bool = True  # each view shifts all positions by a seeded offset
-    window: int = 3  # tokens are permuted within consecutive windows of this size (1 = none)
+    window: int = 1  # tokens are permuted within windows of this size; 1 (none) measured best on validation NLL
 
 
 @dataclass
