@@ -33,6 +33,8 @@ PEERS = os.environ.get("BENCH_PEERS", "per_request litserve").split()
 PROCS = int(os.environ.get("BENCH_PROCS", "2"))
 OUT = Path(os.environ.get("BENCH_OUT", ROOT / "bench" / "results"))
 BATCH = int(os.environ.get("BET_MAX_BATCH_SIZE", "32"))
+THREADS = int(os.environ.get("BET_TORCH_THREADS", "1"))
+TIGHT_BUDGET_MS = "150"  # the overload check is also run with this admission budget
 # The capacity sweep: a queue that sheds nothing at 1,000 connections, admission off.
 SWEEP_ENV = {"BET_MAX_QUEUE": "4096", "BET_ADMISSION_BUDGET_MS": "0", "BET_REQUEST_TIMEOUT_S": "120"}
 
@@ -116,9 +118,10 @@ def load(proto: str, target: str, seconds: float, *, connections: int = 64, rate
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def raw_limit() -> dict:
+def raw_limit(threads: int = THREADS) -> dict:
     secs = str(max(3.0, min(SECONDS, 10.0)))
-    out = subprocess.run([PY, "-m", "bench.model_limit", "--json", "--batch", str(BATCH), "--seconds", secs],
+    out = subprocess.run([PY, "-m", "bench.model_limit", "--json", "--batch", str(BATCH), "--seconds", secs,
+                          "--threads", str(threads)],
                          cwd=ROOT, capture_output=True, text=True, check=True, timeout=600)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -151,7 +154,9 @@ def main() -> int:
                     "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     log("raw limit")
     report["raw"] = raw = raw_limit()
-    log(f"raw: {raw['texts_per_s']:.1f} texts/s")
+    report["raw_other_threads"] = other = raw_limit(2 if THREADS == 1 else 1)
+    log(f"raw: {raw['texts_per_s']:.1f} texts/s ({THREADS} torch threads); "
+        f"{other['texts_per_s']:.1f} with {other['torch_threads']}")
     rows: list[dict] = []
 
     server, rest, grpc = bet(SWEEP_ENV)
@@ -197,6 +202,13 @@ def main() -> int:
             r = load(proto, target, SECONDS, rate=round(0.7 * cap, 1))
             report["open_loop"][proto] = {"capacity_rps": cap, **r}
             log(f"open loop {proto} at {r['rate']}/s: p95 {r['p95_ms']} ms errors {r['errors']}")
+    server, rest, grpc = bet({"BET_ADMISSION_BUDGET_MS": TIGHT_BUDGET_MS})
+    with server:
+        load("grpc", grpc, WARMUP, connections=64)
+        over[f"rest_wrk budget {TIGHT_BUDGET_MS} ms"] = wrk(rest, 1000, SECONDS)
+        over[f"rest budget {TIGHT_BUDGET_MS} ms"] = load("rest", rest, SECONDS, connections=1000, honor=True)
+        over[f"grpc budget {TIGHT_BUDGET_MS} ms"] = load("grpc", grpc, SECONDS, connections=1000, honor=True)
+        log(f"overload, tight budget: {json.dumps(over)}")
 
     (OUT / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (OUT / "report.md").write_text(markdown(report))
@@ -210,7 +222,9 @@ def markdown(rep: dict) -> str:
     raw = rep["raw"]
     lines = [f"Raw limit: **{raw['texts_per_s']:.1f} texts/s** (batch {raw['batch']}, {raw['n_views']} views, "
              f"{raw['torch_threads']} torch threads, {raw['device']}). Machine: {rep['machine']}. "
-             f"{rep['seconds']:g} s per row after {rep['warmup']:g} s warm-up; started {rep['started']}.", "",
+             f"{rep['seconds']:g} s per row after {rep['warmup']:g} s warm-up; started {rep['started']}. "
+             f"With {rep['raw_other_threads']['torch_threads']} torch threads: "
+             f"{rep['raw_other_threads']['texts_per_s']:.1f} texts/s. Capacity rows: admission off, queue 4096.", "",
              "| server | proto | conns | req/s | ok/s | p50 ms | p95 ms | p99 ms | errors | refused | served/raw |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rep["rows"]:
@@ -218,7 +232,8 @@ def markdown(rep: dict) -> str:
                      f"{r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | {r['errors']} | {r['refused']} | "
                      f"{r['served_raw']:.2f} |")
     if "overload" in rep:
-        lines += ["", "Overload, 1,000 connections, default settings (refused = 503 + Retry-After / UNAVAILABLE):", "",
+        lines += ["", "Overload, 1,000 connections, default settings unless a budget is named (refused = 503 + "
+                  "Retry-After / UNAVAILABLE; the Python clients wait Retry-After after a refusal, wrk does not):", "",
                   "| client | ok/s | accepted p95 ms | refused | refused p99 ms | errors |", "|---|---:|---:|---:|---:|---:|"]
         for k, r in rep["overload"].items():
             ref = r.get("refused_latency", {}).get("p99_ms", "n/a (wrk mixes both)")
