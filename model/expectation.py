@@ -10,9 +10,15 @@ from .network import Encoder
 from .uncertainty import Decomposition, FeatureDensity, UnigramDensity, decompose, similarity, view_probabilities
 from .views import make_views
 
-# Texts are grouped by length so that short texts are not padded to a long neighbour's
-# length; a group holds at most this many (view x token) positions.
+# Texts are padded to their length rounded up to a multiple of BUCKET and computed only
+# with texts of the same padded length: a text's arithmetic then never depends on what
+# else shares its batch. A group holds at most GROUP_TOKENS (view x token) positions.
+BUCKET = 8
 GROUP_TOKENS = 64 * 4 * 48
+
+
+def padded_length(n: int, max_len: int) -> int:
+    return min(-(-n // BUCKET) * BUCKET, max(max_len, n))
 
 
 @dataclass
@@ -35,20 +41,24 @@ class Expectation:
     def raw(self, seqs: list[list[int]], seeds: list[int]) -> ViewOutputs:
         """Every view's outputs, in input order."""
         K = self.cfg.views.n_views
-        order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+        width = [padded_length(len(s), self.cfg.network.max_len) for s in seqs]
+        order = sorted(range(len(seqs)), key=lambda i: width[i])
         parts: list = [None] * len(seqs)
         start = 0
         while start < len(order):
-            # grow the group while its padded size stays within the budget
             end = start + 1
-            while end < len(order) and (end + 1 - start) * K * len(seqs[order[end]]) <= GROUP_TOKENS:
+            while (end < len(order) and width[order[end]] == width[order[start]]
+                   and (end + 1 - start) * K * width[order[start]] <= GROUP_TOKENS):
                 end += 1
             idx = order[start:end]
-            vb = make_views([seqs[i] for i in idx], [seeds[i] for i in idx], self.cfg.views, self.cfg.network)
+            vb = make_views([seqs[i] for i in idx], [seeds[i] for i in idx], self.cfg.views, self.cfg.network,
+                            width[idx[0]])
             lg, h, dom = self.encoder(vb.ids.to(self.device), vb.pos.to(self.device), vb.mask.to(self.device))
-            lg = lg.float().cpu().view(len(idx), K, -1)
-            h = h.float().cpu().view(len(idx), K, -1)
-            dom = dom.float().cpu().view(len(idx), K)
+            # the head works in float64 so that its steep similarity does not magnify
+            # float32 rounding in the features
+            lg = lg.double().cpu().view(len(idx), K, -1)
+            h = h.double().cpu().view(len(idx), K, -1)
+            dom = dom.double().cpu().view(len(idx), K)
             for j, i in enumerate(idx):
                 parts[i] = (lg[j], h[j], dom[j], vb.z[j])
             start = end
@@ -57,14 +67,14 @@ class Expectation:
     def scores(self, out: ViewOutputs, seqs: list[list[int]]) -> torch.Tensor:
         """(N, K, 3) unfamiliarity: feature distance, minus in-domain logit, unigram NLL."""
         N, K, D = out.feats.shape
-        d2 = self.density.d2(out.feats.reshape(N * K, D)).view(N, K) if self.density else torch.zeros(N, K)
-        uni = self.unigram.score(seqs) if self.unigram else torch.zeros(N)
+        d2 = self.density.d2(out.feats.reshape(N * K, D)).view(N, K) if self.density else out.domain.new_zeros(N, K)
+        uni = self.unigram.score(seqs).to(out.domain.dtype) if self.unigram else out.domain.new_zeros(N)
         return torch.stack([d2, -out.domain, uni.unsqueeze(1).expand(N, K)], dim=-1)
 
     def similarity(self, out: ViewOutputs, seqs: list[list[int]]) -> torch.Tensor:
         """(N, K) in (0, 1]; all ones until the head is fitted."""
         if self.density is None:
-            return torch.ones(out.domain.shape)
+            return torch.ones(out.domain.shape, dtype=out.domain.dtype)
         return similarity(self.scores(out, seqs), self.cfg.head)
 
     def combine(self, out: ViewOutputs, r: torch.Tensor) -> Decomposition:

@@ -34,8 +34,9 @@ class FeatureDensity:
 
     def d2(self, feats: torch.Tensor) -> torch.Tensor:
         """(N, D) -> (N,) squared distance to the nearest class mean, in whitened units."""
-        y = feats @ self.whiten  # (N, D)
-        mu = self.means @ self.whiten  # (C, D)
+        w = self.whiten.to(feats.dtype)
+        y = feats @ w  # (N, D)
+        mu = self.means.to(feats.dtype) @ w  # (C, D)
         return torch.cdist(y, mu).pow(2).min(dim=1).values
 
 
@@ -65,7 +66,7 @@ def entropy(p: torch.Tensor) -> torch.Tensor:
 
 def similarity(scores: torch.Tensor, head: HeadConfig) -> torch.Tensor:
     """(..., 3) unfamiliarity scores -> (...) similarity to the training data in (0, 1]."""
-    z = (scores - torch.tensor(head.score_median)) / torch.tensor(head.score_spread)
+    z = (scores - torch.tensor(head.score_median, dtype=scores.dtype)) / torch.tensor(head.score_spread, dtype=scores.dtype)
     return torch.exp(-head.decay * torch.relu(z.max(dim=-1).values - 1.0))
 
 
@@ -76,7 +77,7 @@ def view_probabilities(logits: torch.Tensor, r: torch.Tensor, z: torch.Tensor, h
     network's own logits, far from it the prior, whose antithetic draws average to uniform."""
     r = r.unsqueeze(-1)  # (B, K, 1)
     std = head.sigma0 * torch.sqrt((1 - r * r).clamp_min(0.0))
-    sampled = r * logits + std * z  # (B, K, C)
+    sampled = r * logits + std * z.to(logits.dtype)  # (B, K, C)
     return torch.softmax(sampled / head.temperature, dim=-1)
 
 

@@ -54,11 +54,12 @@ def text_views(n: int, seed: int, vcfg: ViewConfig, ncfg: NetworkConfig) -> tupl
 
 
 def make_views(
-    seqs: list[list[int]], seeds: list[int], vcfg: ViewConfig, ncfg: NetworkConfig
+    seqs: list[list[int]], seeds: list[int], vcfg: ViewConfig, ncfg: NetworkConfig, width: int | None = None
 ) -> ViewBatch:
+    """Views of every text, padded to `width` (default: the longest text)."""
     K = vcfg.n_views
     B = len(seqs)
-    T = max(len(s) for s in seqs)
+    T = max(width or 0, max(len(s) for s in seqs))
     ids = np.full((B, K, T), ncfg.pad_id, dtype=np.int64)
     pos = np.zeros((B, K, T), dtype=np.int64)
     mask = np.zeros((B, K, T), dtype=bool)
