@@ -3,7 +3,7 @@
 Measures the raw limit (bench/model_limit.py at the serving batch size), then starts each
 server on free loopback ports and drives it closed-loop at each connection count: `bet serve`
 (REST with wrk, gRPC with bench/load.py over several processes), the per-request FastAPI peer
-and LitServe (when bench/.venv-peers exists). Then, on `bet serve` with its default settings:
+and LitServe (when bench/.venv-peers exists). Then, on `bet serve` with admission budgets:
 the overload check at 1,000 connections and the open-loop latency at 70% of capacity.
 Writes bench/results/report.{md,json} and latency_vs_throughput.png.
 
@@ -184,8 +184,9 @@ def main() -> int:
         r["served_raw"] = round(r["ok_rps"] / raw["texts_per_s"], 3)
     report["rows"] = rows
 
-    # Default settings: overload at 1,000 connections, then the open loop at 70% of capacity.
-    server, rest, grpc = bet({})
+    # Overload at 1,000 connections with a 500 ms admission budget, otherwise default settings;
+    # then the open loop at 70% of capacity on the same server.
+    server, rest, grpc = bet({"BET_ADMISSION_BUDGET_MS": "500"})
     with server:
         load("grpc", grpc, WARMUP, connections=64)
         report["overload"] = over = {
@@ -232,14 +233,14 @@ def markdown(rep: dict) -> str:
                      f"{r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | {r['errors']} | {r['refused']} | "
                      f"{r['served_raw']:.2f} |")
     if "overload" in rep:
-        lines += ["", "Overload, 1,000 connections, default settings unless a budget is named (refused = 503 + "
+        lines += ["", "Overload, 1,000 connections, default settings with a 500 ms admission budget unless another is named (refused = 503 + "
                   "Retry-After / UNAVAILABLE; the Python clients wait Retry-After after a refusal, wrk does not):", "",
                   "| client | ok/s | accepted p95 ms | refused | refused p99 ms | errors |", "|---|---:|---:|---:|---:|---:|"]
         for k, r in rep["overload"].items():
             ref = r.get("refused_latency", {}).get("p99_ms", "n/a (wrk mixes both)")
             lines.append(f"| {k} | {r['ok_rps']} | {r['p95_ms']} | {r['refused']} | {ref} | {r['errors']} |")
     if "open_loop" in rep:
-        lines += ["", "Open loop at 70% of capacity (capacity = bet at 256 connections), default settings:", "",
+        lines += ["", "Open loop at 70% of capacity (capacity = bet at 256 connections), 500 ms admission budget:", "",
                   "| proto | rate/s | ok/s | p50 ms | p95 ms | p99 ms | refused | errors |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
         for proto, r in rep["open_loop"].items():
             lines.append(f"| {proto} | {r['rate']} | {r['ok_rps']} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | "

@@ -34,9 +34,9 @@ class Settings(BaseSettings):
     retry_after_s: int = Field(1, ge=0)  # advice sent with 503 / UNAVAILABLE when overloaded
     # Refuse a text at once (503 / UNAVAILABLE) when its expected wait, queue depth divided by
     # the measured throughput, is over this budget; 0 turns it off (the queue limit remains).
-    # 500 ms admits a burst of 500 when the model does 1,000 texts/s; 150 ms keeps accepted
-    # p95 near 250 ms under overload (bench/README.md).
-    admission_budget_ms: float = Field(500.0, ge=0)
+    # Off by default: any budget refuses part of a burst of 500 concurrent requests (ADR-002)
+    # once the model does fewer than 500 / budget texts/s. bench/README.md measures 500 and 150.
+    admission_budget_ms: float = Field(0.0, ge=0)
     # torch intra-op threads of the forward worker; 1 leaves a core to the event loop on a
     # 2-core machine (bench/README.md); 0 keeps torch's default.
     torch_threads: int = Field(1, ge=0)
