@@ -168,8 +168,15 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
         m = summarize(dec.probs.numpy(), val_y, dec.total.numpy())
         history.append({"epoch": epoch + 1, "val_accuracy": m["accuracy"], "val_nll": m["nll"]})
         tqdm.write(f"epoch {epoch + 1}: val accuracy {m['accuracy']:.4f} nll {m['nll']:.4f}")
+        if m["nll"] <= min(h["val_nll"] for h in history):  # early stopping on validation NLL
+            state_dir.mkdir(parents=True, exist_ok=True)
+            torch.save(encoder.state_dict(), state_dir / "best.pt")
         _save_state(state_dir, epoch + 1, encoder, opt, sched, history, settings.keep_last)
 
+    if (state_dir / "best.pt").exists():
+        encoder.load_state_dict(torch.load(state_dir / "best.pt", weights_only=True))
+        best = min(history, key=lambda h: h["val_nll"])
+        tqdm.write(f"keeping epoch {best['epoch']} (lowest validation NLL {best['val_nll']:.4f})")
     encoder.eval()
     checkpoint.round_weights(encoder)
     exp = Expectation(encoder, None, None, cfg, torch.device("cpu"))
