@@ -122,7 +122,7 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
     ncfg.vocab_size, ncfg.pad_id, ncfg.cls_id, ncfg.sep_id = tok.vocab_size, tok.pad_id, tok.cls_id, tok.sep_id
     cfg = ModelConfig(network=ncfg, views=settings.views)
     encoder = Encoder(ncfg)
-    examples = _examples(train_rows, lab_id, tok, use_teacher, unlabelled or [], cache, encoder, settings)
+    examples = _examples(train_rows, lab_id, tok, use_teacher, unlabelled or [], cache, encoder)
     n_lab = len(train_rows)
     n_unl = len(examples) - n_lab
     examples += [Example(e.ids, -1, None, None, in_domain=False) for e in tok.encode(background or [])]
@@ -205,7 +205,7 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
                                   "n_background": n_bg})
 
 
-def _examples(rows, lab_id, tok, use_teacher, unlabelled, cache, encoder, settings) -> list[Example]:
+def _examples(rows, lab_id, tok, use_teacher, unlabelled, cache, encoder) -> list[Example]:
     texts = [r.text for r in rows]
     ids = [e.ids for e in tok.encode(texts + unlabelled)]
     soft = emb = None

@@ -3,10 +3,11 @@
 After Chlon et al. 2025 ("LLMs are Bayesian, in expectation, not in realization"):
 positional encodings break exchangeability, so one forward pass is one draw from a family
 of orderings; the answer is the mean over K of them. A view here is a seeded positional
-offset plus a permutation of token positions within small windows, and an antithetic
-draw z from the logit posterior (used by `uncertainty.py`). Every random choice is seeded
-from a hash of the text and the view index, so a text gets the same views in any process,
-on any replica and in any batch.
+offset (optionally with tokens permuted within small windows: `ViewConfig.window`, off by
+default since it lost on validation NLL), and an antithetic draw z from the logit
+posterior (used by `uncertainty.py`). Every random choice comes from one generator seeded
+by a hash of the text, so a text gets the same views in any process, on any replica and
+in any batch.
 """
 from __future__ import annotations
 

@@ -55,12 +55,16 @@ def test_damaged_checkpoint_names_the_file(default_copy, damage, names):
         Predictor.load(default_copy)
 
 
-def test_config_that_does_not_match_the_weights(default_copy):
+@pytest.mark.parametrize("section, key, value, message", [
+    ("network", "d_model", 96, r"model\.safetensors: weights do not match config\.json"),
+    ("views", "surprise", 1, r"config\.json: unknown views settings"),
+])
+def test_config_edits_that_cannot_be_served(default_copy, section, key, value, message):
     cfg = json.loads((default_copy / "config.json").read_text())
-    cfg["network"]["d_model"] = 96
+    cfg[section][key] = value
     (default_copy / "config.json").write_text(json.dumps(cfg))
     _rehash(default_copy)
-    with pytest.raises(CheckpointError, match=r"model\.safetensors: weights do not match config\.json"):
+    with pytest.raises(CheckpointError, match=message):
         Predictor.load(default_copy)
 
 
@@ -69,13 +73,4 @@ def test_truncated_weights_with_a_matching_manifest(default_copy):
     f.write_bytes(f.read_bytes()[:5000])
     _rehash(default_copy)
     with pytest.raises(CheckpointError, match=r"model\.safetensors: unreadable"):
-        Predictor.load(default_copy)
-
-
-def test_unknown_config_key(default_copy):
-    cfg = json.loads((default_copy / "config.json").read_text())
-    cfg["views"]["surprise"] = 1
-    (default_copy / "config.json").write_text(json.dumps(cfg))
-    _rehash(default_copy)
-    with pytest.raises(CheckpointError, match=r"config\.json: unknown views settings"):
         Predictor.load(default_copy)
