@@ -10,7 +10,7 @@ TS_CLIENT := clients/typescript
 CLIENT_GEN := clients/python/bet_client/gen
 PYTEST_ARGS ?=
 
-.PHONY: install serve test proto clients bench bench-quick
+.PHONY: install serve test proto clients bench bench-quick soak
 
 # The stamp is newer than pyproject.toml once the project is installed into .venv.
 $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
@@ -65,3 +65,7 @@ bench: install
 
 bench-quick: install
 	BENCH_SECONDS=$${BENCH_SECONDS:-3} BENCH_WARMUP=1 BENCH_CONNECTIONS="64 256" $(BIN)/python -m bench.run
+
+# 10 minutes at 256 connections: errors and the server's resident memory (bench/soak.py).
+soak: install
+	$(BIN)/python -m bench.soak

@@ -7,8 +7,12 @@ and LitServe (when bench/.venv-peers exists). Then, on `bet serve` with admissio
 the overload check at 1,000 connections and the open-loop latency at 70% of capacity.
 Writes bench/results/report.{md,json} and latency_vs_throughput.png.
 
+Each load row also says who used the CPU (bench/cpu.py): the server's processes, the load
+generator and the whole machine, in cores, and the load average before it started.
+
 Environment: BENCH_SECONDS (20), BENCH_WARMUP (5), BENCH_CONNECTIONS ("64 256 512 1000"),
-BENCH_PEERS ("per_request litserve"), BENCH_PROCS (2, gRPC load processes), BENCH_OUT."""
+BENCH_WORKERS ("1 2", `bet serve --workers` counts of the capacity sweep), BENCH_PEERS
+("per_request litserve"), BENCH_PROCS (2, gRPC load processes), BENCH_OUT."""
 from __future__ import annotations
 
 import json
@@ -23,6 +27,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from bench.cpu import Meter
+
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 PEERS_PY = ROOT / "bench" / ".venv-peers" / "bin" / "python"
@@ -30,6 +36,7 @@ SECONDS = float(os.environ.get("BENCH_SECONDS", "20"))
 WARMUP = float(os.environ.get("BENCH_WARMUP", "5"))
 LEVELS = [int(x) for x in os.environ.get("BENCH_CONNECTIONS", "64 256 512 1000").split()]
 PEERS = os.environ.get("BENCH_PEERS", "per_request litserve").split()
+WORKERS = [int(x) for x in os.environ.get("BENCH_WORKERS", "1 2").split()]
 PROCS = int(os.environ.get("BENCH_PROCS", "2"))
 OUT = Path(os.environ.get("BENCH_OUT", ROOT / "bench" / "results"))
 BATCH = int(os.environ.get("BET_MAX_BATCH_SIZE", "32"))
@@ -89,8 +96,9 @@ class Server:
         self.stop()
 
 
-def wrk(url: str, connections: int, seconds: float) -> dict:
+def wrk(url: str, connections: int, seconds: float, server: Server | None = None) -> dict:
     threads = min(2, connections)
+    meter = Meter(server.proc.pid if server else None)
     cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{max(1, round(seconds))}s",
            "--timeout", "60s", "-s", str(ROOT / "bench" / "wrk_predict.lua"), url]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 120,
@@ -98,24 +106,25 @@ def wrk(url: str, connections: int, seconds: float) -> dict:
     m = re.search(r"WRKJSON (\{.*\})", out.stdout)
     if not m:
         raise RuntimeError(f"wrk failed: {out.stdout[-500:]} {out.stderr[-500:]}")
-    r = json.loads(m.group(1))
+    r = json.loads(m.group(1)) | meter.read()
     r["rps"] = round(r["requests"] / r["seconds"], 1)
     r["ok_rps"] = round(r["ok"] / r["seconds"], 1)
     return r
 
 
 def load(proto: str, target: str, seconds: float, *, connections: int = 64, rate: float | None = None,
-         honor: bool = False) -> dict:
+         honor: bool = False, server: Server | None = None) -> dict:
     cmd = [PY, "-m", "bench.load", "--proto", proto, "--target", target, "--seconds", str(seconds),
            "--connections", str(connections), "--procs", str(PROCS)]
     if rate is not None:
         cmd += ["--rate", str(rate)]
     if honor:
         cmd += ["--honor-retry-after"]
+    meter = Meter(server.proc.pid if server else None)
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 180)
     if out.returncode != 0:
         raise RuntimeError(f"bench.load failed: {out.stderr[-800:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1]) | meter.read()
 
 
 def raw_limit(threads: int = THREADS) -> dict:
@@ -126,20 +135,25 @@ def raw_limit(threads: int = THREADS) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def bet(env: dict[str, str]) -> tuple[Server, str, str]:
+def bet(env: dict[str, str], workers: int = 1) -> tuple[Server, str, str]:
     rest, grpc = free_port(), free_port()
-    server = Server("bet", [str(ROOT / ".venv" / "bin" / "bet"), "serve", "--rest-port", str(rest),
-                            "--grpc-port", str(grpc)],
+    server = Server(bet_name(workers), [str(ROOT / ".venv" / "bin" / "bet"), "serve", "--rest-port", str(rest),
+                                        "--grpc-port", str(grpc), "--workers", str(workers)],
                     f"http://127.0.0.1:{rest}/health/ready", env)
     return server, f"http://127.0.0.1:{rest}", f"127.0.0.1:{grpc}"
 
 
-def sweep_rest(name: str, url: str, rows: list[dict]) -> None:
+def bet_name(workers: int) -> str:
+    return "bet" if workers == 1 else f"bet {workers}w"
+
+
+def sweep_rest(name: str, url: str, rows: list[dict], server: Server) -> None:
     wrk(url, 64, WARMUP)
     for c in LEVELS:
-        r = wrk(url, c, SECONDS)
+        r = wrk(url, c, SECONDS, server)
         rows.append({"server": name, "proto": "rest", "connections": c, **r})
-        log(f"{name} rest c={c}: {r['rps']} req/s p95 {r['p95_ms']} ms errors {r['errors']}")
+        log(f"{name} rest c={c}: {r['rps']} req/s p95 {r['p95_ms']} ms errors {r['errors']} "
+            f"cpu server {r['server_cores']} generator {r['generator_cores']}")
 
 
 def main() -> int:
@@ -159,14 +173,17 @@ def main() -> int:
         f"{other['texts_per_s']:.1f} with {other['torch_threads']}")
     rows: list[dict] = []
 
-    server, rest, grpc = bet(SWEEP_ENV)
-    with server:
-        sweep_rest("bet", rest, rows)
-        load("grpc", grpc, WARMUP, connections=64)
-        for c in LEVELS:
-            r = load("grpc", grpc, SECONDS, connections=c)
-            rows.append({"server": "bet", **r})
-            log(f"bet grpc c={c}: {r['rps']} req/s p95 {r['p95_ms']} ms errors {r['errors']}")
+    for workers in WORKERS:
+        server, rest, grpc = bet(SWEEP_ENV, workers)
+        name = bet_name(workers)
+        with server:
+            sweep_rest(name, rest, rows, server)
+            load("grpc", grpc, WARMUP, connections=64)
+            for c in LEVELS:
+                r = load("grpc", grpc, SECONDS, connections=c, server=server)
+                rows.append({"server": name, **r})
+                log(f"{name} grpc c={c}: {r['rps']} req/s p95 {r['p95_ms']} ms errors {r['errors']} "
+                    f"cpu server {r['server_cores']} generator {r['generator_cores']}")
 
     for peer in PEERS:
         port = free_port()
@@ -177,8 +194,8 @@ def main() -> int:
         else:
             log(f"skipping peer {peer} (bench/.venv-peers missing?)")
             continue
-        with Server(peer, cmd, f"http://127.0.0.1:{port}/health/ready"):
-            sweep_rest(peer, f"http://127.0.0.1:{port}", rows)
+        with Server(peer, cmd, f"http://127.0.0.1:{port}/health/ready") as server:
+            sweep_rest(peer, f"http://127.0.0.1:{port}", rows, server)
 
     for r in rows:
         r["served_raw"] = round(r["ok_rps"] / raw["texts_per_s"], 3)

@@ -22,11 +22,12 @@ from server.core.reload import Loader, ModelSource, Reloader
 from server.core.service import InferenceService
 from server.core.store import ModelStore
 from server.core.tracing import Tracing
+from server import workers
 from server.errors import ServiceError
 from server.grpc.server import SERVICE_NAME, create_grpc_server
 from server.rest.app import create_rest_app
 from server.rest.protocol import with_header_timeout
-from server.settings import Settings
+from server.settings import Settings, hostport
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +40,17 @@ class _Uvicorn(uvicorn.Server):
         yield
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def _listen(host: str, port: int, *, shared: bool = False) -> socket.socket:
+    """The REST socket; `shared`: one of several worker processes on the port (SO_REUSEPORT:
+    the kernel spreads connections over them)."""
     family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if shared:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind(address)
     sock.listen(1024)
     return sock
-
-
-def _hostport(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class BetServer:
@@ -95,13 +96,13 @@ class BetServer:
         )
 
         self._grpc, grpc_port, self._health = create_grpc_server(
-            self.service, self.metrics, address=_hostport(s.host, s.grpc_port),
+            self.service, self.metrics, address=hostport(s.host, s.grpc_port),
             guard=self.guard, max_stream_message_bytes=s.max_stream_message_bytes, tls=self._tls(),
-            max_request_bytes=s.max_request_bytes, reloader=self.reloader,
+            max_request_bytes=s.max_request_bytes, reloader=self.reloader, shared_port=workers.is_worker(),
         )
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         await self._grpc.start()
-        self.grpc_target = _hostport(s.host, grpc_port)
+        self.grpc_target = hostport(s.host, grpc_port)
 
         try:
             await self._start_rest()
@@ -113,7 +114,7 @@ class BetServer:
     async def _start_rest(self) -> None:
         s = self.settings
         assert self.service is not None
-        sock = _listen(s.host, s.rest_port)
+        sock = _listen(s.host, s.rest_port, shared=workers.is_worker())
         app = create_rest_app(self.service, self.metrics, guard=self.guard, body_timeout_s=s.body_timeout_s,
                               max_request_bytes=s.max_request_bytes,
                               reloader=self.reloader)
@@ -133,7 +134,7 @@ class BetServer:
                 self._rest_task.result()  # raises why it could not start
                 raise RuntimeError("the REST server stopped while starting")
             await asyncio.sleep(0.01)
-        self.rest_url = f"{'https' if s.tls_cert_file else 'http'}://{_hostport(s.host, sock.getsockname()[1])}"
+        self.rest_url = f"{'https' if s.tls_cert_file else 'http'}://{hostport(s.host, sock.getsockname()[1])}"
 
     def _tls(self) -> tuple[bytes, bytes] | None:
         """(certificate chain, private key) as PEM, when TLS is configured."""
@@ -198,7 +199,8 @@ def load_predictor(settings: Settings) -> Predictor:
 
 
 async def serve(settings: Settings, predictor: Predictor) -> int:
-    """`bet serve`: runs until SIGTERM or SIGINT, then drains; returns the exit code."""
+    """`bet serve` (or one worker of it, server/workers.py): runs until SIGTERM or SIGINT,
+    then drains; returns the exit code."""
     import signal
 
     loop = asyncio.get_running_loop()
@@ -209,29 +211,33 @@ async def serve(settings: Settings, predictor: Predictor) -> int:
     server = BetServer(settings, predictor)
     await server.start()
     await server.warm_up()
+    assert server.reloader is not None
     reloads: set[asyncio.Task] = set()
 
-    def reload_on_hangup() -> None:  # SIGHUP: the configured choice (pinned, else newest)
-        task = asyncio.create_task(_reload_quietly(server))
+    def reload(version: str | None = None) -> None:  # not asked by a caller: not announced
+        task = asyncio.create_task(_reload_quietly(server, version))
         reloads.add(task)
         task.add_done_callback(reloads.discard)
 
-    loop.add_signal_handler(signal.SIGHUP, reload_on_hangup)
+    loop.add_signal_handler(signal.SIGHUP, reload)  # the configured choice (pinned, else newest)
+    parent = workers.follow_parent(server.reloader, reload, stop) if workers.is_worker() else None
     print(f"bet serving model {predictor.version}", flush=True)
     print(f"  REST  {server.rest_url}", flush=True)
     print(f"  gRPC  {server.grpc_target}", flush=True)
     await stop.wait()
     loop.remove_signal_handler(signal.SIGHUP)
+    if parent is not None:
+        parent.cancel()
     log.info("draining", extra={"fields": {"timeout_s": settings.drain_timeout_s}})
     await server.stop()
     log.info("stopped")
     return 0
 
 
-async def _reload_quietly(server: BetServer) -> None:
+async def _reload_quietly(server: BetServer, version: str | None) -> None:
     assert server.reloader is not None
-    log.info("SIGHUP: reloading the model")
+    log.info("reloading the model", extra={"fields": {"requested": version}})
     try:
-        await server.reloader.reload(None)
+        await server.reloader.reload(version, relayed=True)
     except ServiceError:
         pass  # logged by the reloader; the old version keeps serving

@@ -28,6 +28,8 @@ def add_serve(subparsers: Subparsers) -> None:
                    "its version; serves the newest (env BET_MODEL_STORE)")
     p.add_argument("--model-version", help="serve this version of the model store, not the newest "
                    "(env BET_MODEL_VERSION)")
+    p.add_argument("--workers", type=int, help="serving processes sharing both ports, each with its own "
+                   "model (env BET_WORKERS; default 2, or 1 with a rate limit)")
     p.add_argument("--insecure", action="store_true", default=None,
                    help="allow a non-loopback host without authentication")
     security = p.add_argument_group("security (README: Security); each also as BET_<NAME>")
@@ -57,7 +59,10 @@ def run_serve(args: argparse.Namespace) -> int:
     from server.logs import configure_logging
     from server.settings import Settings
 
+    from server import workers
+
     flags = {k: v for k in ("host", "rest_port", "grpc_port", "model", "model_store", "model_version", "insecure",
+                              "workers",
                               *(f.removeprefix("--").replace("-", "_") for f in SECURITY_FLAGS))
              if (v := getattr(args, k)) is not None}
     try:
@@ -68,16 +73,29 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"bet serve: {where + ': ' if where else ''}{error['msg']}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
+    if (settings.workers or 1) > 1 and not workers.is_worker():
+        return workers.supervise(settings, args.argv)
     try:
         predictor = load_predictor(settings)
     except Exception as exc:  # noqa: BLE001 - a bad checkpoint is a message, not a traceback
         print(f"bet serve: cannot load the model: {exc}", file=sys.stderr)
         return 2
     try:
-        return asyncio.run(serve(settings, predictor))
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            return runner.run(serve(settings, predictor))
     except (OSError, RuntimeError, ValueError) as exc:  # a port in use (grpc: RuntimeError), a bad keys file
         print(f"bet serve: {exc}", file=sys.stderr)
         return 2
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when installed (it comes with uvicorn[standard]): the event loop serves
+    both doors, and uvloop spends less CPU per request than asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def add_predict(subparsers: Subparsers) -> None:
@@ -130,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what `bet serve --workers` passes on
     return args.run(args)
 
 

@@ -7,15 +7,23 @@ import sys
 import orjson
 
 from server.core import telemetry
+from server.workers import worker_index
 
 
 class JsonFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__()
+        # with several worker processes (server/workers.py), which one wrote the line
+        index = worker_index()
+        self._worker = {"worker": index} if index is not None else {}
+
     def format(self, record: logging.LogRecord) -> str:
         entry = {
             "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
+            **self._worker,
         }
         ctx = telemetry.current.get()
         if ctx is not None:

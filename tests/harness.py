@@ -90,7 +90,8 @@ def start_bet_serve(
 ) -> tuple[subprocess.Popen, str, str]:
     """`bet serve` on free ports; returns the process, its REST URL and gRPC target once it
     has printed both (it prints them when it accepts connections)."""
-    env = {**os.environ, **extra_env}
+    # one process unless the test asks for more (tests/integration/test_workers.py does)
+    env = {**os.environ, "BET_WORKERS": "1", **extra_env}
     proc = subprocess.Popen([BET, "serve", "--rest-port", "0", "--grpc-port", "0", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     lines: queue.Queue[str] = queue.Queue()

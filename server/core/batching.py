@@ -75,22 +75,7 @@ class Batcher:
         self, texts: Sequence[str], *, with_reasoning: bool, deadline: float
     ) -> list[Prediction]:
         """Queues `texts` together (all or none) and waits for their predictions."""
-        if self._closing:
-            raise Overloaded("the server is shutting down", retry_after_s=self._retry_after_s)
-        if len(self._queue) + len(texts) > self._max_queue:
-            self._metrics.dropped.labels("queue_full").inc(len(texts))
-            raise Overloaded(
-                f"the queue is full ({self._max_queue} texts); retry later",
-                retry_after_s=self._retry_after_s,
-            )
-        wait_s = self.expected_wait_s()
-        if wait_s is not None and wait_s > self._admission_budget_s > 0:
-            self._metrics.dropped.labels("expected_wait").inc(len(texts))
-            raise Overloaded(
-                f"the expected wait ({wait_s * 1000:.0f} ms) is over the admission budget "
-                f"({self._admission_budget_s * 1000:.0f} ms); retry later",
-                retry_after_s=self._retry_after_s,
-            )
+        self.admit(len(texts))
         items = [_Item(text, with_reasoning, deadline) for text in texts]
         self._queue.extend(items)
         self._metrics.queue_depth.set(len(self._queue))
@@ -101,6 +86,27 @@ class Batcher:
             # The caller has gone or one text failed: the rest need not be computed.
             for item in items:
                 item.future.cancel()
+
+    def admit(self, count: int) -> None:
+        """Raises Overloaded when `count` texts would be refused now: shutting down, the queue
+        full, or their expected wait over the admission budget. The doors ask before reading
+        a request (a refusal costs little), submit() again when queueing."""
+        if self._closing:
+            raise Overloaded("the server is shutting down", retry_after_s=self._retry_after_s)
+        if len(self._queue) + count > self._max_queue:
+            self._metrics.dropped.labels("queue_full").inc(count)
+            raise Overloaded(
+                f"the queue is full ({self._max_queue} texts); retry later",
+                retry_after_s=self._retry_after_s,
+            )
+        wait_s = self.expected_wait_s()
+        if wait_s is not None and wait_s > self._admission_budget_s > 0:
+            self._metrics.dropped.labels("expected_wait").inc(count)
+            raise Overloaded(
+                f"the expected wait ({wait_s * 1000:.0f} ms) is over the admission budget "
+                f"({self._admission_budget_s * 1000:.0f} ms); retry later",
+                retry_after_s=self._retry_after_s,
+            )
 
     def expected_wait_s(self) -> float | None:
         """Seconds before a text queued now starts computing at the measured throughput: the

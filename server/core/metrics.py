@@ -1,9 +1,18 @@
 """Prometheus metrics of one server, on a registry passed in (never the global one), so
 each server and each test has its own; and the server's tracer (server/core/tracing.py),
-which travels with them to everything that records a request."""
+which travels with them to everything that records a request.
+
+With several worker processes (server/workers.py sets PROMETHEUS_MULTIPROC_DIR for them),
+prometheus_client keeps every value in files of that directory, and `exposition()` sums the
+workers' values, so a scrape that reaches any worker sees the whole server."""
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from server.core.tracing import Tracing
 
@@ -36,6 +45,7 @@ class Metrics:
         )
         self.queue_depth = Gauge(
             "bet_queue_depth", "Texts waiting in the batcher's queue.", registry=registry,
+            multiprocess_mode="livesum",  # several workers: the sum over the live ones
         )
         self.dropped = Counter(
             "bet_dropped", "Texts dropped before computing, by reason.", ("reason",),
@@ -55,6 +65,21 @@ class Metrics:
             buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120), registry=registry,
         )
 
+    content_type = CONTENT_TYPE_LATEST
+
+    def exposition(self) -> bytes:
+        """The text of GET /metrics: this registry's metrics, or with worker processes every
+        worker's, summed (the model's Info, which prometheus_client cannot share between
+        processes, is this worker's: all serve the same version once a reload has reached
+        them)."""
+        shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if not shared:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged, shared)
+        merged.register(_Only(self.model))
+        return generate_latest(merged)
+
     def observe_request(
         self, protocol: str, method: str, outcome: str, seconds: float, model_version: str | None = None
     ) -> None:
@@ -66,3 +91,13 @@ class Metrics:
     def serving(self, version: str, digest: str) -> None:
         """Publishes the serving version (bet_model_info)."""
         self.model.info({"version": version, "digest": digest})
+
+
+class _Only:
+    """One metric as a collector of its own (to add it to another registry)."""
+
+    def __init__(self, metric: Info) -> None:
+        self._metric = metric
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        return self._metric.collect()

@@ -67,17 +67,21 @@ class Reloader:
         self._lock = asyncio.Lock()  # one reload at a time; others wait their turn
         self._retiring: set[asyncio.Task] = set()
         self._closed = False
+        # Called with the version now serving after a reload a caller asked for (not one
+        # relayed from another worker): server/workers.py passes it on to the other workers.
+        self.on_reloaded: Callable[[str], None] | None = None
 
     def close(self) -> None:
         """The server is draining: a reload still loading is dropped, none starts."""
         self._closed = True
 
-    async def reload(self, version: str | None = None) -> schemas.ReloadResponse:
+    async def reload(self, version: str | None = None, *, relayed: bool = False) -> schemas.ReloadResponse:
         """Serves `version` (None: the configured choice) once it is loaded and warm. Runs to
-        the end even if the caller goes away, so a half-loaded version is never left behind."""
-        return await asyncio.shield(self._reload(version))
+        the end even if the caller goes away, so a half-loaded version is never left behind.
+        `relayed`: asked by another worker's reload (or the parent's SIGHUP), not announced."""
+        return await asyncio.shield(self._reload(version, relayed))
 
-    async def _reload(self, version: str | None) -> schemas.ReloadResponse:
+    async def _reload(self, version: str | None, relayed: bool) -> schemas.ReloadResponse:
         async with self._lock:
             start = time.monotonic()
             previous = self._service.version
@@ -101,6 +105,8 @@ class Reloader:
                 "model_version": model.version, "previous_version": previous,
                 "digest": model.info.digest, "seconds": round(time.monotonic() - start, 3)}})
             self._retire(old)
+            if not relayed and self.on_reloaded is not None:
+                self.on_reloaded(model.version)
             return schemas.ReloadResponse(previous_version=previous, model=self._service.model_info())
 
     async def _prepare(self, version: str | None) -> LoadedModel:

@@ -48,6 +48,13 @@ class InferenceService:
         await self._model.warm_up(self._deadline(None))
         self.ready = True
 
+    def admit(self) -> None:
+        """Refuses a prediction request at once (Overloaded) when its first text would be
+        refused: the doors ask before reading the request, so that under overload a refusal
+        costs as little as it can. Not ready: the request itself says so."""
+        if self.ready:
+            self._model.batcher.admit(1)
+
     def model_info(self) -> schemas.ModelInfo:
         model = self._model
         listed = self._versions() if self._versions is not None else []

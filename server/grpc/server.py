@@ -2,7 +2,7 @@
 interceptor that gives every call a request id, a log line and metrics."""
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -20,6 +20,7 @@ from server.grpc.gen.bet.v1 import inference_pb2_grpc as pb_grpc
 from server.grpc.servicer import InferenceServicer
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Inference"].full_name
+_PREDICT_METHODS = frozenset(("Predict", "PredictBatch"))  # refused early under overload
 
 
 class _Tracking(grpc.aio.ServerInterceptor):
@@ -27,8 +28,12 @@ class _Tracking(grpc.aio.ServerInterceptor):
     metadata, tracks the call (one log line, metrics) and has the core's Guard admit it
     (credentials, scope, rate limit) unless it is health or reflection."""
 
-    def __init__(self, metrics: Metrics, max_bytes: int, guard: auth.Guard, max_stream_bytes: int) -> None:
+    def __init__(
+        self, metrics: Metrics, max_bytes: int, guard: auth.Guard, max_stream_bytes: int,
+        admit: Callable[[], None] | None = None,
+    ) -> None:
         self._metrics = metrics
+        self._admit_load = admit  # raises Overloaded when a prediction would be refused now
         self._max_bytes = max_bytes
         self._guard = guard
         self._max_stream_bytes = max_stream_bytes  # one message of a stream
@@ -44,6 +49,8 @@ class _Tracking(grpc.aio.ServerInterceptor):
         trace_context = tracing.carrier(metadata)
         needed = auth.grpc_scope(details.method)
         guard = self._guard
+        # predictions are refused under overload before the servicer converts them
+        admit_load = self._admit_load if method in _PREDICT_METHODS else None
 
         async def admit(context: grpc.aio.ServicerContext) -> None:
             """A stream is charged per message (by the core), not for opening."""
@@ -54,6 +61,8 @@ class _Tracking(grpc.aio.ServerInterceptor):
                 api_key=_text(metadata.get(auth.API_KEY)), client=_peer_host(context.peer()))
             try:
                 guard.admit(credentials, needed, charge=not handler.request_streaming)
+                if admit_load is not None:
+                    admit_load()
             except ServiceError as error:
                 await abort(context, error)
 
@@ -111,18 +120,22 @@ def create_grpc_server(
     service: InferenceService, metrics: Metrics, *, address: str, max_request_bytes: int,
     guard: auth.Guard | None = None, max_stream_message_bytes: int | None = None,
     tls: tuple[bytes, bytes] | None = None,
-    reloader: Reloader | None = None,
+    reloader: Reloader | None = None, shared_port: bool = False,
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
     """Returns the server (not started), the port it bound (address may end in :0) and its
-    health servicer, which reports NOT_SERVING until the caller says otherwise."""
+    health servicer, which reports NOT_SERVING until the caller says otherwise.
+    `shared_port`: one of several worker processes on this port."""
     server = grpc.aio.server(
         interceptors=[_Tracking(metrics, max_request_bytes, guard or auth.Guard.open(metrics.registry),
-                               max_stream_message_bytes or max_request_bytes)],
+                               max_stream_message_bytes or max_request_bytes, admit=service.admit)],
         options=[
             # grpc's own limit (it answers RESOURCE_EXHAUSTED past it) sits above ours, so
             # messages a little over ours get INVALID_ARGUMENT from the table.
             ("grpc.max_receive_message_length", 2 * max_request_bytes),
             ("grpc.max_send_message_length", 2 * max_request_bytes),
+            # grpc turns SO_REUSEPORT on by default, which would let a second server bind a
+            # port in use without an error; only worker processes share the port on purpose
+            ("grpc.so_reuseport", int(shared_port)),
         ],
     )
     pb_grpc.add_InferenceServicer_to_server(InferenceServicer(service, reloader), server)

@@ -15,7 +15,7 @@ from server.core.metrics import Metrics
 from server.core.reload import Reloader
 from server.core.service import InferenceService
 from server.errors import Internal, ServiceError, UnparsableInput
-from server.rest import admin, converters
+from server.rest import admin, converters, routes
 from server.rest.middleware import RequestTracking
 from server.rest.routes import router
 
@@ -44,7 +44,10 @@ def create_rest_app(
     guard: Guard | None = None, body_timeout_s: float | None = None,
     reloader: Reloader | None = None,
 ) -> FastAPI:
-    app = FastAPI(title="bet", version=service.version, description=DESCRIPTION)
+    # FastAPI's own OpenTelemetry is off: server/core/tracing.py traces both doors alike,
+    # and FastAPI's would look up the global providers on every request.
+    app = FastAPI(title="bet", version=service.version, description=DESCRIPTION,
+                  telemetry={"tracing": False, "metrics": False, "logs": False})
     app.state.service = service
     app.state.metrics = metrics
     app.state.reloader = reloader
@@ -76,8 +79,11 @@ def create_rest_app(
     guard = guard or Guard.open(metrics.registry)
     _document_refusals(app, guard)
     paths = frozenset(p for r in (*app.routes, *router.routes) if (p := getattr(r, "path", None)))
+    predict_paths = frozenset(r.path for r in router.routes
+                              if getattr(r, "endpoint", None) in (routes.predict, routes.predict_batch))
     app.add_middleware(RequestTracking, metrics=metrics, max_body_bytes=max_request_bytes, paths=paths,
-                       guard=guard, body_timeout_s=body_timeout_s)
+                       guard=guard, body_timeout_s=body_timeout_s, admit=lambda: service.admit(),
+                       predict_paths=predict_paths)
     return app
 
 

@@ -1,6 +1,7 @@
 """ASGI middleware around the whole REST app: request id in and out, one tracked request
 (log line and metrics) per HTTP request or WebSocket, admission by the core's Guard
-(credentials, scope, rate limit), and the body's size and time limits."""
+(credentials, scope, rate limit) and, for predictions, by the core's load (a refusal before
+the body is read or the framework routes it), and the body's size and time limits."""
 from __future__ import annotations
 
 import asyncio
@@ -27,6 +28,7 @@ class RequestTracking:
     def __init__(
         self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int, paths: frozenset[str],
         guard: auth.Guard, body_timeout_s: float | None = None,
+        admit: Callable[[], None] | None = None, predict_paths: frozenset[str] = frozenset(),
     ) -> None:
         self._app = app
         self._metrics = metrics
@@ -34,6 +36,8 @@ class RequestTracking:
         self._paths = paths  # known paths label metrics; others count as "other"
         self._guard = guard
         self._body_timeout_s = body_timeout_s
+        self._admit_load = admit  # raises Overloaded when a prediction would be refused now
+        self._predict_paths = predict_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -84,6 +88,8 @@ class RequestTracking:
         with telemetry.track(self._metrics, "rest", method, request_id, tracing.carrier(headers)):
             try:
                 self._admit(scope, header)
+                if self._admit_load is not None and scope["path"] in self._predict_paths:
+                    self._admit_load()
                 declared = header("content-length") or "0"
                 if declared.isdigit() and int(declared) > self._max_body:  # before reading a byte
                     raise PayloadTooLarge(f"the request body exceeds {self._max_body} bytes")

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, WebSocket
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocketDisconnect
@@ -20,11 +19,12 @@ from server.core.validation import parse_json
 from server.errors import NotReady, ServiceError
 from server.rest.converters import json_response, stream_error_frame
 
-def _service(conn: HTTPConnection) -> InferenceService:
+# async: FastAPI runs a plain `def` dependency on a worker thread, a hop per request
+async def _service(conn: HTTPConnection) -> InferenceService:
     return conn.app.state.service
 
 
-def _metrics(conn: HTTPConnection) -> Metrics:
+async def _metrics(conn: HTTPConnection) -> Metrics:
     return conn.app.state.metrics
 
 
@@ -109,7 +109,7 @@ async def ready(service: Service) -> dict[str, str]:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(registry: Annotated[Metrics, Depends(_metrics)]) -> Response:
-    return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(registry.exposition(), media_type=registry.content_type)
 
 
 @router.websocket("/v1/stream")

@@ -156,6 +156,8 @@ def test_overload_is_refused_at_once_both(predictor) -> None:
         filler.start()
         assert gated.entered.wait(10)  # one text computing (held), 255 queued
         time.sleep(0.1)
+        last = threading.Thread(target=httpx.post, args=(server.rest_url + "/v1/predict",),
+                                kwargs={"json": {"text": "last", "confidence_threshold": 0}, "timeout": 60})
         try:
             reply = server.http.post("/v1/predict/batch", json={"texts": ["a", "b"]})
             assert reply.status_code == 503 and reply.headers["retry-after"] == "1"
@@ -165,9 +167,22 @@ def test_overload_is_refused_at_once_both(predictor) -> None:
             retry = error_details_pb2.RetryInfo()
             assert any(d.Unpack(retry) for d in rpc_status.from_call(error).details)
             assert retry.retry_delay.seconds == 1
+            # The queue full to the last text: a prediction is refused before its body is read
+            # (this one is not even JSON) or its message converted.
+            last.start()
+            deadline = time.monotonic() + 10
+            while "bet_queue_depth 256.0" not in server.http.get("/metrics").text:
+                assert time.monotonic() < deadline, "the queue never filled"
+                time.sleep(0.01)
+            reply = server.http.post("/v1/predict", content=b"{not json", headers={"content-type": "application/json"})
+            assert reply.status_code == 503 and "full" in reply.json()["detail"]
+            error = _rpc_error(server.stub.Predict, pb.PredictRequest(text=""))
+            assert error.code() == grpc.StatusCode.UNAVAILABLE and "full" in error.details()
         finally:
             gated.gate.set()
             filler.join(30)
+            if last.is_alive():
+                last.join(30)
 
 
 def _hold_the_worker(server: ServerThread, gated: Gated) -> threading.Thread:

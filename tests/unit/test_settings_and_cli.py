@@ -24,6 +24,17 @@ def test_environment_then_flags(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (s.rest_port, s.grpc_port, str(s.model)) == (9000, 9002, "/models/x")
 
 
+def test_workers_default_two_and_one_with_a_rate_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BET_WORKERS", raising=False)
+    assert Settings().workers == 2
+    assert Settings(rate_limit_per_second=5).workers == 1  # buckets are per process
+    assert Settings(rate_limit_per_second=5, workers=3).workers == 3
+    monkeypatch.setenv("BET_WORKERS", "1")
+    assert Settings().workers == 1
+    with pytest.raises(ValidationError):
+        Settings(workers=0)
+
+
 def test_non_loopback_host_needs_insecure() -> None:
     with pytest.raises(ValidationError, match="insecure"):
         Settings(host="0.0.0.0")
