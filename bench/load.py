@@ -91,9 +91,10 @@ async def _worker(args: argparse.Namespace, texts: list[str], index: int) -> dic
                 return ("refused", float(ra)) if ra is not None else ("error", 0.0)
             return "error", 0.0
     else:
-        # gRPC multiplexes: one channel (one HTTP/2 connection) per 32 in-flight calls
+        # gRPC multiplexes: one channel (one HTTP/2 connection) per 16 in-flight calls, at least
+        # 4, so that the kernel spreads them over `bet serve --workers` (it does so by connection)
         channels = [grpc.aio.insecure_channel(args.target, options=[("grpc.use_local_subchannel_pool", 1)])
-                    for _ in range(max(1, connections // 32))]
+                    for _ in range(max(4, connections // 16))]
         stubs = [pb_grpc.InferenceStub(c) for c in channels]
         closers = [c.close for c in channels]
 

@@ -2,7 +2,7 @@
 
 Measures the raw limit (bench/model_limit.py at the serving batch size), then starts each
 server on free loopback ports and drives it closed-loop at each connection count: `bet serve`
-(REST with wrk, gRPC with bench/load.py over several processes), the per-request FastAPI peer
+(REST with wrk, gRPC with bench/load.py over several processes) with 1 and 2 workers, the per-request FastAPI peer
 and LitServe (when bench/.venv-peers exists). Then, on `bet serve` with admission budgets:
 the overload check at 1,000 connections and the open-loop latency at 70% of capacity.
 Writes bench/results/report.{md,json} and latency_vs_throughput.png.
@@ -28,6 +28,7 @@ import urllib.request
 from pathlib import Path
 
 from bench.cpu import Meter
+from server.settings import DEFAULT_WORKERS
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -135,12 +136,20 @@ def raw_limit(threads: int = THREADS) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def bet(env: dict[str, str], workers: int = 1) -> tuple[Server, str, str]:
+def bet(env: dict[str, str], workers: int | None = None) -> tuple[Server, str, str]:
+    """`bet serve` on free ports; `workers` None: its default (or BET_WORKERS)."""
     rest, grpc = free_port(), free_port()
-    server = Server(bet_name(workers), [str(ROOT / ".venv" / "bin" / "bet"), "serve", "--rest-port", str(rest),
-                                        "--grpc-port", str(grpc), "--workers", str(workers)],
+    flags = [] if workers is None else ["--workers", str(workers)]
+    name = bet_name(workers if workers is not None else default_workers())
+    server = Server(name, [str(ROOT / ".venv" / "bin" / "bet"), "serve", "--rest-port", str(rest),
+                           "--grpc-port", str(grpc), *flags],
                     f"http://127.0.0.1:{rest}/health/ready", env)
     return server, f"http://127.0.0.1:{rest}", f"127.0.0.1:{grpc}"
+
+
+def default_workers() -> int:
+    """What `bet serve` runs without --workers: BET_WORKERS, else the settings' default."""
+    return int(os.environ.get("BET_WORKERS", DEFAULT_WORKERS))
 
 
 def bet_name(workers: int) -> str:
@@ -201,31 +210,35 @@ def main() -> int:
         r["served_raw"] = round(r["ok_rps"] / raw["texts_per_s"], 3)
     report["rows"] = rows
 
-    # Overload at 1,000 connections with a 500 ms admission budget, otherwise default settings;
-    # then the open loop at 70% of capacity on the same server.
-    server, rest, grpc = bet({"BET_ADMISSION_BUDGET_MS": "500"})
+    # Overload at 1,000 connections with the default settings (admission off); then the open
+    # loop at 70% of the default configuration's capacity on the same server; then overload
+    # again with an admission budget.
+    default = bet_name(default_workers())
+    report["default_server"] = default
+    server, rest, grpc = bet({})
     with server:
         load("grpc", grpc, WARMUP, connections=64)
         report["overload"] = over = {
-            "rest_wrk": wrk(rest, 1000, SECONDS),
-            "rest": load("rest", rest, SECONDS, connections=1000, honor=True),
-            "grpc": load("grpc", grpc, SECONDS, connections=1000, honor=True),
+            "rest_wrk": wrk(rest, 1000, SECONDS, server),
+            "rest": load("rest", rest, SECONDS, connections=1000, honor=True, server=server),
+            "grpc": load("grpc", grpc, SECONDS, connections=1000, honor=True, server=server),
         }
         log(f"overload: {json.dumps(over)}")
         report["open_loop"] = {}
         for proto, target in (("rest", rest), ("grpc", grpc)):
-            cap = next((r["ok_rps"] for r in rows if r["server"] == "bet" and r["proto"] == proto
-                        and r["connections"] == 256), None) or max(
-                r["ok_rps"] for r in rows if r["server"] == "bet" and r["proto"] == proto)
-            r = load(proto, target, SECONDS, rate=round(0.7 * cap, 1))
+            mine = [r for r in rows if r["server"] == default and r["proto"] == proto]
+            cap = next((r["ok_rps"] for r in mine if r["connections"] == 256), None) or max(r["ok_rps"] for r in mine)
+            r = load(proto, target, SECONDS, rate=round(0.7 * cap, 1), server=server)
             report["open_loop"][proto] = {"capacity_rps": cap, **r}
             log(f"open loop {proto} at {r['rate']}/s: p95 {r['p95_ms']} ms errors {r['errors']}")
     server, rest, grpc = bet({"BET_ADMISSION_BUDGET_MS": TIGHT_BUDGET_MS})
     with server:
         load("grpc", grpc, WARMUP, connections=64)
-        over[f"rest_wrk budget {TIGHT_BUDGET_MS} ms"] = wrk(rest, 1000, SECONDS)
-        over[f"rest budget {TIGHT_BUDGET_MS} ms"] = load("rest", rest, SECONDS, connections=1000, honor=True)
-        over[f"grpc budget {TIGHT_BUDGET_MS} ms"] = load("grpc", grpc, SECONDS, connections=1000, honor=True)
+        over[f"rest_wrk budget {TIGHT_BUDGET_MS} ms"] = wrk(rest, 1000, SECONDS, server)
+        over[f"rest budget {TIGHT_BUDGET_MS} ms"] = load("rest", rest, SECONDS, connections=1000, honor=True,
+                                                         server=server)
+        over[f"grpc budget {TIGHT_BUDGET_MS} ms"] = load("grpc", grpc, SECONDS, connections=1000, honor=True,
+                                                         server=server)
         log(f"overload, tight budget: {json.dumps(over)}")
 
     (OUT / "report.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -243,26 +256,42 @@ def markdown(rep: dict) -> str:
              f"{rep['seconds']:g} s per row after {rep['warmup']:g} s warm-up; started {rep['started']}. "
              f"With {rep['raw_other_threads']['torch_threads']} torch threads: "
              f"{rep['raw_other_threads']['texts_per_s']:.1f} texts/s. Capacity rows: admission off, queue 4096.", "",
-             "| server | proto | conns | req/s | ok/s | p50 ms | p95 ms | p99 ms | errors | refused | served/raw |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "CPU columns: cores used during the row by the server's processes, the load generator and the "
+             "whole machine (the rest is other work on the machine); load: the 1-minute load average before it.", "",
+             "| server | proto | conns | req/s | ok/s | p50 ms | p95 ms | p99 ms | errors | refused | served/raw "
+             "| server CPU | generator CPU | machine CPU | load |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rep["rows"]:
         lines.append(f"| {r['server']} | {r['proto']} | {r['connections']} | {r['rps']} | {r['ok_rps']} | "
                      f"{r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | {r['errors']} | {r['refused']} | "
-                     f"{r['served_raw']:.2f} |")
+                     f"{r['served_raw']:.2f} | {_cpu(r)} |")
     if "overload" in rep:
-        lines += ["", "Overload, 1,000 connections, default settings with a 500 ms admission budget unless another is named (refused = 503 + "
-                  "Retry-After / UNAVAILABLE; the Python clients wait Retry-After after a refusal, wrk does not):", "",
-                  "| client | ok/s | accepted p95 ms | refused | refused p99 ms | errors |", "|---|---:|---:|---:|---:|---:|"]
+        lines += ["", f"Overload, 1,000 connections, default settings ({rep.get('default_server', 'bet')}, admission "
+                  "off) unless a budget is named (refused = 503 + Retry-After / UNAVAILABLE; the Python clients wait "
+                  "Retry-After after a refusal, wrk does not):", "",
+                  "| client | ok/s | accepted p95 ms | refused | refused p50 ms | refused p99 ms | errors "
+                  "| server CPU | generator CPU | machine CPU | load |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for k, r in rep["overload"].items():
-            ref = r.get("refused_latency", {}).get("p99_ms", "n/a (wrk mixes both)")
-            lines.append(f"| {k} | {r['ok_rps']} | {r['p95_ms']} | {r['refused']} | {ref} | {r['errors']} |")
+            refused = r.get("refused_latency", {})
+            p50, p99 = (refused.get("p50_ms") or "–", refused.get("p99_ms") or "–") if refused else (
+                "n/a (wrk mixes both)",) * 2
+            lines.append(f"| {k} | {r['ok_rps']} | {r['p95_ms']} | {r['refused']} | {p50} | {p99} | {r['errors']} "
+                         f"| {_cpu(r)} |")
     if "open_loop" in rep:
-        lines += ["", "Open loop at 70% of capacity (capacity = bet at 256 connections), 500 ms admission budget:", "",
-                  "| proto | rate/s | ok/s | p50 ms | p95 ms | p99 ms | refused | errors |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += ["", f"Open loop at 70% of capacity (capacity = {rep.get('default_server', 'bet')} at 256 connections), "
+                  "default settings:", "",
+                  "| proto | rate/s | ok/s | p50 ms | p95 ms | p99 ms | refused | errors "
+                  "| server CPU | generator CPU | machine CPU | load |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for proto, r in rep["open_loop"].items():
             lines.append(f"| {proto} | {r['rate']} | {r['ok_rps']} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | "
-                         f"{r['refused']} | {r['errors']} |")
+                         f"{r['refused']} | {r['errors']} | {_cpu(r)} |")
     return "\n".join(lines) + "\n"
+
+
+def _cpu(r: dict) -> str:
+    return " | ".join(str(r.get(k, "")) for k in ("server_cores", "generator_cores", "machine_cores", "load_before"))
 
 
 def plot(rep: dict, path: Path) -> None:

@@ -18,7 +18,7 @@ import time
 import urllib.request
 
 from bench.cpu import group_rss_kib
-from bench.run import OUT, PY, ROOT, bet, log
+from bench.run import OUT, PY, ROOT, bet, default_workers, log
 
 SECONDS = float(os.environ.get("SOAK_SECONDS", "600"))
 WARMUP = float(os.environ.get("SOAK_WARMUP", "60"))
@@ -43,8 +43,8 @@ def main() -> int:
 
     bodies = OUT / "soak-bodies.jsonl"
     bodies.write_text("".join(json.dumps({"text": t, "confidence_threshold": 0}) + "\n" for t in load_texts()))
-    workers = int(os.environ.get("BET_WORKERS", "1"))
-    server, rest, grpc = bet({}, workers)
+    workers = default_workers()
+    server, rest, grpc = bet({})
     report: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "seconds": SECONDS,
                     "warmup": WARMUP, "connections": CONNECTIONS, "workers": workers,
                     "load_before": round(os.getloadavg()[0], 2), "rss_kib": []}

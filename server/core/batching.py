@@ -56,7 +56,7 @@ class Batcher:
         self._max_queue = max_queue
         self._retry_after_s = retry_after_s
         self._admission_budget_s = admission_budget_s  # 0: admit by queue length alone
-        self._throughput: float | None = None  # texts/s of recent forward passes (moving average)
+        self._throughput: float | None = None  # texts/s of recent full forward passes (moving average)
         self._in_flight = 0  # texts in the forward pass now
         self._queue: deque[_Item] = deque()
         self._arrived = asyncio.Event()
@@ -202,7 +202,11 @@ class Batcher:
         elapsed = time.monotonic() - start
         self._metrics.forward.observe(elapsed)
         rate = len(batch) / max(elapsed, 1e-6)
-        self._throughput = rate if self._throughput is None else 0.8 * self._throughput + 0.2 * rate
+        # A batch short of full computes fewer texts per second than the model can: trusted
+        # only to raise the estimate. Otherwise, under overload, refusals would keep batches
+        # short, lower the estimate and refuse still more (goodput spiralling down).
+        if self._throughput is None or rate > self._throughput or len(batch) >= self._max_batch_size:
+            self._throughput = rate if self._throughput is None else 0.8 * self._throughput + 0.2 * rate
         for item, prediction in zip(batch, predictions, strict=True):
             if item.future.done():
                 continue

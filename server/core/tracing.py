@@ -7,8 +7,11 @@ Off, nothing of OpenTelemetry is imported and a span costs one `if`."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
+
+
+_NO_SPAN = nullcontext(None)
 
 
 class Tracing:
@@ -51,16 +54,18 @@ class Tracing:
         if self._provider is not None:
             self._provider.shutdown()
 
-    @contextmanager
     def span(
         self, name: str, attributes: Mapping[str, Any], carrier: Mapping[str, str] | None = None
-    ) -> Iterator[Any]:
+    ) -> AbstractContextManager[Any]:
         """A span around the block (None when off); `carrier` holds the caller's headers or
         metadata, from which a `traceparent` is read. Errors are the caller's to record (an
         error answer is an outcome, not an exception of the span)."""
         if self._tracer is None:
-            yield None
-            return
+            return _NO_SPAN  # every request passes here: no generator when off
+        return self._span(name, attributes, carrier)
+
+    @contextmanager
+    def _span(self, name: str, attributes: Mapping[str, Any], carrier: Mapping[str, str] | None) -> Iterator[Any]:
         from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
         parent = TraceContextTextMapPropagator().extract(dict(carrier)) if carrier else None
