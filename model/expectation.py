@@ -1,12 +1,14 @@
 """The expectation over views: one batched forward pass for all K views of many texts."""
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
 
 from .config import ModelConfig
 from .network import Encoder
+from .ngrams import NgramHead
 from .uncertainty import Decomposition, FeatureDensity, UnigramDensity, decompose, similarity, view_probabilities
 from .views import make_views
 
@@ -15,6 +17,7 @@ from .views import make_views
 # else shares its batch. A group holds at most GROUP_TOKENS (view x token) positions.
 BUCKET = 8
 GROUP_TOKENS = 64 * 4 * 48
+_WIDE = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bet-ngrams")
 
 
 def padded_length(n: int, max_len: int) -> int:
@@ -27,6 +30,12 @@ class ViewOutputs:
     feats: torch.Tensor  # (N, K, D)
     domain: torch.Tensor  # (N, K) in-domain logit
     z: torch.Tensor  # (N, K, C) posterior draws
+    ngram_logits: torch.Tensor  # (N, C) the wide part's class logits (zeros without it)
+    ngram_domain: torch.Tensor  # (N,) its in-domain logit
+
+    def view_logits(self, ngram_weight: float) -> torch.Tensor:
+        """(N, K, C) each view's logits: the transformer's plus the weighted n-gram logits."""
+        return self.logits + ngram_weight * self.ngram_logits.unsqueeze(1)
 
 
 @dataclass
@@ -36,11 +45,15 @@ class Expectation:
     unigram: UnigramDensity | None
     cfg: ModelConfig
     device: torch.device
+    ngrams: NgramHead | None = None
 
     @torch.inference_mode()
     def raw(self, seqs: list[list[int]], seeds: list[int]) -> ViewOutputs:
         """Every view's outputs, in input order."""
         K = self.cfg.views.n_views
+        # The n-gram head is Python and scikit-learn work; it runs on a helper thread while
+        # the forward passes run in torch, which releases the GIL.
+        wide_job = _WIDE.submit(self.ngrams, seqs) if self.ngrams is not None else None
         width = [padded_length(len(s), self.cfg.network.max_len) for s in seqs]
         order = sorted(range(len(seqs)), key=lambda i: width[i])
         parts: list = [None] * len(seqs)
@@ -62,24 +75,36 @@ class Expectation:
             for j, i in enumerate(idx):
                 parts[i] = (lg[j], h[j], dom[j], vb.z[j])
             start = end
-        return ViewOutputs(*(torch.stack(x) for x in zip(*parts)))
+        logits, feats, domain, z = (torch.stack(x) for x in zip(*parts))
+        if wide_job is not None:
+            wide, wide_domain = wide_job.result()
+        else:
+            wide, wide_domain = logits.new_zeros(len(seqs), logits.shape[-1]), logits.new_zeros(len(seqs))
+        return ViewOutputs(logits, feats, domain, z, wide, wide_domain)
 
     def scores(self, out: ViewOutputs, seqs: list[list[int]]) -> torch.Tensor:
-        """(N, K, 3) unfamiliarity: feature distance, minus in-domain logit, unigram NLL."""
+        """(N, K, 4) unfamiliarity, config.SCORES: feature distance, minus the in-domain
+        logit, unigram NLL, minus the n-gram in-domain logit."""
         N, K, D = out.feats.shape
         d2 = self.density.d2(out.feats.reshape(N * K, D)).view(N, K) if self.density else out.domain.new_zeros(N, K)
         uni = self.unigram.score(seqs).to(out.domain.dtype) if self.unigram else out.domain.new_zeros(N)
-        return torch.stack([d2, -out.domain, uni.unsqueeze(1).expand(N, K)], dim=-1)
+        per_text = torch.stack([uni, -out.ngram_domain.to(out.domain.dtype)], dim=-1)  # (N, 2)
+        return torch.cat([torch.stack([d2, -out.domain], dim=-1), per_text.unsqueeze(1).expand(N, K, 2)], dim=-1)
 
     def similarity(self, out: ViewOutputs, seqs: list[list[int]]) -> torch.Tensor:
         """(N, K) in (0, 1]; all ones until the head is fitted."""
         if self.density is None:
             return torch.ones(out.domain.shape, dtype=out.domain.dtype)
-        return similarity(self.scores(out, seqs), self.cfg.head)
+        return similarity(self.scores(out, seqs), pieces(seqs), self.cfg.head)
 
     def combine(self, out: ViewOutputs, r: torch.Tensor) -> Decomposition:
-        return decompose(view_probabilities(out.logits, r, out.z, self.cfg.head))
+        return decompose(view_probabilities(out.view_logits(self.cfg.head.ngram_weight), r, out.z, self.cfg.head))
 
     def __call__(self, seqs: list[list[int]], seeds: list[int]) -> Decomposition:
         out = self.raw(seqs, seeds)
         return self.combine(out, self.similarity(out, seqs))
+
+
+def pieces(seqs: list[list[int]]) -> torch.Tensor:
+    """(N,) word pieces each text contributes (between [CLS] and [SEP])."""
+    return torch.tensor([len(s) - 2 for s in seqs])

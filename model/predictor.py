@@ -24,7 +24,7 @@ class Predictor:
     def __init__(self, ckpt: checkpoint.Checkpoint, device: torch.device):
         self.ckpt = ckpt
         self.device = device
-        self.expectation = Expectation(ckpt.encoder, ckpt.density, ckpt.unigram, ckpt.cfg, device)
+        self.expectation = Expectation(ckpt.encoder, ckpt.density, ckpt.unigram, ckpt.cfg, device, ckpt.ngrams)
         self.labels: list[str] = list(ckpt.labels)
         self.version: str = str(ckpt.metadata.get("version", "unknown"))
 

@@ -13,11 +13,12 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import calibrate, checkpoint
-from .config import ModelConfig, NetworkConfig, ViewConfig
+from .config import ModelConfig, NetworkConfig, NgramConfig, ViewConfig
 from .data import Row
-from .expectation import Expectation
+from .expectation import Expectation, pieces
 from .metrics import summarize
 from .network import Encoder
+from .ngrams import NgramFeatures, NgramHead
 from .uncertainty import UnigramDensity
 from .tokenizer import TextTokenizer
 from .views import text_seed, text_views
@@ -44,6 +45,7 @@ class TrainSettings:
     version: str = "1"
     network: NetworkConfig = field(default_factory=NetworkConfig)
     views: ViewConfig = field(default_factory=ViewConfig)
+    ngrams: NgramConfig = field(default_factory=NgramConfig)
 
 
 @dataclass
@@ -120,7 +122,7 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
         tok.save(state_dir / "tokenizer.json")
         ncfg.distill_dim = 0
     ncfg.vocab_size, ncfg.pad_id, ncfg.cls_id, ncfg.sep_id = tok.vocab_size, tok.pad_id, tok.cls_id, tok.sep_id
-    cfg = ModelConfig(network=ncfg, views=settings.views)
+    cfg = ModelConfig(network=ncfg, views=settings.views, ngrams=settings.ngrams)
     encoder = Encoder(ncfg)
     examples = _examples(train_rows, lab_id, tok, use_teacher, unlabelled or [], cache, encoder)
     n_lab = len(train_rows)
@@ -188,21 +190,37 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
     train_y = torch.tensor([lab_id[r.label] for r in train_rows] * 2)
     exp.density = calibrate.fit_density(exp, train_seqs, [text_seed(t) for t in train_texts], train_y, len(labels))
     exp.unigram = UnigramDensity.fit([e.ids for e in examples[: n_lab + n_unl]], tok.vocab_size)
+    exp.ngrams = _fit_ngrams(cfg, tok, examples, n_lab, n_unl, n_bg, len(labels), settings.seed)
     scale_texts = [r.text for r in val_rows]
-    scale_texts += crops(scale_texts, len(scale_texts), settings.seed + 2)
+    scale_texts += crops(scale_texts, 3 * len(scale_texts), settings.seed + 2)
     scale_seqs = [e.ids for e in tok.encode(scale_texts)]
-    calibrate.fit_scales(exp.scores(exp.raw(scale_seqs, [text_seed(t) for t in scale_texts]), scale_seqs), cfg.head)
-    if not n_bg:  # an in-domain head never shown other text says nothing: switch it off
-        cfg.head.score_spread[1] = 1e30
+    calibrate.fit_scales(exp.scores(exp.raw(scale_seqs, [text_seed(t) for t in scale_texts]), scale_seqs),
+                         pieces(scale_seqs), cfg.head)
+    if not n_bg:  # domain heads never shown other text say nothing: switch them off
+        for spread in cfg.head.score_spread:
+            spread[1] = spread[3] = 1e30
     out_val = exp.raw(val_seqs, val_seeds)
     r = exp.similarity(out_val, val_seqs)
-    calibrate.fit_temperature(out_val, r, torch.from_numpy(val_y), cfg.head)
+    calibrate.fit_ngram_weight(out_val, r, torch.from_numpy(val_y), cfg.head)
     dec = exp.combine(out_val, r)
     metrics = {"validation": summarize(dec.probs.numpy(), val_y, dec.total.numpy()), "history": history}
-    return checkpoint.save(out, cfg, encoder, exp.density, exp.unigram, tok, labels, metrics, settings.version,
-                           extra={"training": {k: v for k, v in asdict(settings).items() if k not in ("network", "views")},
+    return checkpoint.save(out, cfg, encoder, exp.density, exp.unigram, exp.ngrams, tok, labels, metrics, settings.version,
+                           extra={"training": {k: v for k, v in asdict(settings).items() if k not in ("network", "views", "ngrams")},
                                   "distilled": use_teacher, "n_train": len(train_rows), "n_unlabelled": n_unl,
                                   "n_background": n_bg})
+
+
+def _fit_ngrams(cfg: ModelConfig, tok: TextTokenizer, examples: list[Example], n_lab: int, n_unl: int,
+                n_bg: int, n_labels: int, seed: int) -> NgramHead:
+    """The wide part: class logits on the teacher's soft labels over labelled and
+    unlabelled text (without a teacher: the labels of the labelled rows), and an in-domain
+    logit of training text and its fragments against the background text."""
+    labelled = [e for e in examples[: n_lab + n_unl] if e.soft is not None] or examples[:n_lab]
+    targets = np.stack([e.soft if e.soft is not None else np.eye(n_labels)[e.label] for e in labelled])
+    in_domain = [e.ids for e in examples[: n_lab + n_unl]] + [e.ids for e in examples[n_lab + n_unl + n_bg:]]
+    background = [e.ids for e in examples[n_lab + n_unl : n_lab + n_unl + n_bg]]
+    tqdm.write(f"fitting the n-gram head on {len(labelled)} texts, domain {len(in_domain)} vs {len(background)}")
+    return NgramHead.fit(NgramFeatures(cfg.ngrams, tok), [e.ids for e in labelled], targets, in_domain, background, seed)
 
 
 def _examples(rows, lab_id, tok, use_teacher, unlabelled, cache, encoder) -> list[Example]:

@@ -64,9 +64,18 @@ def entropy(p: torch.Tensor) -> torch.Tensor:
     return -(p * torch.log(p.clamp_min(1e-30))).sum(-1)
 
 
-def similarity(scores: torch.Tensor, head: HeadConfig) -> torch.Tensor:
-    """(..., 3) unfamiliarity scores -> (...) similarity to the training data in (0, 1]."""
-    z = (scores - torch.tensor(head.score_median, dtype=scores.dtype)) / torch.tensor(head.score_spread, dtype=scores.dtype)
+def length_bucket(pieces: torch.Tensor, head: HeadConfig) -> torch.Tensor:
+    """(N,) word-piece counts -> (N,) index of their length bucket."""
+    return torch.bucketize(pieces, torch.tensor(head.length_edges, dtype=pieces.dtype), right=True)
+
+
+def similarity(scores: torch.Tensor, pieces: torch.Tensor, head: HeadConfig) -> torch.Tensor:
+    """(N, K, S) unfamiliarity scores, (N,) word pieces per text -> (N, K) similarity to the
+    training data in (0, 1]."""
+    b = length_bucket(pieces, head)
+    med = torch.tensor(head.score_median, dtype=scores.dtype)[b].unsqueeze(1)  # (N, 1, S)
+    spread = torch.tensor(head.score_spread, dtype=scores.dtype)[b].unsqueeze(1)
+    z = (scores - med) / spread
     return torch.exp(-head.decay * torch.relu(z.max(dim=-1).values - 1.0))
 
 

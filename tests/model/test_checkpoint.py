@@ -15,7 +15,7 @@ TEXTS = ["a charming film", "boring and far too long", "something else entirely"
 
 def test_round_trip_gives_identical_answers(tiny_checkpoint, tmp_path):
     ck = checkpoint.load(tiny_checkpoint)
-    again = checkpoint.save(tmp_path / "again", ck.cfg, ck.encoder, ck.density, ck.unigram, ck.tokenizer, ck.labels,
+    again = checkpoint.save(tmp_path / "again", ck.cfg, ck.encoder, ck.density, ck.unigram, ck.ngrams, ck.tokenizer, ck.labels,
                             ck.metrics, ck.metadata["version"])
     assert Predictor.load(tiny_checkpoint).predict(TEXTS) == Predictor.load(again).predict(TEXTS)
 
@@ -58,6 +58,8 @@ def test_damaged_checkpoint_names_the_file(default_copy, damage, names):
 @pytest.mark.parametrize("section, key, value, message", [
     ("network", "d_model", 96, r"model\.safetensors: weights do not match config\.json"),
     ("views", "surprise", 1, r"config\.json: unknown views settings"),
+    ("ngrams", "bits", 12, r"model\.safetensors: n-gram weights do not match config\.json"),
+    ("head", "length_edges", [4], r"config\.json: score scales must be 2 length buckets"),
 ])
 def test_config_edits_that_cannot_be_served(default_copy, section, key, value, message):
     cfg = json.loads((default_copy / "config.json").read_text())

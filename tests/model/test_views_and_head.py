@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from model.config import HeadConfig, NetworkConfig, ViewConfig
+from model.calibrate import fit_scales
 from model.cot import cot_length
 from model.uncertainty import decompose, similarity, view_probabilities
 from model.views import make_views, text_seed, text_views
@@ -51,11 +52,44 @@ def test_far_from_data_is_uniform_and_epistemic():
 
 
 def test_similarity_is_one_up_to_the_reference_quantile_then_decays():
-    head = HeadConfig(score_median=[10.0, 0.0, 5.0], score_spread=[2.0, 1.0, 1.0], decay=2.0)
-    typical = torch.tensor([11.0, 0.5, 5.5])  # every score below its 95th percentile
-    one_far = torch.tensor([11.0, 0.5, 8.0])  # unigram score 3 spreads past the median
-    assert similarity(typical, head) == 1.0
-    assert similarity(one_far, head) == pytest.approx(math.exp(-2.0 * 2.0))
+    head = HeadConfig(length_edges=[], score_median=[[10.0, 0.0, 5.0, 0.0]],
+                      score_spread=[[2.0, 1.0, 1.0, 1.0]], decay=2.0)
+    typical = torch.tensor([[[11.0, 0.5, 5.5, 0.5]]])  # every score below its 95th percentile
+    one_far = torch.tensor([[[11.0, 0.5, 8.0, 0.5]]])  # unigram score 3 spreads past the median
+    n = torch.tensor([12])
+    assert similarity(typical, n, head) == 1.0
+    assert similarity(one_far, n, head) == pytest.approx(math.exp(-2.0 * 2.0))
+
+
+def test_a_text_is_judged_against_texts_of_its_length():
+    # short texts spread wider: the same score is typical for 3 pieces, far for 30
+    head = HeadConfig(length_edges=[8], score_median=[[0.0] * 4, [0.0] * 4],
+                      score_spread=[[4.0] * 4, [1.0] * 4], decay=2.0)
+    scores = torch.tensor([[[0.0, 0.0, 3.0, 0.0]]] * 2)
+    r = similarity(scores, torch.tensor([3, 30]), head)
+    assert r[0, 0] == 1.0
+    assert r[1, 0] == pytest.approx(math.exp(-2.0 * 2.0))
+
+
+def test_scales_of_a_thin_length_bucket_fall_back_to_all_texts():
+    head = HeadConfig(length_edges=[8])
+    gen = torch.Generator().manual_seed(0)
+    scores = torch.randn(200, 2, 4, generator=gen)
+    scores[:, :, 2] += torch.linspace(0, 10, 200)[:, None]
+    pieces = torch.tensor([3] * 10 + [20] * 190)  # 10 short texts: too few for their own scale
+    fit_scales(scores, pieces, head)
+    pooled = HeadConfig(length_edges=[])
+    fit_scales(scores, pieces, pooled)
+    assert head.score_median[0] == pooled.score_median[0]
+    assert head.score_median[1] != pooled.score_median[0]
+    assert all(s > 0 for row in head.score_spread for s in row)
+
+
+def test_scales_must_match_the_buckets_and_scores():
+    with pytest.raises(ValueError, match="length buckets"):
+        HeadConfig(length_edges=[4, 8], score_median=[[0.0] * 4] * 2, score_spread=[[1.0] * 4] * 2)
+    with pytest.raises(ValueError, match="one list per length bucket"):
+        HeadConfig(score_median=[0.0, 0.0, 0.0], score_spread=[1.0, 1.0, 1.0])
 
 
 def test_decomposition_identity():
