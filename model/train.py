@@ -38,6 +38,7 @@ class TrainSettings:
     unlabelled_per_epoch: int = 12000  # unlabelled sentences sampled per epoch
     labelled_repeats: int = 2  # labelled rows appear this many times per epoch
     background_per_epoch: int = 6000  # non-review sentences per epoch (outlier exposure)
+    encoder_background: int = 20000  # background texts the encoder samples from; the n-gram head takes all
     crops_per_epoch: int = 6000  # short in-domain fragments per epoch, see `crops`
     domain_weight: float = 0.5  # BCE of the in-domain head
     keep_last: int = 2  # training states kept for resuming
@@ -127,7 +128,9 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
     examples = _examples(train_rows, lab_id, tok, use_teacher, unlabelled or [], cache, encoder)
     n_lab = len(train_rows)
     n_unl = len(examples) - n_lab
-    examples += [Example(e.ids, -1, None, None, in_domain=False) for e in tok.encode(background or [])]
+    background = list(background or [])
+    examples += [Example(e.ids, -1, None, None, in_domain=False)
+                 for e in tok.encode(background[: settings.encoder_background])]
     n_bg = len(examples) - n_lab - n_unl
     pool = [r.text for r in train_rows] + list(unlabelled or [])
     examples += [Example(e.ids, -1, None, None) for e in tok.encode(crops(pool, 4 * settings.crops_per_epoch, settings.seed))]
@@ -190,7 +193,8 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
     train_y = torch.tensor([lab_id[r.label] for r in train_rows] * 2)
     exp.density = calibrate.fit_density(exp, train_seqs, [text_seed(t) for t in train_texts], train_y, len(labels))
     exp.unigram = UnigramDensity.fit([e.ids for e in examples[: n_lab + n_unl]], tok.vocab_size)
-    exp.ngrams = _fit_ngrams(cfg, tok, examples, n_lab, n_unl, n_bg, len(labels), settings.seed)
+    extra_bg = [e.ids for e in tok.encode(background[settings.encoder_background :])]
+    exp.ngrams = _fit_ngrams(cfg, tok, examples, n_lab, n_unl, n_bg, extra_bg, len(labels), settings.seed)
     scale_texts = [r.text for r in val_rows]
     scale_texts += crops(scale_texts, 3 * len(scale_texts), settings.seed + 2)
     scale_seqs = [e.ids for e in tok.encode(scale_texts)]
@@ -207,18 +211,18 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
     return checkpoint.save(out, cfg, encoder, exp.density, exp.unigram, exp.ngrams, tok, labels, metrics, settings.version,
                            extra={"training": {k: v for k, v in asdict(settings).items() if k not in ("network", "views", "ngrams")},
                                   "distilled": use_teacher, "n_train": len(train_rows), "n_unlabelled": n_unl,
-                                  "n_background": n_bg})
+                                  "n_background": len(background)})
 
 
 def _fit_ngrams(cfg: ModelConfig, tok: TextTokenizer, examples: list[Example], n_lab: int, n_unl: int,
-                n_bg: int, n_labels: int, seed: int) -> NgramHead:
+                n_bg: int, extra_bg: list[list[int]], n_labels: int, seed: int) -> NgramHead:
     """The wide part: class logits on the teacher's soft labels over labelled and
     unlabelled text (without a teacher: the labels of the labelled rows), and an in-domain
     logit of training text and its fragments against the background text."""
     labelled = [e for e in examples[: n_lab + n_unl] if e.soft is not None] or examples[:n_lab]
     targets = np.stack([e.soft if e.soft is not None else np.eye(n_labels)[e.label] for e in labelled])
     in_domain = [e.ids for e in examples[: n_lab + n_unl]] + [e.ids for e in examples[n_lab + n_unl + n_bg:]]
-    background = [e.ids for e in examples[n_lab + n_unl : n_lab + n_unl + n_bg]]
+    background = [e.ids for e in examples[n_lab + n_unl : n_lab + n_unl + n_bg]] + extra_bg
     tqdm.write(f"fitting the n-gram head on {len(labelled)} texts, domain {len(in_domain)} vs {len(background)}")
     return NgramHead.fit(NgramFeatures(cfg.ngrams, tok), [e.ids for e in labelled], targets, in_domain, background, seed)
 
