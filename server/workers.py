@@ -196,18 +196,20 @@ def supervise(settings: Settings, argv: Sequence[str]) -> int:
 
 
 def _stop(workers: list[_Worker], drain_timeout_s: float) -> int:
-    """SIGTERM to every worker, then waits for their drains; 0 when all exited 0."""
+    """SIGTERM to every worker, then waits for their drains; 0 when each exited 0, or was
+    still loading its model (nothing to drain: SIGTERM ends it before it serves)."""
     for w in workers:
         w.signal(signal.SIGTERM)
     deadline = time.monotonic() + drain_timeout_s + 10  # a worker's drain, and its own exit
-    codes = []
+    clean = True
     for w in workers:
         try:
-            codes.append(w.proc.wait(max(0.0, deadline - time.monotonic())))
+            code = w.proc.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             w.proc.kill()
-            codes.append(w.proc.wait())
-    return 0 if all(c == 0 for c in codes) else 1
+            code = w.proc.wait()
+        clean &= code == 0 or (code == -signal.SIGTERM and not w.ready)
+    return 0 if clean else 1
 
 
 def _url(settings: Settings, port: int) -> str:
