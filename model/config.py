@@ -34,9 +34,9 @@ class ViewConfig:
 class NgramConfig:
     """The wide part: a linear map over hashed n-grams of the text the transformer reads."""
 
-    bits: int = 18  # 2**bits hashed features per analyzer (word and character)
-    word_ngrams: tuple[int, int] = (1, 2)  # word uni- and bigrams
-    char_ngrams: tuple[int, int] = (3, 4)  # character n-grams within word boundaries
+    bits: int = 18  # 2**bits hashed features for piece bigrams, and as many for character n-grams
+    word_ngrams: tuple[int, int] = (1, 2)  # word-piece n-grams: unigrams, and bigrams when the max is 2
+    char_ngrams: tuple[int, int] = (3, 4)  # character n-grams of each word piece
 
 
 # Familiarity scores, in this order; each is "larger = less like the training data".
