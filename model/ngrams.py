@@ -22,7 +22,6 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from sklearn.feature_extraction.text import HashingVectorizer
-from sklearn.preprocessing import normalize
 
 from .config import NgramConfig
 from .tokenizer import TextTokenizer
@@ -47,24 +46,34 @@ class NgramFeatures:
         self._chars = chars.transform(pieces).tocsr()  # (vocab, buckets)
 
     def __call__(self, seqs: Sequence[Sequence[int]]) -> sp.csr_matrix:
+        # one sparse matrix built from column lists: scipy's per-call costs dominate at
+        # serving batch sizes, so the three blocks are not built and stacked apart
         bodies = [np.asarray(s[1:-1], dtype=np.int64) for s in seqs]  # without [CLS] / [SEP]
         n = len(bodies)
-        row = np.repeat(np.arange(n), [len(b) for b in bodies])
+        lengths = np.array([len(b) for b in bodies], dtype=np.int64)
         ids = np.concatenate(bodies) if n else np.zeros(0, np.int64)
-        unigrams = sp.csr_matrix((np.ones(len(ids)), (row, ids)), shape=(n, self.vocab))
-        blocks = [unigrams]
+        id_rows = np.repeat(np.arange(n), lengths)
+        rows, cols = [id_rows], [ids]
         if self.bigrams:
             pairs = [(b[:-1] * _MIX ^ b[1:]) % self.buckets for b in bodies]
-            prow = np.repeat(np.arange(n), [len(p) for p in pairs])
-            cols = np.concatenate(pairs) if n else np.zeros(0, np.int64)
-            blocks.append(sp.csr_matrix((np.ones(len(cols)), (prow, cols)), shape=(n, self.buckets)))
-        else:
-            blocks.append(sp.csr_matrix((n, self.buckets)))
-        blocks.append(unigrams @ self._chars)
-        for block in blocks:
-            block.sum_duplicates()
-            block.data[:] = 1.0
-        return sp.hstack([normalize(b) for b in blocks], format="csr")
+            rows.append(np.repeat(np.arange(n), np.maximum(lengths - 1, 0)))
+            cols.append(self.vocab + (np.concatenate(pairs) if n else np.zeros(0, np.int64)))
+        # each piece's character n-gram columns, gathered from the vocabulary's rows
+        start, stop = self._chars.indptr[ids], self._chars.indptr[ids + 1]
+        counts = stop - start
+        offsets = np.repeat(start - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
+        rows.append(np.repeat(id_rows, counts))
+        cols.append(self.vocab + self.buckets + self._chars.indices[offsets].astype(np.int64))
+        r, c = np.concatenate(rows), np.concatenate(cols)
+        x = sp.csr_matrix((np.ones(len(r)), (r, c)), shape=(n, self.width))
+        x.sum_duplicates()
+        # binary, then each block scaled to unit length: 1 / sqrt(distinct n-grams in it)
+        block = np.searchsorted([self.vocab, self.vocab + self.buckets], x.indices, side="right")
+        per_block = np.zeros((n, 3))
+        x_rows = np.repeat(np.arange(n), np.diff(x.indptr))
+        np.add.at(per_block, (x_rows, block), 1.0)
+        x.data = 1.0 / np.sqrt(per_block[x_rows, block])
+        return x
 
 
 @dataclass
