@@ -8,7 +8,7 @@ import torch
 
 from .config import HeadConfig
 from .expectation import Expectation, ViewOutputs
-from .uncertainty import FeatureDensity, decompose, length_bucket, view_probabilities
+from .uncertainty import FeatureDensity, decompose, length_bucket, view_probabilities, worst_z
 
 REF_QUANTILE = 0.95  # z = 1 at this validation quantile of each unfamiliarity score
 
@@ -19,10 +19,12 @@ def fit_density(exp: Expectation, seqs, seeds, labels: torch.Tensor, n_labels: i
     return FeatureDensity.fit(feats.reshape(N * K, D), labels.repeat_interleave(K), n_labels)
 
 
-def fit_scales(scores: torch.Tensor, pieces: torch.Tensor, head: HeadConfig, min_texts: int = 50) -> None:
+def fit_scales(scores: torch.Tensor, pieces: torch.Tensor, head: HeadConfig, min_texts: int = 50,
+               off: tuple[int, ...] = ()) -> None:
     """scores (N, K, S) on validation text, pieces (N,) -> per length bucket and score the
-    median and (q95 - median). A bucket with fewer than min_texts texts takes the scales
-    of all texts."""
+    median and (q95 - median), then per bucket the q95 of the worst scaled score. A bucket
+    with fewer than min_texts texts takes the scales of all texts. Scores in `off` are
+    switched off (an infinite spread)."""
     def scales(part: torch.Tensor) -> tuple[list[float], list[float]]:
         flat = part.reshape(-1, part.shape[-1]).double()
         med = torch.quantile(flat, 0.5, dim=0)
@@ -31,10 +33,15 @@ def fit_scales(scores: torch.Tensor, pieces: torch.Tensor, head: HeadConfig, min
 
     pooled = scales(scores)
     b = length_bucket(pieces, head)
-    fitted = [scales(scores[b == i]) if int((b == i).sum()) >= min_texts else pooled
-              for i in range(len(head.length_edges) + 1)]
+    thick = [int((b == i).sum()) >= min_texts for i in range(len(head.length_edges) + 1)]
+    fitted = [scales(scores[b == i]) if ok else pooled for i, ok in enumerate(thick)]
     head.score_median = [m for m, _ in fitted]
-    head.score_spread = [s for _, s in fitted]
+    head.score_spread = [[1e30 if j in off else x for j, x in enumerate(s)] for _, s in fitted]
+    head.score_threshold = [1.0] * len(fitted)
+    worst = worst_z(scores, pieces, head)  # (N, K)
+    pooled_threshold = float(torch.quantile(worst.reshape(-1), REF_QUANTILE))
+    head.score_threshold = [float(torch.quantile(worst[b == i].reshape(-1), REF_QUANTILE)) if ok else pooled_threshold
+                            for i, ok in enumerate(thick)]
 
 
 def fit_ngram_weight(out: ViewOutputs, r: torch.Tensor, labels: torch.Tensor, head: HeadConfig,

@@ -58,7 +58,11 @@ class HeadConfig:
     length_edges: list[int] = field(default_factory=lambda: [4, 8, 16, 32])
     score_median: list[list[float]] = field(default_factory=lambda: [[0.0] * len(SCORES)])
     score_spread: list[list[float]] = field(default_factory=lambda: [[1.0] * len(SCORES)])  # q95 - median
-    # similarity r = exp(-decay * relu(max_j z_j - 1)); the view's logit posterior is
+    # Per bucket, the validation 95th percentile of the worst score max_j z_j: each score
+    # alone passes 5% of in-domain text past z = 1, together they would pass several times
+    # that, so the similarity starts to fall only where 5% of in-domain views are.
+    score_threshold: list[float] = field(default_factory=lambda: [1.0])
+    # similarity r = exp(-decay * relu(max_j z_j - threshold)); the view's logit posterior is
     # N(r * logits, sigma0^2 (1 - r^2)): a GP-like prior that reverts to "no idea"
     # (mean 0, variance sigma0^2) far from the training data.
     decay: float = 8.0  # chosen on the dev OOD sets (italian_web, english_mixed_oanc), not on test
@@ -71,7 +75,10 @@ class HeadConfig:
         if len(self.score_median) == 1 and buckets > 1:  # one scale for every length
             self.score_median = [list(self.score_median[0]) for _ in range(buckets)]
             self.score_spread = [list(self.score_spread[0]) for _ in range(buckets)]
+        if len(self.score_threshold) == 1 and buckets > 1:
+            self.score_threshold = self.score_threshold * buckets
         if not (len(self.score_median) == len(self.score_spread) == buckets
+                and len(self.score_threshold) == buckets
                 and all(len(r) == len(SCORES) for r in (*self.score_median, *self.score_spread))):
             raise ValueError(f"score scales must be {buckets} length buckets x {len(SCORES)} scores")
 

@@ -198,11 +198,9 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
     scale_texts = [r.text for r in val_rows]
     scale_texts += crops(scale_texts, 3 * len(scale_texts), settings.seed + 2)
     scale_seqs = [e.ids for e in tok.encode(scale_texts)]
+    # domain heads never shown other text say nothing: without background they are off
     calibrate.fit_scales(exp.scores(exp.raw(scale_seqs, [text_seed(t) for t in scale_texts]), scale_seqs),
-                         pieces(scale_seqs), cfg.head)
-    if not n_bg:  # domain heads never shown other text say nothing: switch them off
-        for spread in cfg.head.score_spread:
-            spread[1] = spread[3] = 1e30
+                         pieces(scale_seqs), cfg.head, off=() if n_bg else (1, 3))
     out_val = exp.raw(val_seqs, val_seeds)
     r = exp.similarity(out_val, val_seqs)
     calibrate.fit_ngram_weight(out_val, r, torch.from_numpy(val_y), cfg.head)

@@ -69,14 +69,20 @@ def length_bucket(pieces: torch.Tensor, head: HeadConfig) -> torch.Tensor:
     return torch.bucketize(pieces, torch.tensor(head.length_edges, dtype=pieces.dtype), right=True)
 
 
+def worst_z(scores: torch.Tensor, pieces: torch.Tensor, head: HeadConfig) -> torch.Tensor:
+    """(N, K, S) scores -> (N, K) the largest of each view's scores on its bucket's scale."""
+    b = length_bucket(pieces, head)
+    med = torch.tensor(head.score_median, dtype=scores.dtype)[b].unsqueeze(1)  # (N, 1, S)
+    spread = torch.tensor(head.score_spread, dtype=scores.dtype)[b].unsqueeze(1)
+    return ((scores - med) / spread).max(dim=-1).values
+
+
 def similarity(scores: torch.Tensor, pieces: torch.Tensor, head: HeadConfig) -> torch.Tensor:
     """(N, K, S) unfamiliarity scores, (N,) word pieces per text -> (N, K) similarity to the
     training data in (0, 1]."""
     b = length_bucket(pieces, head)
-    med = torch.tensor(head.score_median, dtype=scores.dtype)[b].unsqueeze(1)  # (N, 1, S)
-    spread = torch.tensor(head.score_spread, dtype=scores.dtype)[b].unsqueeze(1)
-    z = (scores - med) / spread
-    return torch.exp(-head.decay * torch.relu(z.max(dim=-1).values - 1.0))
+    threshold = torch.tensor(head.score_threshold, dtype=scores.dtype)[b].unsqueeze(1)  # (N, 1)
+    return torch.exp(-head.decay * torch.relu(worst_z(scores, pieces, head) - threshold))
 
 
 def view_probabilities(logits: torch.Tensor, r: torch.Tensor, z: torch.Tensor, head: HeadConfig) -> torch.Tensor:

@@ -106,3 +106,16 @@ def test_cot_length_grows_as_the_square_root_of_length():
     # four times the tokens, twice the steps (up to rounding)
     assert abs(cot_length(400, conf) - 2 * cot_length(100, conf)) <= 1
     assert cot_length(1, 0.5) == 1
+
+
+def test_the_similarity_falls_only_past_the_worst_scores_reference_quantile():
+    # four independent scores each pass 5% past z = 1; the threshold on the worst of them
+    # keeps 95% of the reference views fully familiar
+    head = HeadConfig(length_edges=[])
+    gen = torch.Generator().manual_seed(1)
+    scores = torch.randn(2000, 1, 4, generator=gen, dtype=torch.float64)
+    pieces = torch.full((2000,), 12)
+    fit_scales(scores, pieces, head)
+    r = similarity(scores, pieces, head)
+    assert head.score_threshold[0] > 1.0
+    assert abs(float((r == 1.0).double().mean()) - 0.95) < 0.01
