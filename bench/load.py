@@ -53,6 +53,7 @@ async def _worker(args: argparse.Namespace, texts: list[str], index: int) -> dic
 
     connections = max(1, args.connections // args.procs + (index < args.connections % args.procs))
     lat: dict[str, list[float]] = {"ok": [], "refused": [], "error": []}
+    kinds: dict[str, int] = {}  # what the errors were
     closers = []
     if args.proto == "rest":
         # A lean keep-alive HTTP/1.1 client (httpx cost more CPU per request than the server):
@@ -66,7 +67,16 @@ async def _worker(args: argparse.Namespace, texts: list[str], index: int) -> dic
         async def exchange(text: str) -> tuple[int, dict[str, str], bool]:
             reader, writer = pool.pop() if pool else await asyncio.open_connection(host, int(port))
             writer.write(requests[text])
-            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+            try:
+                raw = await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionError):
+                # a kept-alive connection the server closed while idle (its keep-alive timeout):
+                # sent again on a new one, as HTTP clients do
+                writer.close()
+                reader, writer = await asyncio.open_connection(host, int(port))
+                writer.write(requests[text])
+                raw = await reader.readuntil(b"\r\n\r\n")
+            head = raw.decode("latin-1").split("\r\n")
             headers = {k.lower(): v.strip() for k, _, v in (h.partition(":") for h in head[1:] if h)}
             await reader.readexactly(int(headers.get("content-length", 0)))
             if headers.get("connection", "").lower() == "close":
@@ -88,7 +98,9 @@ async def _worker(args: argparse.Namespace, texts: list[str], index: int) -> dic
                 return "ok", 0.0
             if status == 503:
                 ra = headers.get("retry-after")
-                return ("refused", float(ra)) if ra is not None else ("error", 0.0)
+                if ra is not None:
+                    return "refused", float(ra)
+            kinds[f"status {status}"] = kinds.get(f"status {status}", 0) + 1
             return "error", 0.0
     else:
         # gRPC multiplexes: one channel (one HTTP/2 connection) per 16 in-flight calls, at least
@@ -107,13 +119,15 @@ async def _worker(args: argparse.Namespace, texts: list[str], index: int) -> dic
                 if exc.code() == grpc.StatusCode.UNAVAILABLE:
                     md = dict(exc.trailing_metadata() or ())
                     return "refused", float(md.get("retry-after", 1))
+                kinds[exc.code().name] = kinds.get(exc.code().name, 0) + 1
                 return "error", 0.0
 
     async def one(k: int, text: str, sent: float) -> float:
         try:
             outcome, retry_after = await call(k, text)
-        except Exception:
+        except Exception as exc:
             outcome, retry_after = "error", 0.0
+            kinds[type(exc).__name__] = kinds.get(type(exc).__name__, 0) + 1
         lat[outcome].append(time.perf_counter() - sent)
         return retry_after if outcome == "refused" else 0.0
 
@@ -140,6 +154,7 @@ async def _worker(args: argparse.Namespace, texts: list[str], index: int) -> dic
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
             if len(pending) >= MAX_OPEN_IN_FLIGHT:
                 lat["error"].append(0.0)
+                kinds["over MAX_OPEN_IN_FLIGHT"] = kinds.get("over MAX_OPEN_IN_FLIGHT", 0) + 1
             else:
                 task = asyncio.create_task(one(n, texts[(n * args.procs + index) % len(texts)], due))
                 pending.add(task)
@@ -150,7 +165,7 @@ async def _worker(args: argparse.Namespace, texts: list[str], index: int) -> dic
     elapsed = time.perf_counter() - began
     for close in closers:
         await close()
-    return {"elapsed": elapsed, "lat": lat}
+    return {"elapsed": elapsed, "lat": lat, "kinds": kinds}
 
 
 def _proc(args: argparse.Namespace, texts: list[str], index: int, out: mp.Queue) -> None:
@@ -181,6 +196,7 @@ def run(args: argparse.Namespace) -> dict:
         "rps": round(total / elapsed, 1), "ok_rps": round(len(lat["ok"]) / elapsed, 1),
         **_percentiles(lat["ok"]),
         "refused_latency": _percentiles(lat["refused"]),
+        "error_kinds": {k: sum(p["kinds"].get(k, 0) for p in parts) for k in {k for p in parts for k in p["kinds"]}},
     }
 
 

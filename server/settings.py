@@ -31,8 +31,8 @@ class Settings(BaseSettings):
     insecure: bool = False  # allow a non-loopback host without authentication
     # Serving processes sharing both ports (SO_REUSEPORT), each with its own model and batcher,
     # under a parent that forwards signals and relays reloads (server/workers.py). Default 2
-    # (on 2 cores, 1.8x the answers of one process: bench/README.md), but 1 with a rate limit,
-    # whose buckets each process keeps for itself.
+    # (on 2 cores, about twice the answers of one process: bench/README.md), but 1 with a rate
+    # limit, whose buckets each process keeps for itself.
     workers: int | None = Field(None, ge=1, le=64)  # None: the default above
 
     max_batch_size: int = Field(32, ge=1)  # texts per forward pass
