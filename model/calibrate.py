@@ -37,8 +37,7 @@ def fit_scales(scores: torch.Tensor, pieces: torch.Tensor, head: HeadConfig, min
     fitted = [scales(scores[b == i]) if ok else pooled for i, ok in enumerate(thick)]
     head.score_median = [m for m, _ in fitted]
     head.score_spread = [[1e30 if j in off else x for j, x in enumerate(s)] for _, s in fitted]
-    head.score_threshold = [1.0] * len(fitted)
-    worst = worst_z(scores, pieces, head)  # (N, K)
+    worst = worst_z(scores, pieces, head)  # (N, K), on the scales just fitted
     pooled_threshold = float(torch.quantile(worst.reshape(-1), REF_QUANTILE))
     head.score_threshold = [float(torch.quantile(worst[b == i].reshape(-1), REF_QUANTILE)) if ok else pooled_threshold
                             for i, ok in enumerate(thick)]

@@ -79,7 +79,7 @@ class NgramFeatures:
 @dataclass
 class NgramHead:
     features: NgramFeatures
-    weight: np.ndarray  # (2 * 2**bits, n_labels + 1) float64: class logits, then in-domain logit
+    weight: np.ndarray  # (features.width, n_labels + 1) float64: class logits, then in-domain logit
     bias: np.ndarray  # (n_labels + 1,)
 
     def __call__(self, seqs: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
