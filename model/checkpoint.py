@@ -78,6 +78,8 @@ def save(
         tensors["density.whiten"] = density.whiten.contiguous()
     if unigram is not None:
         tensors["unigram.nll"] = unigram.nll.contiguous()
+        if unigram.ratio is not None:
+            tensors["unigram.ratio"] = unigram.ratio.contiguous()
     if ngrams is not None:
         tensors.update(ngrams.tensors())
     save_file(tensors, str(out / "model.safetensors"))
@@ -139,8 +141,9 @@ def load(path: str | Path | None = None, device: str | torch.device = "cpu") -> 
     if "density.means" in tensors and "density.whiten" in tensors:
         density = FeatureDensity(tensors.pop("density.means").float(), tensors.pop("density.whiten").float())
     if "unigram.nll" in tensors:
-        unigram = UnigramDensity(tensors.pop("unigram.nll").float())
-        if unigram.nll.shape != (cfg.network.vocab_size,):
+        ratio = tensors.pop("unigram.ratio", None)
+        unigram = UnigramDensity(tensors.pop("unigram.nll").float(), None if ratio is None else ratio.float())
+        if any(t.shape != (cfg.network.vocab_size,) for t in (unigram.nll, ratio) if t is not None):
             raise CheckpointError(f"{root / 'model.safetensors'}: unigram density does not match the vocabulary")
     ngrams = None
     if "ngram.weight" in tensors and "ngram.bias" in tensors:

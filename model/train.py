@@ -95,9 +95,11 @@ def _teacher_available() -> bool:
 
 def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings: TrainSettings,
           unlabelled: list[str] | None = None, background: list[str] | None = None,
-          state_dir: str | Path | None = None, cache: Path | None = None) -> Path:
+          state_dir: str | Path | None = None, cache: Path | None = None,
+          general_counts: dict[str, int] | None = None) -> Path:
     """unlabelled: in-domain text for distillation; background: other text, which the
-    in-domain head learns to tell apart (outlier exposure). Both optional."""
+    in-domain head learns to tell apart (outlier exposure); general_counts: word counts of
+    general English, for the familiarity score of English that is not in-domain. All optional."""
     out = Path(out)
     state_dir = Path(state_dir) if state_dir else out / "train_state"
     cache = cache or Path(".cache/bet")
@@ -192,15 +194,17 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
     train_seqs = [e.ids for e in tok.encode(train_texts)]
     train_y = torch.tensor([lab_id[r.label] for r in train_rows] * 2)
     exp.density = calibrate.fit_density(exp, train_seqs, [text_seed(t) for t in train_texts], train_y, len(labels))
-    exp.unigram = UnigramDensity.fit([e.ids for e in examples[: n_lab + n_unl]], tok.vocab_size)
+    exp.unigram = UnigramDensity.fit([e.ids for e in examples[: n_lab + n_unl]], tok.vocab_size, general_counts, tok)
     extra_bg = [e.ids for e in tok.encode(background[settings.encoder_background :])]
     exp.ngrams = _fit_ngrams(cfg, tok, examples, n_lab, n_unl, n_bg, extra_bg, len(labels), settings.seed)
     scale_texts = [r.text for r in val_rows]
     scale_texts += crops(scale_texts, 3 * len(scale_texts), settings.seed + 2)
     scale_seqs = [e.ids for e in tok.encode(scale_texts)]
-    # domain heads never shown other text say nothing: without background they are off
+    # domain heads never shown other text say nothing: without background they are off,
+    # as is the general-English ratio without general counts
+    off = (() if n_bg else (1, 3)) + (() if exp.unigram.ratio is not None else (4,))
     calibrate.fit_scales(exp.scores(exp.raw(scale_seqs, [text_seed(t) for t in scale_texts]), scale_seqs),
-                         pieces(scale_seqs), cfg.head, off=() if n_bg else (1, 3))
+                         pieces(scale_seqs), cfg.head, off=off)
     out_val = exp.raw(val_seqs, val_seeds)
     r = exp.similarity(out_val, val_seqs)
     calibrate.fit_ngram_weight(out_val, r, torch.from_numpy(val_y), cfg.head)

@@ -5,8 +5,10 @@ information between the label and the view, >= 0 by Jensen), all in nats.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .config import HeadConfig
@@ -43,20 +45,55 @@ class FeatureDensity:
 @dataclass
 class UnigramDensity:
     """Word-piece frequencies of the in-domain text: a density of the input itself that
-    flags other languages, markup and noise, whose pieces are rare in reviews."""
+    flags other languages, markup and noise, whose pieces are rare in reviews. With
+    general-English counts it also holds, per alphabetic piece, the log ratio of its
+    general-English to its in-domain probability: English that is not a review (news,
+    science, code comments) is made of words that are common in English, rare in reviews."""
 
     nll: torch.Tensor  # (vocab,) -log p(piece), add-half smoothed
+    ratio: torch.Tensor | None = None  # (vocab,) log p_general - log p_in_domain; NaN: not a word piece
 
     @classmethod
-    def fit(cls, seqs: list[list[int]], vocab_size: int) -> "UnigramDensity":
+    def fit(cls, seqs: list[list[int]], vocab_size: int, general: "dict[str, int] | None" = None,
+            tokenizer=None) -> "UnigramDensity":
         counts = torch.full((vocab_size,), 0.5, dtype=torch.float64)
         for s in seqs:
             counts.index_add_(0, torch.tensor(s[1:-1], dtype=torch.long), torch.ones(len(s) - 2, dtype=torch.float64))
-        return cls((-torch.log(counts / counts.sum())).float())
+        nll = -torch.log(counts / counts.sum())
+        ratio = None
+        if general and tokenizer is not None:
+            words = list(general)
+            gen = torch.full((vocab_size,), 0.5, dtype=torch.float64)
+            for word, enc in zip(words, tokenizer.encode(words)):
+                ids = torch.tensor(enc.ids[1:-1], dtype=torch.long)
+                gen.index_add_(0, ids, torch.full((len(ids),), float(general[word]), dtype=torch.float64))
+            # Punctuation and digits are left out: the general counts have none, so they
+            # would make any punctuated text look like a review.
+            word_piece = torch.tensor([bool(_WORD_PIECE.fullmatch(t)) for t in tokenizer.tokens(range(vocab_size))])
+            ratio = torch.where(word_piece, nll + torch.log(gen / gen.sum()), torch.nan)
+        return cls(nll.float(), None if ratio is None else ratio.float())
 
     def score(self, seqs: list[list[int]]) -> torch.Tensor:
         """(N,) mean NLL per word piece of each text's body (between [CLS] and [SEP])."""
-        return torch.stack([self.nll[torch.tensor(s[1:-1] or s, dtype=torch.long)].mean() for s in seqs])
+        table = self.nll.numpy()  # numpy: a third of torch's cost per small text
+        return torch.tensor([table[s[1:-1] or s].mean(dtype=np.float64) for s in seqs])
+
+    def general_ratio(self, seqs: list[list[int]]) -> torch.Tensor:
+        """(N,) mean general-to-in-domain log ratio over each text's word pieces (0 without
+        any, or without general counts)."""
+        if self.ratio is None:
+            return torch.zeros(len(seqs))
+        table = self.ratio.numpy()
+        out = np.zeros(len(seqs))
+        for i, s in enumerate(seqs):
+            r = table[s[1:-1] or s]
+            r = r[~np.isnan(r)]
+            if len(r):
+                out[i] = r.mean(dtype=np.float64)
+        return torch.from_numpy(out)
+
+
+_WORD_PIECE = re.compile(r"(##)?[a-z]+")
 
 
 def entropy(p: torch.Tensor) -> torch.Tensor:

@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from model.config import HeadConfig, NetworkConfig, ViewConfig
+from model.config import SCORES, HeadConfig, NetworkConfig, ViewConfig
 from model.calibrate import fit_scales
 from model.cot import cot_length
 from model.uncertainty import decompose, similarity, view_probabilities
 from model.views import make_views, text_seed, text_views
+
+S = len(SCORES)
 
 
 def test_text_seed_is_stable_across_processes():
@@ -52,10 +54,10 @@ def test_far_from_data_is_uniform_and_epistemic():
 
 
 def test_similarity_is_one_up_to_the_reference_quantile_then_decays():
-    head = HeadConfig(length_edges=[], score_median=[[10.0, 0.0, 5.0, 0.0]],
-                      score_spread=[[2.0, 1.0, 1.0, 1.0]], decay=2.0)
-    typical = torch.tensor([[[11.0, 0.5, 5.5, 0.5]]])  # every score below its 95th percentile
-    one_far = torch.tensor([[[11.0, 0.5, 8.0, 0.5]]])  # unigram score 3 spreads past the median
+    head = HeadConfig(length_edges=[], score_median=[[10.0, 0.0, 5.0, 0.0, 0.0]],
+                      score_spread=[[2.0, 1.0, 1.0, 1.0, 1.0]], decay=2.0)
+    typical = torch.tensor([[[11.0, 0.5, 5.5, 0.5, 0.5]]])  # every score below its 95th percentile
+    one_far = torch.tensor([[[11.0, 0.5, 8.0, 0.5, 0.5]]])  # unigram score 3 spreads past the median
     n = torch.tensor([12])
     assert similarity(typical, n, head) == 1.0
     assert similarity(one_far, n, head) == pytest.approx(math.exp(-2.0 * 2.0))
@@ -63,9 +65,9 @@ def test_similarity_is_one_up_to_the_reference_quantile_then_decays():
 
 def test_a_text_is_judged_against_texts_of_its_length():
     # short texts spread wider: the same score is typical for 3 pieces, far for 30
-    head = HeadConfig(length_edges=[8], score_median=[[0.0] * 4, [0.0] * 4],
-                      score_spread=[[4.0] * 4, [1.0] * 4], decay=2.0)
-    scores = torch.tensor([[[0.0, 0.0, 3.0, 0.0]]] * 2)
+    head = HeadConfig(length_edges=[8], score_median=[[0.0] * S, [0.0] * S],
+                      score_spread=[[4.0] * S, [1.0] * S], decay=2.0)
+    scores = torch.tensor([[[0.0, 0.0, 3.0, 0.0, 0.0]]] * 2)
     r = similarity(scores, torch.tensor([3, 30]), head)
     assert r[0, 0] == 1.0
     assert r[1, 0] == pytest.approx(math.exp(-2.0 * 2.0))
@@ -74,7 +76,7 @@ def test_a_text_is_judged_against_texts_of_its_length():
 def test_scales_of_a_thin_length_bucket_fall_back_to_all_texts():
     head = HeadConfig(length_edges=[8])
     gen = torch.Generator().manual_seed(0)
-    scores = torch.randn(200, 2, 4, generator=gen)
+    scores = torch.randn(200, 2, S, generator=gen)
     scores[:, :, 2] += torch.linspace(0, 10, 200)[:, None]
     pieces = torch.tensor([3] * 10 + [20] * 190)  # 10 short texts: too few for their own scale
     fit_scales(scores, pieces, head)
@@ -87,7 +89,7 @@ def test_scales_of_a_thin_length_bucket_fall_back_to_all_texts():
 
 def test_scales_must_match_the_buckets_and_scores():
     with pytest.raises(ValueError, match="length buckets"):
-        HeadConfig(length_edges=[4, 8], score_median=[[0.0] * 4] * 2, score_spread=[[1.0] * 4] * 2)
+        HeadConfig(length_edges=[4, 8], score_median=[[0.0] * S] * 2, score_spread=[[1.0] * S] * 2)
     with pytest.raises(ValueError, match="one list per length bucket"):
         HeadConfig(score_median=[0.0, 0.0, 0.0], score_spread=[1.0, 1.0, 1.0])
 
@@ -109,11 +111,11 @@ def test_cot_length_grows_as_the_square_root_of_length():
 
 
 def test_the_similarity_falls_only_past_the_worst_scores_reference_quantile():
-    # four independent scores each pass 5% past z = 1; the threshold on the worst of them
+    # independent scores each pass 5% past z = 1; the threshold on the worst of them
     # keeps 95% of the reference views fully familiar
     head = HeadConfig(length_edges=[])
     gen = torch.Generator().manual_seed(1)
-    scores = torch.randn(2000, 1, 4, generator=gen, dtype=torch.float64)
+    scores = torch.randn(2000, 1, S, generator=gen, dtype=torch.float64)
     pieces = torch.full((2000,), 12)
     fit_scales(scores, pieces, head)
     r = similarity(scores, pieces, head)
