@@ -58,7 +58,8 @@ clients: install $(TS_CLIENT)/node_modules/.package-lock.json
 		--use-schema-description --use-field-description --collapse-root-models
 	cd $(TS_CLIENT) && npm run --silent generate
 
-# Load benchmark (not part of `make test`): needs wrk (Debian package `wrk`); LitServe peer
+# Load benchmark (not part of `make test`): needs wrk and h2load (Debian packages `wrk`,
+# `nghttp2-client`); LitServe peer
 # when bench/.venv-peers exists (see bench/README.md). BENCH_SECONDS per row (default 20).
 bench: install
 	$(BIN)/python -m bench.run

@@ -4,7 +4,8 @@ Measures the raw limit (bench/model_limit.py at the serving batch size), then st
 server on free loopback ports and drives it closed-loop at each connection count: `bet serve`
 (REST with wrk, gRPC with bench/load.py over several processes) with 1 and 2 workers, the per-request FastAPI peer
 and LitServe (when bench/.venv-peers exists). Then, on `bet serve` with admission budgets:
-the overload check at 1,000 connections and the open-loop latency at 70% of capacity.
+the overload check at 1,000 connections and the open-loop latency at 70% of capacity
+(h2load, bench/h2open.py).
 Writes bench/results/report.{md,json} and latency_vs_throughput.png.
 
 Each load row also says who used the CPU (bench/cpu.py): the server's processes, the load
@@ -128,6 +129,17 @@ def load(proto: str, target: str, seconds: float, *, connections: int = 64, rate
     return json.loads(out.stdout.strip().splitlines()[-1]) | meter.read()
 
 
+def h2open(proto: str, target: str, seconds: float, rate: float, clients: int, server: Server | None = None) -> dict:
+    """Open loop at `rate` requests/s with h2load (bench/h2open.py)."""
+    meter = Meter(server.proc.pid if server else None)
+    out = subprocess.run([PY, "-m", "bench.h2open", "--proto", proto, "--target", target, "--rate", str(rate),
+                          "--seconds", str(seconds), "--clients", str(clients)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=seconds + 180)
+    if out.returncode != 0:
+        raise RuntimeError(f"bench.h2open failed: {out.stderr[-800:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1]) | meter.read()
+
+
 def raw_limit(threads: int = THREADS) -> dict:
     secs = str(max(3.0, min(SECONDS, 10.0)))
     out = subprocess.run([PY, "-m", "bench.model_limit", "--json", "--batch", str(BATCH), "--seconds", secs,
@@ -228,9 +240,12 @@ def main() -> int:
         for proto, target in (("rest", rest), ("grpc", grpc)):
             mine = [r for r in rows if r["server"] == default and r["proto"] == proto]
             cap = next((r["ok_rps"] for r in mine if r["connections"] == 256), None) or max(r["ok_rps"] for r in mine)
-            # 256 callers' worth of gRPC channels: the kernel spreads connections, not calls,
-            # over the workers, and 8 connections split 6 to 2 overload one worker
-            r = load(proto, target, SECONDS, connections=256, rate=round(0.7 * cap, 1), server=server)
+            # h2load: a C generator leaves the cores to the server (the Python one took a
+            # sixth of them); 64 gRPC connections, as the kernel spreads connections, not
+            # calls, over the workers and a few connections split unevenly
+            clients = 256 if proto == "rest" else 64
+            h2open(proto, target, WARMUP, round(0.7 * cap, 1), clients)
+            r = h2open(proto, target, SECONDS, round(0.7 * cap, 1), clients, server)
             report["open_loop"][proto] = {"capacity_rps": cap, **r}
             log(f"open loop {proto} at {r['rate']}/s: p95 {r['p95_ms']} ms errors {r['errors']}")
     server, rest, grpc = bet({"BET_ADMISSION_BUDGET_MS": TIGHT_BUDGET_MS})
@@ -282,7 +297,7 @@ def markdown(rep: dict) -> str:
                          f"| {_cpu(r)} |")
     if "open_loop" in rep:
         lines += ["", f"Open loop at 70% of capacity (capacity = {rep.get('default_server', 'bet')} at 256 connections), "
-                  "default settings:", "",
+                  "default settings, h2load (bench/h2open.py; one text, the median-length test sentence):", "",
                   "| proto | rate/s | ok/s | p50 ms | p95 ms | p99 ms | refused | errors "
                   "| server CPU | generator CPU | machine CPU | load |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
