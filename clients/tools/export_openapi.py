@@ -24,7 +24,7 @@ def document() -> dict:
     stand_in = SimpleNamespace(version=version("bet"))
     app = create_rest_app(stand_in, Metrics(CollectorRegistry()),  # type: ignore[arg-type]
                           max_request_bytes=Settings.model_fields["max_request_bytes"].default)
-    return app.openapi()
+    return app.api.openapi()
 
 
 def main(out: str) -> None:

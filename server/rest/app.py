@@ -9,13 +9,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
-from server.core import auth, schemas
+from server.core import auth
 from server.core.auth import Guard
 from server.core.metrics import Metrics
 from server.core.reload import Reloader
 from server.core.service import InferenceService
 from server.errors import Internal, ServiceError, UnparsableInput
-from server.rest import admin, converters, routes
+from server.rest import admin, converters, fast_path, routes
+from server.rest.fast_path import FastPath, PredictRoutes
 from server.rest.middleware import RequestTracking
 from server.rest.routes import router
 
@@ -43,7 +44,9 @@ def create_rest_app(
     service: InferenceService, metrics: Metrics, *, max_request_bytes: int,
     guard: Guard | None = None, body_timeout_s: float | None = None,
     reloader: Reloader | None = None,
-) -> FastAPI:
+) -> FastPath:
+    """The app to serve: the two prediction routes in plain ASGI, the rest (and the whole
+    OpenAPI document) FastAPI, which is the result's `api`."""
     # FastAPI's own OpenTelemetry is off: server/core/tracing.py traces both doors alike,
     # and FastAPI's would look up the global providers on every request.
     app = FastAPI(title="bet", version=service.version, description=DESCRIPTION,
@@ -68,8 +71,7 @@ def create_rest_app(
         # a body FastAPI could not read at all (not UTF-8) is unparsable, as bad JSON is
         if exc.status_code == 400:
             return converters.error_response(UnparsableInput("the body is not valid JSON"))
-        return converters.json_response(
-            schemas.ErrorBody(detail=str(exc.detail)), exc.status_code, getattr(exc, "headers", None))
+        return converters.http_error_response(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> Response:
@@ -81,10 +83,13 @@ def create_rest_app(
     paths = frozenset(p for r in (*app.routes, *router.routes) if (p := getattr(r, "path", None)))
     predict_paths = frozenset(r.path for r in router.routes
                               if getattr(r, "endpoint", None) in (routes.predict, routes.predict_batch))
-    app.add_middleware(RequestTracking, metrics=metrics, max_body_bytes=max_request_bytes, paths=paths,
-                       guard=guard, body_timeout_s=body_timeout_s, admit=lambda: service.admit(),
-                       predict_paths=predict_paths)
-    return app
+    assert predict_paths == fast_path.PATHS
+    tracking: dict[str, Any] = {
+        "metrics": metrics, "max_body_bytes": max_request_bytes, "paths": paths, "guard": guard,
+        "body_timeout_s": body_timeout_s, "admit": lambda: service.admit(), "predict_paths": predict_paths,
+    }
+    app.add_middleware(RequestTracking, **tracking)
+    return FastPath(app, RequestTracking(PredictRoutes(service), **tracking))
 
 
 _GUARD_REFUSALS = {

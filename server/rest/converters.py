@@ -1,14 +1,49 @@
-"""Conversions between the core's types and REST answers: JSON bodies (absent fields left
-out) and the error table's status, body and Retry-After header."""
+"""Conversions between REST and the core's types: request bodies to the core's requests,
+JSON bodies (absent fields left out) and the error table's status, body and Retry-After
+header."""
 from __future__ import annotations
+
+import email.message
+import functools
+from typing import TypeVar
 
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel
 
 from server.core import schemas, telemetry
-from server.core.validation import describe
-from server.errors import BelowThreshold, InvalidInput, ServiceError, UnparsableInput, wire_of
+from server.core.validation import describe, load_json, missing, parse
+from server.errors import (
+    BelowThreshold,
+    InvalidInput,
+    ServiceError,
+    UnparsableInput,
+    wire_of,
+)
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def request_from_body(model: type[M], body: bytes, content_type: str | None) -> M:
+    """The request in a REST body, read as FastAPI reads a JSON body parameter (the hot
+    routes' fast path and FastAPI must answer alike): JSON only under a JSON content type,
+    read as Python's json reads it; any other body is validated as the bytes it is (refused:
+    not a dictionary); no body at all is a missing field."""
+    if not body:
+        raise missing()
+    return parse(model, load_json(body) if _is_json(content_type) else body, from_attributes=True)
+
+
+@functools.lru_cache(maxsize=64)
+def _is_json(content_type: str | None) -> bool:
+    """application/json or application/*+json (parameters and case aside), parsed as FastAPI
+    parses it."""
+    if not content_type:
+        return False
+    message = email.message.Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (subtype == "json" or subtype.endswith("+json"))
 
 
 def to_json(model: BaseModel) -> bytes:
@@ -25,6 +60,12 @@ def from_validation_error(exc: RequestValidationError) -> ServiceError:
     if any(e.get("type") == "json_invalid" for e in errors):
         return UnparsableInput("the body is not valid JSON")
     return InvalidInput(describe(errors))
+
+
+def http_error_response(status: int, detail: str, headers: dict[str, str] | None = None) -> Response:
+    """An answer the framework's rules give before the core sees the request (routing's 404
+    and 405, the body limits' 408 and 413): the status as it is, the one error body."""
+    return json_response(schemas.ErrorBody(detail=detail), status, headers)
 
 
 def error_body(error: ServiceError) -> BaseModel:

@@ -1,23 +1,25 @@
 """The REST endpoints: each converts, delegates to the core and returns. Errors raised here
-are answered by the handlers in app.py, from the one error table."""
+are answered by the handlers in app.py, from the one error table. The two prediction
+routes are served by fast_path.py; they are declared here too, for the OpenAPI document
+and as the reference the fast path is tested against."""
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, WebSocket
 from fastapi.responses import Response
-from pydantic import BaseModel
 from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocketDisconnect
 
-from server.core import schemas, telemetry
+from server.core import schemas
 from server.core.metrics import Metrics
 from server.core.service import InferenceService
 from server.core.validation import parse_json
 from server.errors import NotReady, ServiceError
 from server.rest.converters import json_response, stream_error_frame
+from server.rest.fast_path import PREDICT, PREDICT_BATCH, answer
+
 
 # async: FastAPI runs a plain `def` dependency on a worker thread, a hop per request
 async def _service(conn: HTTPConnection) -> InferenceService:
@@ -44,47 +46,25 @@ def _with_422(body: type, what: str) -> dict[int | str, dict[str, Any]]:
 router = APIRouter()
 
 
-async def _answer(request: Request, work: Awaitable[BaseModel]) -> Response:
-    """Runs `work` and answers its result as JSON, cancelling it (so its texts are dropped
-    from the queue) if the client goes away first."""
-    task = asyncio.ensure_future(work)
-
-    async def watch() -> None:
-        while (await request.receive())["type"] != "http.disconnect":
-            pass
-        task.cancel()
-
-    watcher = asyncio.create_task(watch())
-    try:
-        return json_response(await task)
-    except asyncio.CancelledError:
-        if not task.cancelled() or not watcher.done():
-            raise
-        telemetry.mark("cancelled")
-        return Response(status_code=499)  # nobody reads it: the client has gone
-    finally:
-        watcher.cancel()
-
-
 @router.post(
-    "/v1/predict", response_model=schemas.PredictResponse, response_model_exclude_none=True,
+    PREDICT, response_model=schemas.PredictResponse, response_model_exclude_none=True,
     responses=_with_422(schemas.LowConfidenceBody,
                         "Invalid input, or a confidence below the threshold (with the prediction)."),
     summary="One prediction",
 )
 async def predict(body: schemas.PredictRequest, request: Request, service: Service) -> Any:
-    return await _answer(request, service.predict(body))
+    return await answer(request.receive, service.predict(body))
 
 
 @router.post(
-    "/v1/predict/batch", response_model=schemas.PredictBatchResponse,
+    PREDICT_BATCH, response_model=schemas.PredictBatchResponse,
     response_model_exclude_none=True,
     responses=_with_422(schemas.LowConfidenceBatchBody,
                         "Invalid input, or some text below the threshold (with every prediction)."),
     summary="Up to 256 predictions, in order",
 )
 async def predict_batch(body: schemas.PredictBatchRequest, request: Request, service: Service) -> Any:
-    return await _answer(request, service.predict_batch(body))
+    return await answer(request.receive, service.predict_batch(body))
 
 
 @router.get("/v1/model", response_model=schemas.ModelInfo, summary="The serving model")
