@@ -61,8 +61,12 @@ def log(msg: str) -> None:
 class Server:
     """A server process in its own process group, stopped by pid when done."""
 
-    def __init__(self, name: str, cmd: list[str], ready_url: str, env: dict[str, str] | None = None) -> None:
-        self.name, self.ready_url = name, ready_url
+    def __init__(self, name: str, cmd: list[str], ready_url: str, env: dict[str, str] | None = None,
+                 announce: str | None = None) -> None:
+        # announce: a line the server prints once all of it is ready; `bet serve --workers N`
+        # prints it when every worker is, while /health/ready answers from the first one up
+        # (connections made before the others listen all stay on that one)
+        self.name, self.ready_url, self.announce = name, ready_url, announce
         self.log_path = OUT / f"{name}.log"
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, start_new_session=True,
                                      stdout=self.log_path.open("w"), stderr=subprocess.STDOUT)
@@ -74,7 +78,7 @@ class Server:
                 raise RuntimeError(f"{self.name} exited: see {self.log_path}")
             try:
                 with urllib.request.urlopen(self.ready_url, timeout=2) as r:
-                    if r.status == 200:
+                    if r.status == 200 and (self.announce is None or self.announce in self.log_path.read_text()):
                         return
             except OSError:
                 pass
@@ -155,7 +159,7 @@ def bet(env: dict[str, str], workers: int | None = None) -> tuple[Server, str, s
     name = bet_name(workers if workers is not None else default_workers())
     server = Server(name, [str(ROOT / ".venv" / "bin" / "bet"), "serve", "--rest-port", str(rest),
                            "--grpc-port", str(grpc), *flags],
-                    f"http://127.0.0.1:{rest}/health/ready", env)
+                    f"http://127.0.0.1:{rest}/health/ready", env, announce="bet serving model")
     return server, f"http://127.0.0.1:{rest}", f"127.0.0.1:{grpc}"
 
 
