@@ -39,7 +39,7 @@ def missing() -> InvalidInput:
     return InvalidInput(describe(ValidationError.from_exception_data("body", details).errors()))
 
 
-def load_json(raw: bytes) -> Any:
+def load_json(raw: str | bytes) -> Any:
     """JSON as Python's json module reads it (FastAPI's reader, which the REST door answered
     by: NaN and Infinity, a byte order mark, UTF-16 and UTF-32, lone surrogates), at orjson's
     speed for every body orjson reads, which json reads alike (but for integers past 64
@@ -56,8 +56,5 @@ def load_json(raw: bytes) -> Any:
 
 
 def parse_json(model: type[M], raw: str | bytes) -> M:
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise UnparsableInput(f"the body is not valid JSON: {exc}") from None
-    return parse(model, data)
+    """A JSON message (a WebSocket frame) read as a REST body is: the same JSON reader."""
+    return parse(model, load_json(raw))
