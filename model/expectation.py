@@ -87,9 +87,9 @@ class Expectation:
         logit, unigram NLL, minus the n-gram in-domain logit, general-English ratio."""
         N, K, D = out.feats.shape
         d2 = self.density.d2(out.feats.reshape(N * K, D)).view(N, K) if self.density else out.domain.new_zeros(N, K)
-        uni = self.unigram.score(seqs).to(out.domain.dtype) if self.unigram else out.domain.new_zeros(N)
-        general = self.unigram.general_ratio(seqs).to(out.domain.dtype) if self.unigram else out.domain.new_zeros(N)
-        per_text = torch.stack([uni, -out.ngram_domain.to(out.domain.dtype), general], dim=-1)  # (N, 3)
+        # unigram NLL and general-English ratio, (N, 2)
+        uni = self.unigram.scores(seqs).to(out.domain.dtype) if self.unigram else out.domain.new_zeros(N, 2)
+        per_text = torch.stack([uni[:, 0], -out.ngram_domain.to(out.domain.dtype), uni[:, 1]], dim=-1)  # (N, 3)
         return torch.cat([torch.stack([d2, -out.domain], dim=-1), per_text.unsqueeze(1).expand(N, K, 3)], dim=-1)
 
     def similarity(self, out: ViewOutputs, seqs: list[list[int]]) -> torch.Tensor:

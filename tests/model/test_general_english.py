@@ -17,10 +17,10 @@ def test_the_ratio_is_general_over_in_domain_probability_per_word_piece(default_
     film, company = (tok.encode([w])[0].ids[1] for w in ("film", "company"))
     assert density.ratio[company] > 0 > density.ratio[film]
     assert math.isnan(float(density.ratio[tok.encode([","])[0].ids[1]]))
-    news, review = density.general_ratio([e.ids for e in tok.encode(["the company shares", "the good film"])])
+    news, review = density.scores([e.ids for e in tok.encode(["the company shares", "the good film"])])[:, 1]
     assert news > review
     # punctuation leaves the score as it is; a text with no word piece scores 0
-    same, none = density.general_ratio([e.ids for e in tok.encode(["the company shares , . !", ", . 123"])])
+    same, none = density.scores([e.ids for e in tok.encode(["the company shares , . !", ", . 123"])])[:, 1]
     assert same == pytest.approx(float(news))
     assert none == 0.0
 
@@ -29,7 +29,7 @@ def test_without_general_counts_the_score_is_zero(default_predictor):
     tok = default_predictor.ckpt.tokenizer
     density = UnigramDensity.fit([e.ids for e in tok.encode(["a good film"])], tok.vocab_size)
     assert density.ratio is None
-    assert density.general_ratio([e.ids for e in tok.encode(["the company shares"])]).tolist() == [0.0]
+    assert density.scores([e.ids for e in tok.encode(["the company shares"])])[:, 1].tolist() == [0.0]
 
 
 def test_the_default_model_finds_news_less_familiar_than_a_review(default_predictor):
