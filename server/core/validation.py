@@ -39,6 +39,11 @@ def missing() -> InvalidInput:
     return InvalidInput(describe(ValidationError.from_exception_data("body", details).errors()))
 
 
+def not_json() -> UnparsableInput:
+    """A body (or message) that is not JSON, in one wording for every door and reader."""
+    return UnparsableInput("the body is not valid JSON")
+
+
 def load_json(raw: str | bytes) -> Any:
     """JSON as Python's json module reads it (FastAPI's reader, which the REST door answered
     by: NaN and Infinity, a byte order mark, UTF-16 and UTF-32, lone surrogates), at orjson's
@@ -52,7 +57,7 @@ def load_json(raw: str | bytes) -> Any:
     try:
         return json.loads(raw)
     except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, too deep
-        raise UnparsableInput("the body is not valid JSON") from None
+        raise not_json() from None
 
 
 def parse_json(model: type[M], raw: str | bytes) -> M:

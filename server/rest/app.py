@@ -14,8 +14,9 @@ from server.core.auth import Guard
 from server.core.metrics import Metrics
 from server.core.reload import Reloader
 from server.core.service import InferenceService
-from server.errors import Internal, ServiceError, UnparsableInput
-from server.rest import admin, converters, fast_path, routes
+from server.core.validation import not_json
+from server.errors import Internal, ServiceError
+from server.rest import admin, converters, fast_path
 from server.rest.fast_path import FastPath, PredictRoutes
 from server.rest.middleware import RequestTracking
 from server.rest.routes import router
@@ -70,7 +71,7 @@ def create_rest_app(
         # routing's own answers (404, 405) and the body limits (408, 413) keep their status;
         # a body FastAPI could not read at all (not UTF-8) is unparsable, as bad JSON is
         if exc.status_code == 400:
-            return converters.error_response(UnparsableInput("the body is not valid JSON"))
+            return converters.error_response(not_json())
         return converters.http_error_response(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
@@ -81,12 +82,9 @@ def create_rest_app(
     guard = guard or Guard.open(metrics.registry)
     _document_refusals(app, guard)
     paths = frozenset(p for r in (*app.routes, *router.routes) if (p := getattr(r, "path", None)))
-    predict_paths = frozenset(r.path for r in router.routes
-                              if getattr(r, "endpoint", None) in (routes.predict, routes.predict_batch))
-    assert predict_paths == fast_path.PATHS
     tracking: dict[str, Any] = {
         "metrics": metrics, "max_body_bytes": max_request_bytes, "paths": paths, "guard": guard,
-        "body_timeout_s": body_timeout_s, "admit": lambda: service.admit(), "predict_paths": predict_paths,
+        "body_timeout_s": body_timeout_s, "admit": lambda: service.admit(), "predict_paths": fast_path.PATHS,
     }
     app.add_middleware(RequestTracking, **tracking)
     return FastPath(app, RequestTracking(PredictRoutes(service), **tracking))

@@ -12,14 +12,8 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from server.core import schemas, telemetry
-from server.core.validation import describe, load_json, missing, parse
-from server.errors import (
-    BelowThreshold,
-    InvalidInput,
-    ServiceError,
-    UnparsableInput,
-    wire_of,
-)
+from server.core.validation import describe, load_json, missing, not_json, parse
+from server.errors import BelowThreshold, InvalidInput, ServiceError, wire_of
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -58,7 +52,7 @@ def from_validation_error(exc: RequestValidationError) -> ServiceError:
     """FastAPI's complaint about a body as the core's error: unparsable JSON is its own row."""
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
-        return UnparsableInput("the body is not valid JSON")
+        return not_json()
     return InvalidInput(describe(errors))
 
 

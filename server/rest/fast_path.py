@@ -22,7 +22,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.core import schemas, telemetry
 from server.core.service import InferenceService
-from server.errors import Internal, ServiceError, UnparsableInput
+from server.core.validation import not_json
+from server.errors import Internal, ServiceError
 from server.rest import converters
 from server.rest.middleware import BodyRefused
 
@@ -116,7 +117,7 @@ class PredictRoutes:
         except BodyRefused as refused:  # over the body's size or time limit
             response = converters.http_error_response(refused.status_code, str(refused.detail))
         except ClientGone:  # as FastAPI answers a body it could not read (nobody reads it)
-            response = converters.error_response(UnparsableInput("the body is not valid JSON"))
+            response = converters.error_response(not_json())
         except Exception:
             log.exception("unhandled error in a REST call")  # the trace stays in the log
             response = converters.error_response(Internal("internal error"))
