@@ -24,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.load import _percentiles, load_texts
+from bench.load import load_texts, percentiles
 
 
 def median_text() -> str:
@@ -78,7 +78,7 @@ def run(proto: str, target: str, rate: float, seconds: float, clients: int) -> d
     # closed-loop rows (bench/load.py) check statuses; here every 200 is counted as answered
     return {"proto": proto, "generator": "h2load", "rate": rate, "clients": clients, "seconds": round(span, 2),
             "requests": len(rows), "ok": len(ok), "ok_rps": round(len(ok) / span, 1),
-            "refused": refused, "errors": errors, **_percentiles(ok)}
+            "refused": refused, "errors": errors, **percentiles(ok)}
 
 
 def main() -> None:

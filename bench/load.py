@@ -34,7 +34,7 @@ def load_texts(path: str | None = None, limit: int = 400) -> list[str]:
     return [r.text for r in read_rows(test)][:limit]
 
 
-def _percentiles(values: list[float]) -> dict[str, float | None]:
+def percentiles(values: list[float]) -> dict[str, float | None]:
     if not values:
         return {"p50_ms": None, "p95_ms": None, "p99_ms": None, "max_ms": None}
     v = sorted(values)
@@ -194,8 +194,8 @@ def run(args: argparse.Namespace) -> dict:
         "proto": args.proto, "connections": args.connections, "rate": args.rate, "seconds": round(elapsed, 2),
         "requests": total, "ok": len(lat["ok"]), "refused": len(lat["refused"]), "errors": len(lat["error"]),
         "rps": round(total / elapsed, 1), "ok_rps": round(len(lat["ok"]) / elapsed, 1),
-        **_percentiles(lat["ok"]),
-        "refused_latency": _percentiles(lat["refused"]),
+        **percentiles(lat["ok"]),
+        "refused_latency": percentiles(lat["refused"]),
         "error_kinds": {k: sum(p["kinds"].get(k, 0) for p in parts) for k in {k for p in parts for k in p["kinds"]}},
     }
 

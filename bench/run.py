@@ -138,27 +138,27 @@ def wrk(url: str, connections: int, seconds: float, server: Server | None = None
 
 def load(proto: str, target: str, seconds: float, *, connections: int = 64, rate: float | None = None,
          honor: bool = False, server: Server | None = None) -> dict:
-    cmd = [PY, "-m", "bench.load", "--proto", proto, "--target", target, "--seconds", str(seconds),
-           "--connections", str(connections), "--procs", str(PROCS)]
+    args = ["--proto", proto, "--target", target, "--seconds", str(seconds), "--connections", str(connections),
+            "--procs", str(PROCS)]
     if rate is not None:
-        cmd += ["--rate", str(rate)]
+        args += ["--rate", str(rate)]
     if honor:
-        cmd += ["--honor-retry-after"]
-    meter = Meter(server.proc.pid if server else None)
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 180)
-    if out.returncode != 0:
-        raise RuntimeError(f"bench.load failed: {out.stderr[-800:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1]) | meter.read()
+        args += ["--honor-retry-after"]
+    return _generator("bench.load", args, seconds, server)
 
 
 def h2open(proto: str, target: str, seconds: float, rate: float, clients: int, server: Server | None = None) -> dict:
     """Open loop at `rate` requests/s with h2load (bench/h2open.py)."""
+    return _generator("bench.h2open", ["--proto", proto, "--target", target, "--rate", str(rate),
+                                       "--seconds", str(seconds), "--clients", str(clients)], seconds, server)
+
+
+def _generator(module: str, args: list[str], seconds: float, server: Server | None) -> dict:
+    """Runs a load generator module that prints one JSON line; its result with the CPU columns."""
     meter = Meter(server.proc.pid if server else None)
-    out = subprocess.run([PY, "-m", "bench.h2open", "--proto", proto, "--target", target, "--rate", str(rate),
-                          "--seconds", str(seconds), "--clients", str(clients)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=seconds + 180)
+    out = subprocess.run([PY, "-m", module, *args], cwd=ROOT, capture_output=True, text=True, timeout=seconds + 180)
     if out.returncode != 0:
-        raise RuntimeError(f"bench.h2open failed: {out.stderr[-800:]}")
+        raise RuntimeError(f"{module} failed: {out.stderr[-800:]}")
     return json.loads(out.stdout.strip().splitlines()[-1]) | meter.read()
 
 
