@@ -80,6 +80,7 @@ def run_serve(args: argparse.Namespace) -> int:
     except Exception as exc:  # noqa: BLE001 - a bad checkpoint is a message, not a traceback
         print(f"bet serve: cannot load the model: {exc}", file=sys.stderr)
         return 2
+    sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)  # per serving process
     try:
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             return runner.run(serve(settings, predictor))

@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     # torch intra-op threads of the forward worker; 1 leaves a core to the event loop on a
     # 2-core machine (bench/README.md); 0 keeps torch's default.
     torch_threads: int = Field(1, ge=0)
+    # How long a busy thread keeps the GIL while another waits for it (Python's default: 5 ms).
+    # Every torch op releases the GIL and takes it back, so a forward pass whose event loop is
+    # busy waited up to this long per op; 1 ms served 4-27% more (bench/README.md).
+    gil_switch_interval_ms: float = Field(1.0, gt=0, le=100)
     drain_timeout_s: float = Field(30.0, ge=0)  # on SIGTERM, time to finish work in flight
     # Largest request body / gRPC message: 256 texts x 10,000 characters, JSON-escaped, fit.
     max_request_bytes: int = Field(32 * 1024 * 1024, ge=1024)

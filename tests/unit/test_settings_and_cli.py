@@ -108,3 +108,29 @@ def test_model_commands_are_registered() -> None:
     for argv in (["train", "--data", "d.csv", "--out", "o"], ["eval", "--model", "m", "--data", "d.csv"],
                  ["data", "fetch"]):
         assert callable(parser.parse_args(argv).run)
+
+
+def test_serve_sets_the_gil_switch_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The serving process hands the GIL over within the configured interval (torch ops give
+    it up and take it back; Python's 5 ms default starved the forward pass under load)."""
+    import sys
+
+    from server import app
+
+    seen = []
+
+    async def fake_serve(settings, predictor) -> int:
+        seen.append(sys.getswitchinterval())
+        return 0
+
+    monkeypatch.setattr(app, "load_predictor", lambda settings: object())
+    monkeypatch.setattr(app, "serve", fake_serve)
+    monkeypatch.setenv("BET_GIL_SWITCH_INTERVAL_MS", "2.5")
+    before = sys.getswitchinterval()
+    try:
+        assert cli.main(["serve", "--workers", "1"]) == 0
+    finally:
+        sys.setswitchinterval(before)
+    assert seen == [pytest.approx(0.0025)]
+    with pytest.raises(ValidationError):
+        Settings(gil_switch_interval_ms=0)
