@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     torch_threads: int = Field(1, ge=0)
     # How long a busy thread keeps the GIL while another waits for it (Python's default: 5 ms).
     # Every torch op releases the GIL and takes it back, so a forward pass whose event loop is
-    # busy waited up to this long per op; 1 ms served 4-27% more (bench/README.md).
+    # busy waited up to this long per op; 1 ms served 6-10% more at 256 connections (bench/README.md).
     gil_switch_interval_ms: float = Field(1.0, gt=0, le=100)
     drain_timeout_s: float = Field(30.0, ge=0)  # on SIGTERM, time to finish work in flight
     # Largest request body / gRPC message: 256 texts x 10,000 characters, JSON-escaped, fit.
