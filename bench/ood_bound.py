@@ -19,8 +19,8 @@ from model.data import cache_dir, fetch, read_rows
 from model.expectation import pieces
 from model.metrics import auroc
 from model.predictor import Predictor
-from model.train import crops
-from model.uncertainty import length_bucket
+from model.train import scale_texts
+from model.uncertainty import scaled
 from model.views import text_seed
 
 from .ood_sets import all_sets
@@ -29,15 +29,12 @@ from .ood_sets import all_sets
 def scaled_scores(pred: Predictor, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """-> (N, S) each text's first view's scores on the head's per-length-bucket scales, and
     (N,) its total uncertainty with every view's similarity 1."""
-    exp, head = pred.expectation, pred.expectation.cfg.head
+    exp = pred.expectation
     seqs = [e.ids for e in pred.ckpt.tokenizer.encode(texts)]
     out = exp.raw(seqs, [text_seed(t) for t in texts])
-    scores = exp.scores(out, seqs)[:, 0, :]
-    b = length_bucket(pieces(seqs), head)
-    med = torch.tensor(head.score_median, dtype=scores.dtype)[b]
-    spread = torch.tensor(head.score_spread, dtype=scores.dtype)[b]
+    z = scaled(exp.scores(out, seqs), pieces(seqs), exp.cfg.head)[:, 0, :]
     total = exp.combine(out, torch.ones(out.domain.shape, dtype=out.domain.dtype)).total
-    return ((scores - med) / spread).numpy(), total.numpy()
+    return z.numpy(), total.numpy()
 
 
 def main() -> None:
@@ -48,7 +45,7 @@ def main() -> None:
     if not (cache_dir() / "test.csv").exists():
         fetch()
     val = [r.text for r in read_rows(cache_dir() / "val.csv")]
-    in_domain, _ = scaled_scores(pred, val + crops(val, 3 * len(val), 2))  # as the head's scales saw it
+    in_domain, _ = scaled_scores(pred, scale_texts(val, seed=0))  # as the default head's scales saw it
     test, test_total = scaled_scores(pred, [r.text for r in read_rows(cache_dir() / "test.csv")])
     print(f"{'set':20} " + " ".join(f"{n[:8]:>8}" for n in SCORES) + f" {'mix':>6} {'past q95':>8} {'if mixed':>8}")
     for name, texts in all_sets().items():

@@ -84,6 +84,12 @@ def crops(texts: list[str], n: int, seed: int, max_words: int = 8) -> list[str]:
     return out
 
 
+def scale_texts(val_texts: list[str], seed: int) -> list[str]:
+    """The texts the familiarity scales are fitted on: the validation sentences and three
+    times as many fragments of them."""
+    return val_texts + crops(val_texts, 3 * len(val_texts), seed + 2)
+
+
 def _teacher_available() -> bool:
     try:
         from . import teacher
@@ -197,13 +203,12 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
     exp.unigram = UnigramDensity.fit([e.ids for e in examples[: n_lab + n_unl]], tok.vocab_size, general_counts, tok)
     extra_bg = [e.ids for e in tok.encode(background[settings.encoder_background :])]
     exp.ngrams = _fit_ngrams(cfg, tok, examples, n_lab, n_unl, n_bg, extra_bg, len(labels), settings.seed)
-    scale_texts = [r.text for r in val_rows]
-    scale_texts += crops(scale_texts, 3 * len(scale_texts), settings.seed + 2)
-    scale_seqs = [e.ids for e in tok.encode(scale_texts)]
+    scaling = scale_texts([r.text for r in val_rows], settings.seed)
+    scale_seqs = [e.ids for e in tok.encode(scaling)]
     # domain heads never shown other text say nothing: without background they are off,
     # as is the general-English ratio without general counts
     off = (() if n_bg else (1, 3)) + (() if exp.unigram.ratio is not None else (4,))
-    calibrate.fit_scales(exp.scores(exp.raw(scale_seqs, [text_seed(t) for t in scale_texts]), scale_seqs),
+    calibrate.fit_scales(exp.scores(exp.raw(scale_seqs, [text_seed(t) for t in scaling]), scale_seqs),
                          pieces(scale_seqs), cfg.head, off=off)
     out_val = exp.raw(val_seqs, val_seeds)
     r = exp.similarity(out_val, val_seqs)

@@ -105,12 +105,18 @@ def length_bucket(pieces: torch.Tensor, head: HeadConfig) -> torch.Tensor:
     return torch.bucketize(pieces, torch.tensor(head.length_edges, dtype=pieces.dtype), right=True)
 
 
-def worst_z(scores: torch.Tensor, pieces: torch.Tensor, head: HeadConfig) -> torch.Tensor:
-    """(N, K, S) scores -> (N, K) the largest of each view's scores on its bucket's scale."""
+def scaled(scores: torch.Tensor, pieces: torch.Tensor, head: HeadConfig) -> torch.Tensor:
+    """(N, K, S) scores -> the same on each text's length bucket's scale (z = 1 at its
+    validation 95th percentile)."""
     b = length_bucket(pieces, head)
     med = torch.tensor(head.score_median, dtype=scores.dtype)[b].unsqueeze(1)  # (N, 1, S)
     spread = torch.tensor(head.score_spread, dtype=scores.dtype)[b].unsqueeze(1)
-    return ((scores - med) / spread).max(dim=-1).values
+    return (scores - med) / spread
+
+
+def worst_z(scores: torch.Tensor, pieces: torch.Tensor, head: HeadConfig) -> torch.Tensor:
+    """(N, K, S) scores -> (N, K) the largest of each view's scores on its bucket's scale."""
+    return scaled(scores, pieces, head).max(dim=-1).values
 
 
 def similarity(scores: torch.Tensor, pieces: torch.Tensor, head: HeadConfig) -> torch.Tensor:
