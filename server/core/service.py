@@ -14,6 +14,13 @@ from server.core.streaming import idle_limited, ordered
 from server.errors import BelowThreshold, NotReady, ServiceError
 
 STREAM_WINDOW = 64  # requests of one stream that may wait in the batcher at once
+# A uniform answer over two labels has confidence 0.5, which float round-off can put a hair
+# under it; answers are equal to 1e-6 across processes and batches, so this is the margin.
+THRESHOLD_TOLERANCE = 1e-6
+
+
+def below_threshold(confidence: float, threshold: float) -> bool:
+    return confidence < threshold - THRESHOLD_TOLERANCE
 
 # The versions a server can serve, newest first (schemas.ModelVersion without `serving`).
 VersionLister = Callable[[], list[tuple[str, str]]]
@@ -68,7 +75,7 @@ class InferenceService:
         self, request: schemas.PredictRequest, *, timeout_s: float | None = None
     ) -> schemas.PredictResponse:
         [answer] = await self._answer([request.text], request, timeout_s)
-        if answer.confidence < request.confidence_threshold:
+        if below_threshold(answer.confidence, request.confidence_threshold):
             raise BelowThreshold(
                 f"confidence {answer.confidence:.6f} is below the threshold "
                 f"{request.confidence_threshold}", answer,
@@ -80,7 +87,7 @@ class InferenceService:
     ) -> schemas.PredictBatchResponse:
         answers = await self._answer(request.texts, request, timeout_s)
         result = schemas.PredictBatchResponse(predictions=answers)
-        low = [i for i, a in enumerate(answers) if a.confidence < request.confidence_threshold]
+        low = [i for i, a in enumerate(answers) if below_threshold(a.confidence, request.confidence_threshold)]
         if low:
             raise BelowThreshold(
                 f"{len(low)} of {len(answers)} texts are below the threshold "

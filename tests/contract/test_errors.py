@@ -122,6 +122,19 @@ def test_below_threshold_carries_the_prediction_both(served) -> None:
     assert converters.from_pb_response(answer).model_dump(exclude_none=True) == payload["prediction"]
 
 
+def test_the_default_threshold_never_refuses_a_two_label_answer_both(served) -> None:
+    # confidence over two labels is at least 0.5; a uniform answer (text unlike the training
+    # data) lands on 0.5 up to float round-off, which must not read as below 0.5
+    texts = ["このレストランは最悪でした。二度と行きません。", "qwz xkcd vbnm plok", "def f(x):\n    return x"]
+    for text in texts:
+        reply = served.http.post("/v1/predict", json={"text": text})
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["confidence"] >= 0.5 - 1e-6
+        assert served.stub.Predict(pb.PredictRequest(text=text)).confidence >= 0.5 - 1e-6
+    reply = served.http.post("/v1/predict/batch", json={"texts": texts})
+    assert reply.status_code == 200, reply.text
+
+
 def test_batch_below_threshold_carries_every_prediction_both(served) -> None:
     body = {"texts": ["one", "two", "three"], "confidence_threshold": 1.0}
     reply = served.http.post("/v1/predict/batch", json=body)
