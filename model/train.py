@@ -41,6 +41,11 @@ class TrainSettings:
     encoder_background: int = 20000  # background texts the encoder samples from; the n-gram head takes all
     crops_per_epoch: int = 6000  # short in-domain fragments per epoch, see `crops`
     domain_weight: float = 0.5  # BCE of the in-domain head
+    # Outlier exposure on the classifier (Hendrycks et al. 2019): cross-entropy of its
+    # logits on background text to the uniform distribution, so text that is not a review
+    # reads as "no evidence either way" even where the familiarity scores pass it.
+    uniform_weight: float = 1.0
+    ngram_uniform: float = 1.0  # background texts with uniform targets in the n-gram head's class fit, per labelled text
     keep_last: int = 2  # training states kept for resuming
     threads: int = 1  # CPU threads: small steps run ~10x slower when threads outnumber idle cores
     version: str = "1"
@@ -202,7 +207,7 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
     exp.density = calibrate.fit_density(exp, train_seqs, [text_seed(t) for t in train_texts], train_y, len(labels))
     exp.unigram = UnigramDensity.fit([e.ids for e in examples[: n_lab + n_unl]], tok.vocab_size, general_counts, tok)
     extra_bg = [e.ids for e in tok.encode(background[settings.encoder_background :])]
-    exp.ngrams = _fit_ngrams(cfg, tok, examples, n_lab, n_unl, n_bg, extra_bg, len(labels), settings.seed)
+    exp.ngrams = _fit_ngrams(cfg, tok, examples, n_lab, n_unl, n_bg, extra_bg, len(labels), settings)
     scaling = scale_texts([r.text for r in val_rows], settings.seed)
     scale_seqs = [e.ids for e in tok.encode(scaling)]
     # domain heads never shown other text say nothing: without background they are off,
@@ -222,16 +227,21 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
 
 
 def _fit_ngrams(cfg: ModelConfig, tok: TextTokenizer, examples: list[Example], n_lab: int, n_unl: int,
-                n_bg: int, extra_bg: list[list[int]], n_labels: int, seed: int) -> NgramHead:
+                n_bg: int, extra_bg: list[list[int]], n_labels: int, s: TrainSettings) -> NgramHead:
     """The wide part: class logits on the teacher's soft labels over labelled and
-    unlabelled text (without a teacher: the labels of the labelled rows), and an in-domain
-    logit of training text and its fragments against the background text."""
+    unlabelled text (without a teacher: the labels of the labelled rows) plus a seeded
+    sample of background text with uniform targets (outlier exposure, s.ngram_uniform), and
+    an in-domain logit of training text and its fragments against the background text."""
     labelled = [e for e in examples[: n_lab + n_unl] if e.soft is not None] or examples[:n_lab]
     targets = np.stack([e.soft if e.soft is not None else np.eye(n_labels)[e.label] for e in labelled])
     in_domain = [e.ids for e in examples[: n_lab + n_unl]] + [e.ids for e in examples[n_lab + n_unl + n_bg:]]
     background = [e.ids for e in examples[n_lab + n_unl : n_lab + n_unl + n_bg]] + extra_bg
-    tqdm.write(f"fitting the n-gram head on {len(labelled)} texts, domain {len(in_domain)} vs {len(background)}")
-    return NgramHead.fit(NgramFeatures(cfg.ngrams, tok), [e.ids for e in labelled], targets, in_domain, background, seed)
+    pick = np.random.default_rng(s.seed).permutation(len(background))[: int(s.ngram_uniform * len(labelled))]
+    texts = [e.ids for e in labelled] + [background[i] for i in pick]
+    targets = np.concatenate([targets, np.full((len(pick), n_labels), 1.0 / n_labels)])
+    tqdm.write(f"fitting the n-gram head on {len(labelled)} texts and {len(pick)} uniform, "
+               f"domain {len(in_domain)} vs {len(background)}")
+    return NgramHead.fit(NgramFeatures(cfg.ngrams, tok), texts, targets, in_domain, background, s.seed)
 
 
 def _examples(rows, lab_id, tok, use_teacher, unlabelled, cache, encoder) -> list[Example]:
@@ -278,6 +288,8 @@ def _loss(encoder: Encoder, batch: list[Example], cfg: ModelConfig, rng, s: Trai
     logits, h, dom = encoder(ids, pos, mask)
     inside = torch.tensor([e.in_domain for e in batch])
     loss = s.domain_weight * F.binary_cross_entropy_with_logits(dom, inside.float())
+    if s.uniform_weight and not inside.all():
+        loss = loss - s.uniform_weight * F.log_softmax(logits[~inside], -1).mean()  # CE to uniform
     y = torch.tensor([e.label for e in batch])
     if (y >= 0).any():
         loss = loss + F.cross_entropy(logits[y >= 0], y[y >= 0])

@@ -2,7 +2,7 @@
 import io
 import tarfile
 
-from model.data import source_chunks
+from model.background import source_chunks
 
 
 def _tar(files: dict[str, str]) -> tarfile.TarFile:
