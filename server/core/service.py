@@ -22,6 +22,7 @@ THRESHOLD_TOLERANCE = 1e-6
 def below_threshold(confidence: float, threshold: float) -> bool:
     return confidence < threshold - THRESHOLD_TOLERANCE
 
+
 # The versions a server can serve, newest first (schemas.ModelVersion without `serving`).
 VersionLister = Callable[[], list[tuple[str, str]]]
 
