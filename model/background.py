@@ -12,6 +12,7 @@ import random
 import re
 import tarfile
 import zipfile
+from functools import lru_cache
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -60,6 +61,7 @@ def background_text(cache: Path | None = None, limit: int | None = None, seed: i
         essays = tar.extractfile(ESSAYS).read().decode("utf-8-sig", "replace")
     for row in csv.reader(essays.splitlines()):
         for cell in row:
+            # not `sentences`: whitespace kept as the default model was trained on it
             prose.extend(s.strip() for s in _SENTENCE_END.split(cell) if len(s.split()) >= 4)
     prose += news_and_encyclopedia(cache)
     random.Random(seed).shuffle(prose)
@@ -80,14 +82,15 @@ def source_chunks(tar: tarfile.TarFile, lines: int = 4, stride: int = 2) -> list
     return chunks
 
 
-def news_and_encyclopedia(cache: Path | None = None) -> list[str]:
+@lru_cache(maxsize=2)  # training reads it twice: background text, then word counts
+def news_and_encyclopedia(cache: Path | None = None) -> tuple[str, ...]:
     """The sentences of 300 ABC news articles, then those of 206 Wikipedia articles, from
     the gensim wheel's test data. Glosses and essays alone leave news, science and other
     expository English looking like reviews to the familiarity scores (README.md, Measured)."""
     with zipfile.ZipFile(fetch_package(GENSIM, cache or cache_dir())) as whl:
         news = whl.read(NEWS).decode("latin-1")
         wiki = bz2.decompress(whl.read(WIKI)).decode("utf-8")
-    return sentences(news) + wiki_sentences(wiki)
+    return tuple(sentences(news) + wiki_sentences(wiki))
 
 
 def wiki_sentences(dump: str) -> list[str]:
