@@ -1,6 +1,7 @@
 """Fitting the uncertainty head after training: the densities on in-domain training text,
-the familiarity scales and the temperature on the validation split. No OOD data is used
-here: every constant comes from in-distribution quantiles."""
+the in-domain head on training against background text, the familiarity scales and the
+temperature on the validation split. No OOD set is used here: every threshold comes from
+in-distribution quantiles."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +9,13 @@ import torch
 
 from .config import HeadConfig
 from .expectation import Expectation, ViewOutputs
-from .uncertainty import FeatureDensity, decompose, length_bucket, view_probabilities, worst_z
+from .uncertainty import (
+    FeatureDensity,
+    decompose,
+    length_bucket,
+    view_probabilities,
+    worst_z,
+)
 
 REF_QUANTILE = 0.95  # z = 1 at this validation quantile of each unfamiliarity score
 
@@ -17,6 +24,28 @@ def fit_density(exp: Expectation, seqs, seeds, labels: torch.Tensor, n_labels: i
     feats = exp.raw(seqs, seeds).feats  # (N, K, D)
     N, K, D = feats.shape
     return FeatureDensity.fit(feats.reshape(N * K, D), labels.repeat_interleave(K), n_labels)
+
+
+def fit_domain(exp: Expectation, in_domain: list[list[int]], background: list[list[int]], seeds_in: list[int],
+               seeds_bg: list[int], c: float = 1.0) -> None:
+    """Refits the encoder's in-domain head on its final features: a logistic regression of
+    every view of in-domain text against background text. On the default model's features
+    the head trained along with them told news and mixed-genre English from the test
+    sentences at AUROC 0.83 and 0.73; refitted, at 0.90 and 0.83 (bench/ood_bound.py)."""
+    from sklearn.linear_model import LogisticRegression
+
+    def views(seqs, seeds):
+        feats = exp.raw(seqs, seeds).feats  # (N, K, D)
+        return feats.reshape(-1, feats.shape[-1]).numpy()
+
+    x_in, x_bg = views(in_domain, seeds_in), views(background, seeds_bg)
+    lr = LogisticRegression(C=c, class_weight="balanced", max_iter=5000).fit(
+        np.concatenate([x_in, x_bg]), np.r_[np.ones(len(x_in)), np.zeros(len(x_bg))])
+    head = exp.encoder.domain
+    with torch.no_grad():
+        # float16-exact, like every stored weight, so a reloaded checkpoint scores the same
+        head.weight.copy_(torch.from_numpy(lr.coef_).to(torch.float16).to(head.weight.dtype))
+        head.bias.copy_(torch.from_numpy(lr.intercept_).to(torch.float16).to(head.bias.dtype))
 
 
 def fit_scales(scores: torch.Tensor, pieces: torch.Tensor, head: HeadConfig, min_texts: int = 50,

@@ -19,8 +19,8 @@ from .expectation import Expectation, pieces
 from .metrics import summarize
 from .network import Encoder
 from .ngrams import NgramFeatures, NgramHead
-from .uncertainty import UnigramDensity
 from .tokenizer import TextTokenizer
+from .uncertainty import UnigramDensity
 from .views import text_seed, text_views
 
 
@@ -39,6 +39,11 @@ class TrainSettings:
     labelled_repeats: int = 2  # labelled rows appear this many times per epoch
     background_per_epoch: int = 6000  # non-review sentences per epoch (outlier exposure)
     encoder_background: int = 20000  # background texts the encoder samples from; the n-gram head takes all
+    # Regress the teacher's sentence embedding on background text too, not only on reviews:
+    # features that keep what any English text is about let the in-domain head and the
+    # feature density tell genres they never saw (letters, fiction, finance) from reviews.
+    background_emb: bool = True
+    refit_domain: bool = True  # refit the in-domain head on the final features, see calibrate.fit_domain
     crops_per_epoch: int = 6000  # short in-domain fragments per epoch, see `crops`
     domain_weight: float = 0.5  # BCE of the in-domain head
     # Outlier exposure on the classifier (Hendrycks et al. 2019): cross-entropy of its
@@ -64,15 +69,35 @@ class Example:
 
 
 def build_tokenizer(texts: list[str], max_len: int, vocab_size: int = 8000) -> TextTokenizer:
-    """A WordPiece tokenizer trained on the data, when the MiniLM one is not installed."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    """A WordPiece tokenizer trained on the data, when the MiniLM one is not installed.
 
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    The library's WordPiece trainer numbers its "##" pieces in hash-map order, so the same
+    data can give another vocabulary in another process (huggingface/tokenizers#1794).
+    Without the marker it trains deterministically: the pieces are learned that way, and
+    each enters the vocabulary twice, as a word start and, marked, as a continuation."""
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        trainers,
+    )
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
+
+    def text_handling(tok: Tokenizer) -> Tokenizer:
+        tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        return tok
+
+    plain = text_handling(Tokenizer(models.WordPiece(unk_token="[UNK]", continuing_subword_prefix="")))
+    plain.train_from_iterator(texts, trainers.WordPieceTrainer(
+        vocab_size=(vocab_size + len(specials)) // 2, special_tokens=specials, continuing_subword_prefix=""))
+    learned = [t for t, _ in sorted(plain.get_vocab().items(), key=lambda kv: kv[1]) if t not in specials]
+    vocab = {t: i for i, t in enumerate(specials + [p for t in learned for p in (t, "##" + t)])}
+    tok = text_handling(Tokenizer(models.WordPiece(vocab, unk_token="[UNK]")))
     tok.decoder = decoders.WordPiece()
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]"])
-    tok.train_from_iterator(texts, trainer)
     return TextTokenizer(tok, max_len)
 
 
@@ -142,8 +167,10 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
     n_lab = len(train_rows)
     n_unl = len(examples) - n_lab
     background = list(background or [])
-    examples += [Example(e.ids, -1, None, None, in_domain=False)
-                 for e in tok.encode(background[: settings.encoder_background])]
+    bg_texts = background[: settings.encoder_background]
+    bg_emb = _background_embeddings(bg_texts, cache) if use_teacher and settings.background_emb else None
+    examples += [Example(e.ids, -1, None, None if bg_emb is None else bg_emb[i], in_domain=False)
+                 for i, e in enumerate(tok.encode(bg_texts))]
     n_bg = len(examples) - n_lab - n_unl
     pool = [r.text for r in train_rows] + list(unlabelled or [])
     examples += [Example(e.ids, -1, None, None) for e in tok.encode(crops(pool, 4 * settings.crops_per_epoch, settings.seed))]
@@ -204,7 +231,14 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
     train_texts += crops(train_texts, len(train_texts), settings.seed + 1)
     train_seqs = [e.ids for e in tok.encode(train_texts)]
     train_y = torch.tensor([lab_id[r.label] for r in train_rows] * 2)
-    exp.density = calibrate.fit_density(exp, train_seqs, [text_seed(t) for t in train_texts], train_y, len(labels))
+    train_seeds = [text_seed(t) for t in train_texts]
+    exp.density = calibrate.fit_density(exp, train_seqs, train_seeds, train_y, len(labels))
+    if n_bg and settings.refit_domain:
+        # whole training sentences only: fragments are judged against fragments anyway (the
+        # scales are per length bucket), and leaving them out separates whole sentences better
+        pick = np.random.default_rng(settings.seed + 3).permutation(n_bg)[: 2 * n_lab]
+        calibrate.fit_domain(exp, train_seqs[:n_lab], [examples[n_lab + n_unl + i].ids for i in pick],
+                             train_seeds[:n_lab], [text_seed(background[i]) for i in pick])
     exp.unigram = UnigramDensity.fit([e.ids for e in examples[: n_lab + n_unl]], tok.vocab_size, general_counts, tok)
     extra_bg = [e.ids for e in tok.encode(background[settings.encoder_background :])]
     exp.ngrams = _fit_ngrams(cfg, tok, examples, n_lab, n_unl, n_bg, extra_bg, len(labels), settings)
@@ -261,6 +295,15 @@ def _examples(rows, lab_id, tok, use_teacher, unlabelled, cache, encoder) -> lis
         label = lab_id[rows[i].label] if i < len(rows) else -1
         out.append(Example(seq, label, None if soft is None else soft[i], None if emb is None else emb[i]))
     return out
+
+
+def _background_embeddings(texts: list[str], cache: Path, chunk: int = 10000) -> np.ndarray | None:
+    """The teacher's embeddings of background text, cached per chunk of 10,000 so that a
+    larger `encoder_background` reuses the smaller one's."""
+    from . import teacher
+    if not texts:
+        return None
+    return np.concatenate([teacher.embed(texts[i : i + chunk], cache) for i in range(0, len(texts), chunk)])
 
 
 def _init_embeddings(encoder: Encoder, words: np.ndarray) -> None:

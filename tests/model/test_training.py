@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 
 from model.config import NetworkConfig
-from model.evaluate import evaluate
 from model.data import write_rows
+from model.evaluate import evaluate
 from model.predictor import Predictor
 from model.train import TrainSettings, train
 
@@ -39,3 +39,26 @@ def test_evaluate_reports_every_measure(tiny_checkpoint, tiny_rows, tmp_path):
                 "misclassification_auroc_total_uncertainty", "selective_accuracy_at_80"):
         assert key in out
     assert (tmp_path / "report" / "reliability.png").stat().st_size > 1000
+
+
+def test_the_same_rows_train_the_same_model(tiny_rows, tmp_path):
+    """Without the teacher, training builds its own tokenizer: its vocabulary, and so the
+    weights, must not depend on hash-map order (huggingface/tokenizers#1794)."""
+    small = NetworkConfig(d_model=32, n_heads=2, d_ff=64, embed_dim=16)
+    weights = []
+    for run in ("a", "b"):
+        out = train(tiny_rows[:40], tiny_rows[40:], tmp_path / run, TrainSettings(epochs=1, distill=False, network=small),
+                    state_dir=tmp_path / f"state-{run}")
+        assert (out / "tokenizer.json").read_bytes() == (tmp_path / "a" / "tokenizer.json").read_bytes()
+        weights.append((out / "model.safetensors").read_bytes())
+    assert weights[0] == weights[1]
+
+
+def test_own_tokenizer_marks_word_continuations():
+    from model.train import build_tokenizer
+
+    texts = ["a charming film", "charmingly made", "unbelievably charming"] * 3
+    tok = build_tokenizer(texts, 32)
+    # a word it never saw: a word start, then a marked continuation
+    assert tok.tokens(tok.encode(["filmy"])[0].ids[1:-1]) == ["film", "##y"]
+    assert tok.decode(tok.encode(["charmingly made"])[0].ids[1:-1]) == "charmingly made"
