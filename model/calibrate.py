@@ -9,13 +9,7 @@ import torch
 
 from .config import HeadConfig
 from .expectation import Expectation, ViewOutputs
-from .uncertainty import (
-    FeatureDensity,
-    decompose,
-    length_bucket,
-    view_probabilities,
-    worst_z,
-)
+from .uncertainty import FeatureDensity, decompose, length_bucket, view_probabilities, worst_z
 
 REF_QUANTILE = 0.95  # z = 1 at this validation quantile of each unfamiliarity score
 

@@ -75,14 +75,7 @@ def build_tokenizer(texts: list[str], max_len: int, vocab_size: int = 8000) -> T
     data can give another vocabulary in another process (huggingface/tokenizers#1794).
     Without the marker it trains deterministically: the pieces are learned that way, and
     each enters the vocabulary twice, as a word start and, marked, as a continuation."""
-    from tokenizers import (
-        Tokenizer,
-        decoders,
-        models,
-        normalizers,
-        pre_tokenizers,
-        trainers,
-    )
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
 
