@@ -14,25 +14,22 @@ from .uncertainty import FeatureDensity, decompose, length_bucket, view_probabil
 REF_QUANTILE = 0.95  # z = 1 at this validation quantile of each unfamiliarity score
 
 
-def fit_density(exp: Expectation, seqs, seeds, labels: torch.Tensor, n_labels: int) -> FeatureDensity:
-    feats = exp.raw(seqs, seeds).feats  # (N, K, D)
+def fit_density(feats: torch.Tensor, labels: torch.Tensor, n_labels: int) -> FeatureDensity:
+    """feats (N, K, D): every view's features of the in-domain texts, labels (N,)."""
     N, K, D = feats.shape
     return FeatureDensity.fit(feats.reshape(N * K, D), labels.repeat_interleave(K), n_labels)
 
 
-def fit_domain(exp: Expectation, in_domain: list[list[int]], background: list[list[int]], seeds_in: list[int],
-               seeds_bg: list[int], c: float = 1.0) -> None:
+def fit_domain(exp: Expectation, in_feats: torch.Tensor, background: list[list[int]], seeds_bg: list[int],
+               c: float = 1.0) -> None:
     """Refits the encoder's in-domain head on its final features: a logistic regression of
-    every view of in-domain text against background text. On the default model's features
-    the head trained along with them told news and mixed-genre English from the test
+    every view of in-domain text (in_feats, (N, K, D)) against background text. On the
+    default model's features the head trained along with them told news and mixed-genre English from the test
     sentences at AUROC 0.83 and 0.73; refitted, at 0.90 and 0.83 (bench/ood_bound.py)."""
     from sklearn.linear_model import LogisticRegression
 
-    def views(seqs, seeds):
-        feats = exp.raw(seqs, seeds).feats  # (N, K, D)
-        return feats.reshape(-1, feats.shape[-1]).numpy()
-
-    x_in, x_bg = views(in_domain, seeds_in), views(background, seeds_bg)
+    bg_feats = exp.raw(background, seeds_bg).feats  # (N, K, D)
+    x_in, x_bg = (f.reshape(-1, f.shape[-1]).numpy() for f in (in_feats, bg_feats))
     lr = LogisticRegression(C=c, class_weight="balanced", max_iter=5000).fit(
         np.concatenate([x_in, x_bg]), np.r_[np.ones(len(x_in)), np.zeros(len(x_bg))])
     head = exp.encoder.domain

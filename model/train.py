@@ -225,13 +225,14 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
     train_seqs = [e.ids for e in tok.encode(train_texts)]
     train_y = torch.tensor([lab_id[r.label] for r in train_rows] * 2)
     train_seeds = [text_seed(t) for t in train_texts]
-    exp.density = calibrate.fit_density(exp, train_seqs, train_seeds, train_y, len(labels))
+    train_feats = exp.raw(train_seqs, train_seeds).feats  # (N, K, D), for the density and the in-domain head
+    exp.density = calibrate.fit_density(train_feats, train_y, len(labels))
     if n_bg and settings.refit_domain:
         # whole training sentences only: fragments are judged against fragments anyway (the
         # scales are per length bucket), and leaving them out separates whole sentences better
         pick = np.random.default_rng(settings.seed + 3).permutation(n_bg)[: 2 * n_lab]
-        calibrate.fit_domain(exp, train_seqs[:n_lab], [examples[n_lab + n_unl + i].ids for i in pick],
-                             train_seeds[:n_lab], [text_seed(background[i]) for i in pick])
+        calibrate.fit_domain(exp, train_feats[:n_lab], [examples[n_lab + n_unl + i].ids for i in pick],
+                             [text_seed(background[i]) for i in pick])
     exp.unigram = UnigramDensity.fit([e.ids for e in examples[: n_lab + n_unl]], tok.vocab_size, general_counts, tok)
     extra_bg = [e.ids for e in tok.encode(background[settings.encoder_background :])]
     exp.ngrams = _fit_ngrams(cfg, tok, examples, n_lab, n_unl, n_bg, extra_bg, len(labels), settings)
