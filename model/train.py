@@ -125,7 +125,7 @@ def _teacher_available() -> bool:
 def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings: TrainSettings,
           unlabelled: list[str] | None = None, background: list[str] | None = None,
           state_dir: str | Path | None = None, cache: Path | None = None,
-          general_counts: dict[str, int] | None = None) -> Path:
+          general_counts: dict[str, float] | None = None) -> Path:
     """unlabelled: in-domain text for distillation; background: other text, which the
     in-domain head learns to tell apart (outlier exposure); general_counts: word counts of
     general English, for the familiarity score of English that is not in-domain. All optional."""

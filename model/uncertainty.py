@@ -54,7 +54,7 @@ class UnigramDensity:
     ratio: torch.Tensor | None = None  # (vocab,) log p_general - log p_in_domain; NaN: not a word piece
 
     @classmethod
-    def fit(cls, seqs: list[list[int]], vocab_size: int, general: "dict[str, int] | None" = None,
+    def fit(cls, seqs: list[list[int]], vocab_size: int, general: "dict[str, float] | None" = None,
             tokenizer=None) -> "UnigramDensity":
         counts = torch.full((vocab_size,), 0.5, dtype=torch.float64)
         for s in seqs:

