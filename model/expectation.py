@@ -10,18 +10,13 @@ from .config import ModelConfig
 from .network import Encoder
 from .ngrams import NgramHead
 from .uncertainty import Decomposition, FeatureDensity, UnigramDensity, decompose, similarity, view_probabilities
-from .views import make_views
+from .views import pack_views
 
-# Texts are padded to their length rounded up to a multiple of BUCKET and computed only
-# with texts of the same padded length: a text's arithmetic then never depends on what
-# else shares its batch. A group holds at most GROUP_TOKENS (view x token) positions.
-BUCKET = 8
-GROUP_TOKENS = 64 * 4 * 48
+# Texts are computed without padding (Encoder.packed): a text's arithmetic then never
+# depends on what else shares its batch. A group holds at most GROUP_TOKENS (view x token)
+# positions, which bounds memory.
+GROUP_TOKENS = 64 * 4 * 128
 _WIDE = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bet-ngrams")
-
-
-def padded_length(n: int, max_len: int) -> int:
-    return min(-(-n // BUCKET) * BUCKET, max(max_len, n))
 
 
 @dataclass
@@ -54,26 +49,25 @@ class Expectation:
         # The n-gram head is Python and scikit-learn work; it runs on a helper thread while
         # the forward passes run in torch, which releases the GIL.
         wide_job = _WIDE.submit(self.ngrams, seqs) if self.ngrams is not None else None
-        width = [padded_length(len(s), self.cfg.network.max_len) for s in seqs]
-        order = sorted(range(len(seqs)), key=lambda i: width[i])
+        # by length, so that each length is one run of attention
+        order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
         parts: list = [None] * len(seqs)
         start = 0
         while start < len(order):
-            end = start + 1
-            while (end < len(order) and width[order[end]] == width[order[start]]
-                   and (end + 1 - start) * K * width[order[start]] <= GROUP_TOKENS):
+            end, tokens = start + 1, K * len(seqs[order[start]])
+            while end < len(order) and tokens + K * len(seqs[order[end]]) <= GROUP_TOKENS:
+                tokens += K * len(seqs[order[end]])
                 end += 1
             idx = order[start:end]
-            vb = make_views([seqs[i] for i in idx], [seeds[i] for i in idx], self.cfg.views, self.cfg.network,
-                            width[idx[0]])
-            lg, h, dom = self.encoder(vb.ids.to(self.device), vb.pos.to(self.device), vb.mask.to(self.device))
+            pv = pack_views([seqs[i] for i in idx], [seeds[i] for i in idx], self.cfg.views, self.cfg.network)
+            lg, h, dom = self.encoder.packed(pv.ids.to(self.device), pv.pos.to(self.device), pv.runs)
             # the head works in float64 so that its steep similarity does not magnify
             # float32 rounding in the features
             lg = lg.double().cpu().view(len(idx), K, -1)
             h = h.double().cpu().view(len(idx), K, -1)
             dom = dom.double().cpu().view(len(idx), K)
             for j, i in enumerate(idx):
-                parts[i] = (lg[j], h[j], dom[j], vb.z[j])
+                parts[i] = (lg[j], h[j], dom[j], pv.z[j])
             start = end
         logits, feats, domain, z = (torch.stack(x) for x in zip(*parts))
         if wide_job is not None:

@@ -27,10 +27,10 @@ def text_seed(text: str) -> int:
 
 
 @dataclass
-class ViewBatch:
-    ids: torch.Tensor  # (B*K, T) token ids, view-major within each text
-    pos: torch.Tensor  # (B*K, T) position ids
-    mask: torch.Tensor  # (B*K, T) True on real tokens
+class PackedViews:
+    ids: torch.Tensor  # (N,) token ids of every view of every text, end to end, view-major within a text
+    pos: torch.Tensor  # (N,) their position ids
+    runs: list[tuple[int, int]]  # (length, count) of consecutive views of one length
     z: torch.Tensor  # (B, K, n_labels) standard-normal posterior draws, antithetic pairs
 
 
@@ -54,25 +54,21 @@ def text_views(n: int, seed: int, vcfg: ViewConfig, ncfg: NetworkConfig) -> tupl
     return pos + offsets[:, None], z
 
 
-def make_views(
-    seqs: list[list[int]], seeds: list[int], vcfg: ViewConfig, ncfg: NetworkConfig, width: int | None = None
-) -> ViewBatch:
-    """Views of every text, padded to `width` (default: the longest text)."""
+def pack_views(seqs: list[list[int]], seeds: list[int], vcfg: ViewConfig, ncfg: NetworkConfig) -> PackedViews:
+    """Every view of every text, in the given order, laid end to end without padding
+    (Encoder.packed); texts sorted by length make few runs."""
     K = vcfg.n_views
-    B = len(seqs)
-    T = max(width or 0, max(len(s) for s in seqs))
-    ids = np.full((B, K, T), ncfg.pad_id, dtype=np.int64)
-    pos = np.zeros((B, K, T), dtype=np.int64)
-    mask = np.zeros((B, K, T), dtype=bool)
-    z = np.zeros((B, K, ncfg.n_labels), dtype=np.float32)
-    for b, (seq, seed) in enumerate(zip(seqs, seeds)):
+    ids, pos, z = [], [], []
+    runs: list[tuple[int, int]] = []
+    for seq, seed in zip(seqs, seeds):
         n = len(seq)
-        ids[b, :, :n] = seq
-        mask[b, :, :n] = True
-        pos[b, :, :n], z[b] = text_views(n, seed, vcfg, ncfg)
-    return ViewBatch(
-        ids=torch.from_numpy(ids.reshape(B * K, T)),
-        pos=torch.from_numpy(pos.reshape(B * K, T)),
-        mask=torch.from_numpy(mask.reshape(B * K, T)),
-        z=torch.from_numpy(z),
-    )
+        p, draws = text_views(n, seed, vcfg, ncfg)
+        ids.append(np.tile(np.asarray(seq, dtype=np.int64), K))
+        pos.append(p.reshape(-1))
+        z.append(draws)
+        if runs and runs[-1][0] == n:
+            runs[-1] = (n, runs[-1][1] + K)
+        else:
+            runs.append((n, K))
+    return PackedViews(ids=torch.from_numpy(np.concatenate(ids)), pos=torch.from_numpy(np.concatenate(pos)),
+                       runs=runs, z=torch.from_numpy(np.stack(z).astype(np.float32)))

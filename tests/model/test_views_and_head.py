@@ -11,7 +11,7 @@ from model.config import SCORES, HeadConfig, NetworkConfig, ViewConfig
 from model.calibrate import fit_scales
 from model.cot import cot_length
 from model.uncertainty import decompose, similarity, view_probabilities
-from model.views import make_views, text_seed, text_views
+from model.views import pack_views, text_seed, text_views
 
 S = len(SCORES)
 
@@ -25,15 +25,27 @@ def test_text_seed_is_stable_across_processes():
 def test_views_keep_specials_and_permute_within_windows():
     ncfg, vcfg = NetworkConfig(), ViewConfig(n_views=4, window=3)
     seq = [101, *range(1000, 1010), 102]
-    vb = make_views([seq], [text_seed("t")], vcfg, ncfg)
+    pv = pack_views([seq], [text_seed("t")], vcfg, ncfg)
+    views = pv.pos.view(4, len(seq))
     for v in range(4):
-        pos = vb.pos[v].numpy()
+        pos = views[v].numpy()
         rel = pos - pos[0]
         assert rel[0] == 0 and rel[-1] == len(seq) - 1
         body = rel[1:-1]
         for s in range(0, 10, 3):
             assert sorted(body[s : s + 3]) == list(range(1 + s, 1 + min(s + 3, 10)))
-    assert len({tuple(vb.pos[v].tolist()) for v in range(4)}) > 1
+    assert len({tuple(views[v].tolist()) for v in range(4)}) > 1
+
+
+
+def test_packed_views_lie_end_to_end_in_runs_of_one_length():
+    ncfg, vcfg = NetworkConfig(), ViewConfig(n_views=2)
+    seqs = [[101, 7, 102], [101, 8, 102], [101, 9, 10, 102]]
+    pv = pack_views(seqs, [1, 2, 3], vcfg, ncfg)
+    assert pv.runs == [(3, 4), (4, 2)]
+    assert pv.ids.tolist() == [101, 7, 102] * 2 + [101, 8, 102] * 2 + [101, 9, 10, 102] * 2
+    assert pv.pos.tolist()[:6] == text_views(3, 1, vcfg, ncfg)[0].reshape(-1).tolist()
+    assert pv.z.shape == (3, 2, ncfg.n_labels)
 
 
 def test_posterior_draws_are_antithetic():
