@@ -3,35 +3,29 @@ from __future__ import annotations
 
 import torch
 
-from model.config import NetworkConfig
+from model.config import NetworkConfig, ViewConfig
 from model.network import Encoder
+from model.views import pack_views
 
 
 def test_packed_sequences_give_the_padded_forward_answers():
     torch.manual_seed(0)
-    enc = Encoder(NetworkConfig(vocab_size=50, d_model=32, d_ff=64, embed_dim=16, n_heads=4, max_len=16)).eval()
-    seqs = [[1, 5, 6, 2], [1, 7, 2], [1, 8, 9, 10, 11, 2], [1, 12, 13, 2]]
-    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
-    runs: list[tuple[int, int]] = []
-    for i in order:
-        n = len(seqs[i])
-        if runs and runs[-1][0] == n:
-            runs[-1] = (n, runs[-1][1] + 1)
-        else:
-            runs.append((n, 1))
-    ids = torch.tensor([t for i in order for t in seqs[i]])
-    pos = torch.cat([torch.arange(len(seqs[i])) + i for i in order])  # offsets, as the views shift them
+    ncfg = NetworkConfig(vocab_size=50, d_model=32, d_ff=64, embed_dim=16, n_heads=4, max_len=16, max_offset=8)
+    enc = Encoder(ncfg).eval()
+    seqs = [[1, 7, 2], [1, 5, 6, 2], [1, 12, 13, 2], [1, 8, 9, 10, 11, 2]]  # sorted by length
+    pv = pack_views(seqs, [11, 12, 13, 14], ViewConfig(n_views=1), ncfg)
+    assert pv.pos.tolist() != torch.cat([torch.arange(len(s)) for s in seqs]).tolist()  # offsets drawn
     T = max(map(len, seqs))
-    pad_ids = torch.zeros(len(seqs), T, dtype=torch.long)
-    pad_pos = torch.zeros(len(seqs), T, dtype=torch.long)
+    ids = torch.zeros(len(seqs), T, dtype=torch.long)
+    pos = torch.zeros(len(seqs), T, dtype=torch.long)
     mask = torch.zeros(len(seqs), T, dtype=torch.bool)
-    for i, s in enumerate(seqs):
-        pad_ids[i, : len(s)] = torch.tensor(s)
-        pad_pos[i, : len(s)] = torch.arange(len(s)) + i
-        mask[i, : len(s)] = True
+    for i, p in enumerate(torch.split(pv.pos, [len(s) for s in seqs])):
+        ids[i, : len(p)] = torch.tensor(seqs[i])
+        pos[i, : len(p)] = p  # the same seeded offsets
+        mask[i, : len(p)] = True
     with torch.no_grad():
-        packed = enc.packed(ids, pos, runs)
-        padded = enc(pad_ids, pad_pos, mask)
-    assert runs == [(3, 1), (4, 2), (6, 1)]
+        packed = enc.packed(pv.ids, pv.pos, pv.runs)
+        padded = enc(ids, pos, mask)
+    assert pv.runs == [(3, 1), (4, 2), (6, 1)]
     for got, want in zip(packed, padded):
-        assert torch.allclose(got, want[order], atol=1e-5)
+        assert torch.allclose(got, want, atol=1e-5)
