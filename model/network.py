@@ -8,6 +8,12 @@ import torch.nn.functional as F
 from .config import NetworkConfig
 
 
+def split_runs(x: torch.Tensor, runs: list[tuple[int, int]]) -> list[torch.Tensor]:
+    """(N, F) packed sequences -> one (count, length, F) view per run of equal length."""
+    parts = torch.split(x, [length * count for length, count in runs])
+    return [p.view(count, length, -1) for p, (length, count) in zip(parts, runs)]
+
+
 class SelfAttention(nn.Module):
     def __init__(self, cfg: NetworkConfig):
         super().__init__()
@@ -23,9 +29,7 @@ class SelfAttention(nn.Module):
         """x: (N, C), sequences laid end to end; runs: (length, count) of consecutive
         sequences of one length. Attention runs per run, so it needs no mask."""
         qkv = self.qkv(x)  # (N, 3C)
-        parts = torch.split(qkv, [length * count for length, count in runs])
-        y = [self._attend(p.view(count, length, -1), None).reshape(count * length, -1)
-             for p, (length, count) in zip(parts, runs)]
+        y = [self._attend(run, None).flatten(0, 1) for run in split_runs(qkv, runs)]
         return self.proj(torch.cat(y))  # (N, C)
 
     def _attend(self, qkv: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
@@ -105,8 +109,7 @@ class Encoder(nn.Module):
         for block in self.blocks:
             x = block.packed(x, runs)
         x = self.ln_f(x)
-        parts = torch.split(x, [length * count for length, count in runs])
-        return torch.cat([p.view(count, length, -1).mean(1) for p, (length, count) in zip(parts, runs)])
+        return torch.cat([run.mean(1) for run in split_runs(x, runs)])
 
     def forward(self, ids: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor):
         """-> class logits (B, n_labels), features (B, C), in-domain logit (B,)."""
