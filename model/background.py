@@ -75,7 +75,7 @@ def background_text(cache: Path | None = None, limit: int | None = None, seed: i
     random.Random(seed).shuffle(prose)
     # Editorials first: the nearest text to a review that is not one, so the encoder's
     # sample (a prefix) holds all of it rather than the few that a shuffle would give it.
-    return (list(editorials(cache)) + prose + code)[:limit]  # a prefix: a smaller limit keeps a subset
+    return (editorials(cache) + prose + code)[:limit]  # a prefix: a smaller limit keeps a subset
 
 
 def source_chunks(tar: tarfile.TarFile, lines: int = 4, stride: int = 2) -> list[str]:
@@ -103,8 +103,7 @@ def news_and_encyclopedia(cache: Path | None = None) -> tuple[str, ...]:
     return tuple(sentences(news) + wiki_sentences(wiki))
 
 
-@lru_cache(maxsize=1)
-def editorials(cache: Path | None = None) -> tuple[str, ...]:
+def editorials(cache: Path | None = None) -> list[str]:
     """5,190 sentences of New York Times editorials and opinion pieces, from the data of
     Hutto & Gilbert's VADER paper (ICWSM 2014) in the vaderSentiment sdist: opinionated
     English prose about politics, the economy and the city. Without them, opinion writing
@@ -112,7 +111,7 @@ def editorials(cache: Path | None = None) -> tuple[str, ...]:
     with tarfile.open(fetch_package(VADER, cache or cache_dir())) as sdist:
         inner = io.BytesIO(sdist.extractfile(VADER_DATA).read())
     with tarfile.open(fileobj=inner) as tar:
-        return tuple(rated_sentences(tar.extractfile(EDITORIALS).read().decode("utf-8", "replace")))
+        return rated_sentences(tar.extractfile(EDITORIALS).read().decode("utf-8", "replace"))
 
 
 def rated_sentences(table: str) -> list[str]:
