@@ -26,11 +26,11 @@ def fit_domain(exp: Expectation, in_feats: torch.Tensor, background: list[list[i
     every view of in-domain text (in_feats, (N, K, D)) against background text. On the
     default model's features the head trained along with them told news and mixed-genre English from the test
     sentences at AUROC 0.83 and 0.73; refitted, at 0.90 and 0.83 (bench/ood_bound.py)."""
-    from sklearn.linear_model import LogisticRegression
+    from .logistic import logistic
 
     bg_feats = exp.raw(background, seeds_bg).feats  # (N, K, D)
     x_in, x_bg = (f.reshape(-1, f.shape[-1]).numpy() for f in (in_feats, bg_feats))
-    lr = LogisticRegression(C=c, class_weight="balanced", max_iter=5000).fit(
+    lr = logistic(c, class_weight="balanced").fit(
         np.concatenate([x_in, x_bg]), np.r_[np.ones(len(x_in)), np.zeros(len(x_bg))])
     head = exp.encoder.domain
     with torch.no_grad():

@@ -103,7 +103,7 @@ class NgramHead:
         or one-hot); in_domain and background texts for the domain logit (none: a zero
         logit, the score is then switched off by the caller). The weights are stored in
         float16, so they are rounded to it here, before the head's scales are fitted."""
-        from sklearn.linear_model import LogisticRegression
+        from .logistic import logistic
 
         n_labels = targets.shape[1]
         x = features(labelled)
@@ -113,7 +113,7 @@ class NgramHead:
         ys = np.repeat(np.arange(n_labels), n)
         ws = targets.T.reshape(-1)
         keep = ws > 0
-        cls_lr = LogisticRegression(C=4.0, max_iter=3000, random_state=seed).fit(xs[keep], ys[keep], sample_weight=ws[keep])
+        cls_lr = logistic(4.0, random_state=seed).fit(xs[keep], ys[keep], sample_weight=ws[keep])
         coef, intercept = cls_lr.coef_, cls_lr.intercept_
         if n_labels == 2:  # binary: one decision function d; logits (-d/2, d/2) give the same softmax
             coef = np.vstack([-coef / 2, coef / 2])
@@ -125,7 +125,7 @@ class NgramHead:
         if len(background):
             xd = sp.vstack([features(in_domain), features(background)], format="csr")
             yd = np.r_[np.ones(len(in_domain)), np.zeros(len(background))]
-            dom = LogisticRegression(C=1.0, max_iter=3000, class_weight="balanced", random_state=seed).fit(xd, yd)
+            dom = logistic(1.0, class_weight="balanced", random_state=seed).fit(xd, yd)
             weight[:, n_labels] = dom.coef_[0]
             bias[n_labels] = dom.intercept_[0]
         rounded = lambda a: a.astype(np.float16).astype(np.float64)  # noqa: E731

@@ -57,9 +57,10 @@ def soft_labels(train_texts: list[str], train_labels: list[int], train_emb: np.n
     ensemble scores 0.79 where each alone scores 0.75 (fine-tuning MiniLM itself takes
     hours on two CPU cores)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
+
+    from .logistic import logistic
 
     tfidf = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit(train_texts)
-    words = LogisticRegression(C=3.0, max_iter=3000).fit(tfidf.transform(train_texts), train_labels)
-    sent = LogisticRegression(C=10.0, max_iter=3000).fit(train_emb, train_labels)
+    words = logistic(3.0).fit(tfidf.transform(train_texts), train_labels)
+    sent = logistic(10.0).fit(train_emb, train_labels)
     return 0.5 * words.predict_proba(tfidf.transform(targets)) + 0.5 * sent.predict_proba(target_emb)
