@@ -16,4 +16,3 @@ def test_a_fit_reaches_the_optimum_of_its_objective():
     # (scikit-learn's default tolerance leaves it at 0.04 here)
     assert np.abs(x.T @ (p - y) + lr.coef_[0] / c).max() < 1e-4
     assert abs((p - y).sum()) < 1e-4  # the unregularised intercept
-
