@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from .config import ModelConfig
+from . import shards
 from .network import Encoder
 from .ngrams import NgramHead
 from .uncertainty import Decomposition, FeatureDensity, UnigramDensity, decompose, similarity, view_probabilities
@@ -45,13 +46,28 @@ class Expectation:
     @torch.inference_mode()
     def raw(self, seqs: list[list[int]], seeds: list[int]) -> ViewOutputs:
         """Every view's outputs, in input order."""
-        K = self.cfg.views.n_views
         # The n-gram head is Python and scikit-learn work; it runs on a helper thread while
         # the forward passes run in torch, which releases the GIL.
         wide_job = _WIDE.submit(self.ngrams, seqs) if self.ngrams is not None else None
-        # by length, so that each length is one run of attention
+        # by length, so that each length is one run of attention; shards of near-equal work
         order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
         parts: list = [None] * len(seqs)
+        for shard in shards.run(lambda idx: self._forward(seqs, seeds, idx),
+                                shards.deal(order, shards.shard_count(self.device, len(seqs)))):
+            for i, part in shard:
+                parts[i] = part
+        logits, feats, domain, z = (torch.stack(x) for x in zip(*parts))
+        if wide_job is not None:
+            wide, wide_domain = wide_job.result()
+        else:
+            wide, wide_domain = logits.new_zeros(len(seqs), logits.shape[-1]), logits.new_zeros(len(seqs))
+        return ViewOutputs(logits, feats, domain, z, wide, wide_domain)
+
+    def _forward(self, seqs: list[list[int]], seeds: list[int], order: list[int]) -> list[tuple[int, tuple]]:
+        """The encoder over texts `order` (ascending length), in groups of at most
+        GROUP_TOKENS positions -> (text index, (logits, features, domain, z)) per text."""
+        K = self.cfg.views.n_views
+        out = []
         start = 0
         while start < len(order):
             end, tokens = start + 1, K * len(seqs[order[start]])
@@ -66,15 +82,9 @@ class Expectation:
             lg = lg.double().cpu().view(len(idx), K, -1)
             h = h.double().cpu().view(len(idx), K, -1)
             dom = dom.double().cpu().view(len(idx), K)
-            for j, i in enumerate(idx):
-                parts[i] = (lg[j], h[j], dom[j], pv.z[j])
+            out.extend((i, (lg[j], h[j], dom[j], pv.z[j])) for j, i in enumerate(idx))
             start = end
-        logits, feats, domain, z = (torch.stack(x) for x in zip(*parts))
-        if wide_job is not None:
-            wide, wide_domain = wide_job.result()
-        else:
-            wide, wide_domain = logits.new_zeros(len(seqs), logits.shape[-1]), logits.new_zeros(len(seqs))
-        return ViewOutputs(logits, feats, domain, z, wide, wide_domain)
+        return out
 
     def scores(self, out: ViewOutputs, seqs: list[list[int]]) -> torch.Tensor:
         """(N, K, 5) unfamiliarity, config.SCORES: feature distance, minus the in-domain

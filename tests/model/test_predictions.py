@@ -4,7 +4,9 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 
+from model import shards
 from model.predictor import Predictor
 
 TEXTS = [
@@ -49,6 +51,31 @@ def test_answer_does_not_depend_on_batch_or_padding(default_predictor: Predictor
             assert a.probabilities[k] == pytest.approx(b.probabilities[k], abs=1e-6)
         assert a.uncertainty.total == pytest.approx(b.uncertainty.total, abs=1e-6)
         assert a.uncertainty.epistemic == pytest.approx(b.uncertainty.epistemic, abs=1e-6)
+
+
+@pytest.fixture
+def torch_threads():
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
+def test_answer_does_not_depend_on_the_shard_count(default_predictor: Predictor, torch_threads):
+    texts = TEXTS + [f"scene {i} of a film that runs {i} minutes too long" for i in range(20)]
+    torch_threads(1)
+    assert shards.shard_count(torch.device("cpu"), len(texts)) == 1
+    one = default_predictor.predict(texts)
+    torch_threads(3)
+    assert shards.shard_count(torch.device("cpu"), len(texts)) == 3
+    assert shards.shard_count(torch.device("cpu"), 2) == 2  # never more shards than texts
+    three = default_predictor.predict(texts)
+    for a, b in zip(one, three):
+        assert a.probabilities == b.probabilities
+        assert a.uncertainty == b.uncertainty
+
+
+def test_shards_split_the_work_evenly_and_keep_its_order():
+    assert shards.deal(range(7), 3) == [[0, 3, 6], [1, 4], [2, 5]]
 
 
 def test_reasoning_is_evidence_from_the_input(default_predictor: Predictor):
