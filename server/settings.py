@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import os
 from pathlib import Path
 
 from pydantic import Field, FilePath, SecretStr, model_validator
@@ -45,9 +46,11 @@ class Settings(BaseSettings):
     # Off by default: any budget refuses part of a burst of 500 concurrent requests (ADR-002)
     # once the model does fewer than 500 / budget texts/s. bench/README.md measures 500 and 150.
     admission_budget_ms: float = Field(0.0, ge=0)
-    # torch intra-op threads of the forward worker; 1 leaves a core to the event loop on a
-    # 2-core machine (bench/README.md); 0 keeps torch's default.
-    torch_threads: int = Field(1, ge=0)
+    # torch threads of each worker's forward pass (model/shards.py splits its texts over them);
+    # None: the cores this process may use, divided among the workers (2 cores: 1 with two
+    # workers, 2 with one; more threads than that per worker answered less, bench/README.md);
+    # 0 keeps torch's default.
+    torch_threads: int | None = Field(None, ge=0)
     # How long a busy thread keeps the GIL while another waits for it (Python's default: 5 ms).
     # Every torch op releases the GIL and takes it back, so a forward pass whose event loop is
     # busy waited up to this long per op; 1 ms served 6-10% more at 256 connections (bench/README.md).
@@ -97,8 +100,14 @@ class Settings(BaseSettings):
             raise ValueError("a rate limit burst needs a rate (rate_limit_per_second)")
         if self.rate_limit_per_second is not None and self.rate_limit_burst is None:
             self.rate_limit_burst = max(1, math.ceil(self.rate_limit_per_second))
+        return self
+
+    @model_validator(mode="after")
+    def _processes(self) -> "Settings":
         if self.workers is None:
             self.workers = DEFAULT_WORKERS if self.rate_limit_per_second is None else 1
+        if self.torch_threads is None:
+            self.torch_threads = max(1, usable_cores() // self.workers)
         return self
 
     @model_validator(mode="after")
@@ -117,6 +126,33 @@ class Settings(BaseSettings):
                 "pass --insecure (BET_INSECURE=1) to do it anyway"
             )
         return self
+
+
+def usable_cores() -> int:
+    """Cores this process may use: its CPU affinity (a container's cpuset), capped by a
+    container's CPU quota (a Kubernetes CPU limit), which affinity does not show."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    quota = cgroup_cpu_quota()
+    return max(1, min(cores, math.ceil(quota))) if quota else cores
+
+
+def cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """CPUs' worth of time per period the cgroup may use; None without a limit."""
+    try:
+        v2 = root / "cpu.max"  # cgroup v2: "<quota> <period>" or "max <period>"
+        if v2.exists():
+            quota, period = v2.read_text().split()[:2]
+            return None if quota == "max" else int(quota) / int(period)
+        v1 = root / "cpu" / "cpu.cfs_quota_us"  # cgroup v1: -1 without a limit
+        if v1.exists():
+            quota = int(v1.read_text())
+            return None if quota <= 0 else quota / int((root / "cpu" / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 def is_loopback(host: str) -> bool:

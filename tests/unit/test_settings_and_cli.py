@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from server import cli
+from server import cli, settings
 from server.settings import Settings
 from tests.compare import assert_close
 
@@ -33,6 +33,33 @@ def test_workers_default_two_and_one_with_a_rate_limit(monkeypatch: pytest.Monke
     assert Settings().workers == 1
     with pytest.raises(ValidationError):
         Settings(workers=0)
+
+
+def test_torch_threads_default_shares_the_cores_among_the_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BET_WORKERS", raising=False)
+    monkeypatch.delenv("BET_TORCH_THREADS", raising=False)
+    monkeypatch.setattr(settings, "usable_cores", lambda: 2)
+    assert Settings().torch_threads == 1  # two workers, one core each
+    assert Settings(rate_limit_per_second=5).torch_threads == 2  # one worker takes both
+    assert Settings(workers=3).torch_threads == 1
+    monkeypatch.setattr(settings, "usable_cores", lambda: 16)
+    assert Settings().torch_threads == 8
+    assert Settings(torch_threads=0).torch_threads == 0  # torch's own default
+
+
+def test_a_container_cpu_quota_is_read_from_either_cgroup_version(tmp_path) -> None:
+    assert settings.cgroup_cpu_quota(tmp_path) is None  # no cgroup files: no limit
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert settings.cgroup_cpu_quota(tmp_path) is None
+    (tmp_path / "cpu.max").write_text("150000 100000\n")  # a Kubernetes limit of 1.5 CPUs
+    assert settings.cgroup_cpu_quota(tmp_path) == 1.5
+    v1 = tmp_path / "v1"
+    (v1 / "cpu").mkdir(parents=True)
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    (v1 / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert settings.cgroup_cpu_quota(v1) is None
+    (v1 / "cpu" / "cpu.cfs_quota_us").write_text("200000\n")
+    assert settings.cgroup_cpu_quota(v1) == 2.0
 
 
 def test_non_loopback_host_needs_insecure() -> None:
