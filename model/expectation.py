@@ -51,9 +51,9 @@ class Expectation:
         wide_job = _WIDE.submit(self.ngrams, seqs) if self.ngrams is not None else None
         # by length, so that each length is one run of attention; shards of near-equal work
         order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+        split = shards.split(order, lambda i: len(seqs[i]), shards.shard_count(self.device, len(seqs)))
         parts: list = [None] * len(seqs)
-        for shard in shards.run(lambda idx: self._forward(seqs, seeds, idx),
-                                shards.deal(order, shards.shard_count(self.device, len(seqs)))):
+        for shard in shards.run(lambda idx: self._forward(seqs, seeds, idx), split):
             for i, part in shard:
                 parts[i] = part
         logits, feats, domain, z = (torch.stack(x) for x in zip(*parts))

@@ -30,10 +30,18 @@ def shard_count(device: torch.device, n_items: int) -> int:
     return max(1, min(torch.get_num_threads(), n_items))
 
 
-def deal(order: Sequence[int], shards: int) -> list[list[int]]:
-    """Items in `order` (ascending cost) dealt round-robin: shards of near-equal cost, each
-    still in ascending order."""
-    return [list(order[s::shards]) for s in range(shards)]
+def split(order: Sequence[int], cost: Callable[[int], float], shards: int) -> list[list[int]]:
+    """Items in `order` (ascending length) cut into at most `shards` consecutive parts of
+    near-equal total cost. Consecutive, so that each length is one attention call in one
+    shard (dealt round-robin, every shard made one call per length: 3% slower)."""
+    costs = [cost(i) for i in order]
+    total = sum(costs) or 1.0
+    parts: list[list[int]] = [[] for _ in range(shards)]
+    done = 0.0
+    for i, c in zip(order, costs):
+        parts[min(shards - 1, int(done * shards / total))].append(i)
+        done += c
+    return [p for p in parts if p]
 
 
 def run(fn: Callable[[T], R], parts: Sequence[T]) -> list[R]:

@@ -75,7 +75,10 @@ def test_answer_does_not_depend_on_the_shard_count(default_predictor: Predictor,
 
 
 def test_shards_split_the_work_evenly_and_keep_its_order():
-    assert shards.deal(range(7), 3) == [[0, 3, 6], [1, 4], [2, 5]]
+    lengths = {0: 1, 1: 1, 2: 2, 3: 2, 4: 3, 5: 3}
+    assert shards.split(range(6), lengths.get, 2) == [[0, 1, 2, 3], [4, 5]]  # 6 and 6
+    assert shards.split(range(6), lengths.get, 3) == [[0, 1, 2], [3, 4], [5]]
+    assert shards.split([7], lambda i: 5, 4) == [[7]]  # never an empty shard
 
 
 def test_reasoning_is_evidence_from_the_input(default_predictor: Predictor):
