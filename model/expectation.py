@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .config import ModelConfig
 from . import shards
+from .config import ModelConfig
 from .network import Encoder
 from .ngrams import NgramHead
 from .uncertainty import Decomposition, FeatureDensity, UnigramDensity, decompose, similarity, view_probabilities
