@@ -15,7 +15,7 @@ from .views import pack_views
 
 # Texts are computed without padding (Encoder.packed): a text's arithmetic then never
 # depends on what else shares its batch. A group holds at most GROUP_TOKENS (view x token)
-# positions, which bounds memory.
+# positions, which bounds memory: one group at a time in each shard.
 GROUP_TOKENS = 64 * 4 * 128
 _WIDE = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bet-ngrams")
 

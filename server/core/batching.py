@@ -63,8 +63,8 @@ class Batcher:
         self._closing = False
         self._task: asyncio.Task | None = None
         # One thread: the model is called from one thread only, one batch at a time.
-        # torch_threads > 0 sets the worker's intra-op threads (1 leaves the other core to
-        # the event loop; the answers are the same for any count).
+        # torch_threads > 0 sets the worker's torch threads, over which the model splits a
+        # batch's texts (model/shards.py); the answers are the same for any count.
         init = (lambda: torch.set_num_threads(torch_threads)) if torch_threads > 0 else None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bet-forward", initializer=init)
 
