@@ -39,6 +39,9 @@ def add_train(subparsers: Any) -> None:
                         "vaderSentiment sdist (model/background.py), and their "
                         "general-English word counts for the familiarity score")
     p.add_argument("--no-distill", action="store_true", help="no MiniLM teacher even when installed")
+    p.add_argument("--teacher-epochs", type=int, default=4,
+                   help="epochs of fine-tuning MiniLM for the soft labels (0: logistic regressions on its frozen "
+                        "embeddings and on tf-idf n-grams instead)")
     p.add_argument("--epochs", type=int, default=6)
     p.add_argument("--char-ngrams", type=int, nargs=2, default=[3, 4], metavar=("MIN", "MAX"),
                    help="character n-gram lengths of the n-gram head")
@@ -58,6 +61,7 @@ def add_train(subparsers: Any) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from . import background, data
     from .config import NetworkConfig, NgramConfig, ViewConfig
+    from .finetune import FinetuneSettings
     from .train import TrainSettings, train
 
     try:
@@ -78,6 +82,7 @@ def run_train(args: argparse.Namespace) -> int:
     unlabelled = data.unlabelled_reviews() if args.unlabelled == "reviews" else None
     settings = TrainSettings(
         epochs=args.epochs, unlabelled_per_epoch=args.unlabelled_per_epoch, batch_size=args.batch_size, lr=args.lr, seed=args.seed, distill=not args.no_distill,
+        teacher=FinetuneSettings(epochs=args.teacher_epochs),
         version=args.version, network=NetworkConfig(n_layers=args.layers, d_model=args.d_model),
         views=ViewConfig(n_views=args.views, window=args.window),
         ngrams=NgramConfig(char_ngrams=tuple(args.char_ngrams)),

@@ -58,9 +58,10 @@ class HeadConfig:
     length_edges: list[int] = field(default_factory=lambda: [4, 8, 16, 32])
     score_median: list[list[float]] = field(default_factory=lambda: [[0.0] * len(SCORES)])
     score_spread: list[list[float]] = field(default_factory=lambda: [[1.0] * len(SCORES)])  # q95 - median
-    # Per bucket, the validation 95th percentile of the worst score max_j z_j: each score
-    # alone passes 5% of in-domain text past z = 1, together they would pass several times
-    # that, so the similarity starts to fall only where 5% of in-domain views are.
+    # Per bucket, a validation percentile of the worst score max_j z_j (the 92nd by
+    # default, TrainSettings.shrink_quantile): each score alone passes 5% of in-domain text
+    # past z = 1, together they would pass several times that, so the similarity starts to
+    # fall only where 8% of in-domain views are.
     score_threshold: list[float] = field(default_factory=lambda: [1.0])
     # similarity r = exp(-decay * relu(max_j z_j - threshold)); the view's logit posterior is
     # N(r * logits, sigma0^2 (1 - r^2)): a GP-like prior that reverts to "no idea"

