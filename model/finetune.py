@@ -44,7 +44,10 @@ def soft_labels(train_texts: list[str], train_labels: list[int], n_labels: int, 
     if f.exists():
         logits = np.load(f)
     else:
-        logits = _finetune_and_score(train_texts, train_labels, n_labels, targets + val_texts, s)
+        # Fine-tuning seeds and draws from torch's global generator; forked, so that training
+        # after it draws the same numbers whether the teacher came from the cache or not.
+        with torch.random.fork_rng():
+            logits = _finetune_and_score(train_texts, train_labels, n_labels, targets + val_texts, s)
         cache.mkdir(parents=True, exist_ok=True)
         np.save(f, logits)
     n = len(targets)

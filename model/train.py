@@ -12,11 +12,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from . import calibrate, checkpoint
-from .config import ModelConfig, NetworkConfig, NgramConfig, ViewConfig
+from . import calibrate, checkpoint, finetune
+from .config import HeadConfig, ModelConfig, NetworkConfig, NgramConfig, ViewConfig
 from .data import Row
 from .expectation import Expectation, pieces
-from .finetune import FinetuneSettings
 from .metrics import summarize
 from .network import Encoder
 from .ngrams import NgramFeatures, NgramHead
@@ -38,7 +37,7 @@ class TrainSettings:
     # The teacher's soft labels come from MiniLM fine-tuned on the labelled rows
     # (model/finetune.py); with teacher.epochs = 0, from logistic regressions on its frozen
     # sentence embeddings and on tf-idf n-grams (teacher.soft_labels).
-    teacher: FinetuneSettings = field(default_factory=FinetuneSettings)
+    teacher: finetune.FinetuneSettings = field(default_factory=finetune.FinetuneSettings)
     emb_weight: float = 1.0  # 1 - cos(student projection, teacher sentence embedding)
     unlabelled_per_epoch: int = 12000  # unlabelled sentences sampled per epoch
     labelled_repeats: int = 2  # labelled rows appear this many times per epoch
@@ -51,7 +50,7 @@ class TrainSettings:
     # The familiarity threshold: the similarity falls below 1 for (1 - shrink_quantile) of
     # the validation sentences' views and fragments. 0.92, not 0.95: distilled from the
     # fine-tuned teacher, the model stays calibrated on the in-domain text it shrinks, and
-    # the dev OOD sets gain (README, "What moved the English sets").
+    # the dev OOD sets gain (README.md, "The fine-tuned teacher").
     shrink_quantile: float = 0.92
     refit_domain: bool = True  # refit the in-domain head on the final features, see calibrate.fit_domain
     crops_per_epoch: int = 6000  # short in-domain fragments per epoch, see `crops`
@@ -212,11 +211,10 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
             run_loss = 0.98 * run_loss + 0.02 * loss.item() if i else loss.item()
             bar.set_postfix(loss=f"{run_loss:.3f}")
         encoder.eval()
-        dec = Expectation(encoder, None, None, cfg, torch.device("cpu"))(val_seqs, val_seeds)
-        m = summarize(dec.probs.numpy(), val_y, dec.total.numpy())
-        history.append({"epoch": epoch + 1, "val_accuracy": m["accuracy"], "val_nll": m["nll"]})
-        tqdm.write(f"epoch {epoch + 1}: val accuracy {m['accuracy']:.4f} nll {m['nll']:.4f}")
-        if m["nll"] <= min(h["val_nll"] for h in history):  # early stopping on validation NLL
+        m, temperature = _validate(encoder, cfg, val_seqs, val_seeds, val_y)
+        history.append({"epoch": epoch + 1, "val_accuracy": m["accuracy"], "val_nll": m["nll"], "val_temperature": temperature})
+        tqdm.write(f"epoch {epoch + 1}: val accuracy {m['accuracy']:.4f} nll {m['nll']:.4f} at temperature {temperature:.2f}")
+        if m["nll"] <= min(h["val_nll"] for h in history):  # early stopping on calibrated validation NLL
             state_dir.mkdir(parents=True, exist_ok=True)
             torch.save(encoder.state_dict(), state_dir / "best.pt")
         _save_state(state_dir, epoch + 1, encoder, opt, sched, history, settings.keep_last)
@@ -264,6 +262,22 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
                                   "n_background": len(background)})
 
 
+def _validate(encoder: Encoder, cfg: ModelConfig, seqs: list[list[int]], seeds: list[int],
+              labels: np.ndarray) -> tuple[dict, float]:
+    """The network's validation metrics at its own fitted temperature. Early stopping reads
+    the NLL after temperature scaling, as the finished model will be scaled: at temperature
+    1, the NLL of a network distilled from a sharp teacher rises with its over-confidence
+    while its accuracy still grows."""
+    probe = ModelConfig(network=cfg.network, views=cfg.views, head=HeadConfig(), ngrams=cfg.ngrams)
+    exp = Expectation(encoder, None, None, probe, torch.device("cpu"))
+    out = exp.raw(seqs, seeds)
+    r = exp.similarity(out, seqs)  # all ones: no familiarity head yet
+    if len(labels):
+        calibrate.fit_temperature(out, r, torch.from_numpy(labels), probe.head)
+    dec = exp.combine(out, r)
+    return summarize(dec.probs.numpy(), labels, dec.total.numpy()), probe.head.temperature
+
+
 def _fit_ngrams(cfg: ModelConfig, tok: TextTokenizer, examples: list[Example], n_lab: int, n_unl: int,
                 n_bg: int, extra_bg: list[list[int]], n_labels: int, s: TrainSettings) -> NgramHead:
     """The wide part: class logits on the teacher's soft labels over labelled and
@@ -293,7 +307,6 @@ def _examples(rows, val_rows, lab_id, tok, use_teacher, unlabelled, cache, encod
             emb = np.concatenate([emb, teacher.embed(unlabelled, cache)])
         y = [lab_id[r.label] for r in rows]
         if s.teacher.epochs:
-            from . import finetune
             soft = finetune.soft_labels(texts, y, len(lab_id), texts + unlabelled, [r.text for r in val_rows],
                                         [lab_id[r.label] for r in val_rows], cache, s.teacher)
         else:

@@ -47,3 +47,23 @@ def test_soft_labels_without_validation_keep_the_logits_as_they_are(monkeypatch,
     monkeypatch.setattr(finetune, "_finetune_and_score", _fake([]))
     p = finetune.soft_labels(["good a"], [1], 2, ["good b"], [], [], tmp_path, FinetuneSettings())
     assert p[0, 1] == pytest.approx(1 / (1 + np.exp(-6)))
+
+
+def test_fine_tuning_leaves_the_global_generator_as_it_found_it(monkeypatch, tmp_path):
+    """Training draws dropout from torch's global generator after the teacher is made, so
+    a fresh teacher and a cached one must leave it in the same state."""
+    import torch
+
+    def fine_tune(train_texts, train_labels, n_labels, texts, s):
+        torch.manual_seed(s.seed)
+        torch.rand(100)
+        return np.zeros((len(texts), n_labels))
+
+    monkeypatch.setattr(finetune, "_finetune_and_score", fine_tune)
+    draws = []
+    for _ in range(2):  # the first call fine-tunes, the second reads the cache
+        torch.manual_seed(7)
+        finetune.soft_labels(["good a"], [1], 2, ["good b"], ["bad c"], [0], tmp_path, FinetuneSettings())
+        draws.append(torch.rand(3))
+    torch.manual_seed(7)
+    assert torch.equal(draws[0], draws[1]) and torch.equal(draws[0], torch.rand(3))
