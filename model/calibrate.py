@@ -4,6 +4,8 @@ temperature on the validation split. No OOD set is used here: every threshold co
 in-distribution quantiles."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -81,6 +83,19 @@ def fit_ngram_weight(out: ViewOutputs, r: torch.Tensor, labels: torch.Tensor, he
 def _nll(out: ViewOutputs, r: torch.Tensor, labels: torch.Tensor, head: HeadConfig) -> float:
     probs = decompose(view_probabilities(out.view_logits(head.ngram_weight), r, out.z, head)).probs
     return float(-torch.log(probs[torch.arange(len(labels)), labels].clamp_min(1e-12)).mean())
+
+
+def temperature_of_logits(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature that minimises the NLL of labels under softmax(logits / T), for plain
+    (N, C) logits such as the teacher's; fit_temperature does the same for the model's views."""
+    from scipy.optimize import minimize_scalar
+    from scipy.special import softmax
+
+    def nll(log_t: float) -> float:
+        p = softmax(logits / math.exp(log_t), axis=1)
+        return float(-np.log(np.clip(p[np.arange(len(labels)), labels], 1e-12, None)).mean())
+
+    return float(math.exp(minimize_scalar(nll, bounds=(math.log(0.05), math.log(50.0)), method="bounded").x))
 
 
 def fit_temperature(out: ViewOutputs, r: torch.Tensor, labels: torch.Tensor, head: HeadConfig) -> None:

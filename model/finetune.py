@@ -17,7 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.special import softmax
 from tqdm import tqdm
+
+from .calibrate import temperature_of_logits
 
 
 @dataclass(frozen=True)
@@ -51,25 +54,9 @@ def soft_labels(train_texts: list[str], train_labels: list[int], n_labels: int, 
         cache.mkdir(parents=True, exist_ok=True)
         np.save(f, logits)
     n = len(targets)
-    t = fit_temperature(logits[n:], np.asarray(val_labels, dtype=int)) if val_labels else 1.0
+    t = temperature_of_logits(logits[n:], np.asarray(val_labels, dtype=int)) if val_labels else 1.0
     tqdm.write(f"fine-tuned teacher: temperature {t:.3f} on {len(val_labels)} validation rows")
-    return softmax(logits[:n] / t)
-
-
-def softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(1, keepdims=True))
-    return e / e.sum(1, keepdims=True)
-
-
-def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """The temperature that minimises the NLL of labels under softmax(logits / T)."""
-    from scipy.optimize import minimize_scalar
-
-    def nll(log_t: float) -> float:
-        p = softmax(logits / math.exp(log_t))
-        return float(-np.log(np.clip(p[np.arange(len(labels)), labels], 1e-12, None)).mean())
-
-    return float(math.exp(minimize_scalar(nll, bounds=(math.log(0.05), math.log(50.0)), method="bounded").x))
+    return softmax(logits[:n] / t, axis=1)
 
 
 class _Classifier(torch.nn.Module):

@@ -272,8 +272,7 @@ def _validate(encoder: Encoder, cfg: ModelConfig, seqs: list[list[int]], seeds: 
     exp = Expectation(encoder, None, None, probe, torch.device("cpu"))
     out = exp.raw(seqs, seeds)
     r = exp.similarity(out, seqs)  # all ones: no familiarity head yet
-    if len(labels):
-        calibrate.fit_temperature(out, r, torch.from_numpy(labels), probe.head)
+    calibrate.fit_temperature(out, r, torch.from_numpy(labels), probe.head)
     dec = exp.combine(out, r)
     return summarize(dec.probs.numpy(), labels, dec.total.numpy()), probe.head.temperature
 
