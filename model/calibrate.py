@@ -42,12 +42,14 @@ def fit_domain(exp: Expectation, in_feats: torch.Tensor, background: list[list[i
 
 
 def fit_scales(scores: torch.Tensor, pieces: torch.Tensor, head: HeadConfig, min_texts: int = 50,
-               off: tuple[int, ...] = (), shrink_quantile: float = REF_QUANTILE) -> None:
+               off: tuple[int, ...] = (), shrink_quantile: float = REF_QUANTILE,
+               weights: tuple[float, ...] | None = None) -> None:
     """scores (N, K, S) on validation text, pieces (N,) -> per length bucket and score the
     median and (q95 - median), then per bucket the threshold of the similarity: the
-    `shrink_quantile` of the worst scaled score, so that the similarity falls below 1 for
-    that share of in-domain views. A bucket with fewer than min_texts texts takes the scales
-    of all texts. Scores in `off` are switched off (an infinite spread)."""
+    `shrink_quantile` of the worst weighted scaled score, so that the similarity falls below
+    1 for that share of in-domain views. A bucket with fewer than min_texts texts takes the
+    scales of all texts. Scores in `off` are switched off (an infinite spread); `weights`
+    (one per score, default all 1) become head.score_weight."""
     def scales(part: torch.Tensor) -> tuple[list[float], list[float]]:
         flat = part.reshape(-1, part.shape[-1]).double()
         med = torch.quantile(flat, 0.5, dim=0)
@@ -60,6 +62,7 @@ def fit_scales(scores: torch.Tensor, pieces: torch.Tensor, head: HeadConfig, min
     fitted = [scales(scores[b == i]) if ok else pooled for i, ok in enumerate(thick)]
     head.score_median = [m for m, _ in fitted]
     head.score_spread = [[1e30 if j in off else x for j, x in enumerate(s)] for _, s in fitted]
+    head.score_weight = [float(w) for w in weights] if weights is not None else [1.0] * scores.shape[-1]
     worst = worst_z(scores, pieces, head)  # (N, K), on the scales just fitted
     pooled_threshold = float(torch.quantile(worst.reshape(-1), shrink_quantile))
     head.score_threshold = [float(torch.quantile(worst[b == i].reshape(-1), shrink_quantile)) if ok else pooled_threshold

@@ -63,6 +63,9 @@ class HeadConfig:
     # past z = 1, together they would pass several times that, so the similarity starts to
     # fall only where 8% of in-domain views are.
     score_threshold: list[float] = field(default_factory=lambda: [1.0])
+    # Weight of each scaled score in the worst score max_j (weight_j * z_j), which the
+    # threshold reads; fitted from TrainSettings.score_weight. Ones: every score alike.
+    score_weight: list[float] = field(default_factory=lambda: [1.0] * len(SCORES))
     # similarity r = exp(-decay * relu(max_j z_j - threshold)); the view's logit posterior is
     # N(r * logits, sigma0^2 (1 - r^2)): a GP-like prior that reverts to "no idea"
     # (mean 0, variance sigma0^2) far from the training data.
@@ -82,6 +85,8 @@ class HeadConfig:
                 and len(self.score_threshold) == buckets
                 and all(len(r) == len(SCORES) for r in (*self.score_median, *self.score_spread))):
             raise ValueError(f"score scales must be {buckets} length buckets x {len(SCORES)} scores")
+        if len(self.score_weight) != len(SCORES) or not all(w > 0 for w in self.score_weight):
+            raise ValueError(f"score_weight must hold {len(SCORES)} positive weights, one per score {SCORES}")
 
 
 @dataclass

@@ -115,8 +115,10 @@ def scaled(scores: torch.Tensor, pieces: torch.Tensor, head: HeadConfig) -> torc
 
 
 def worst_z(scores: torch.Tensor, pieces: torch.Tensor, head: HeadConfig) -> torch.Tensor:
-    """(N, K, S) scores -> (N, K) the largest of each view's scores on its bucket's scale."""
-    return scaled(scores, pieces, head).max(dim=-1).values
+    """(N, K, S) scores -> (N, K) the largest of each view's weighted scores on its bucket's
+    scale, max_j (score_weight_j * z_j)."""
+    weight = torch.tensor(head.score_weight, dtype=scores.dtype)  # (S,)
+    return (scaled(scores, pieces, head) * weight).max(dim=-1).values
 
 
 def similarity(scores: torch.Tensor, pieces: torch.Tensor, head: HeadConfig) -> torch.Tensor:

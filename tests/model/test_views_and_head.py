@@ -109,6 +109,32 @@ def test_the_similarity_shrinks_the_share_of_in_domain_views_that_the_quantile_l
     assert shrunk == pytest.approx(1 - quantile, abs=0.005)
 
 
+def test_a_weighted_score_alone_decides_which_views_are_shrunk():
+    # score 0 weighted 4: past the threshold it alone makes the worst score, so the views
+    # shrunk are those with the largest score 0, still the quantile's share of them
+    head = HeadConfig(length_edges=[])
+    gen = torch.Generator().manual_seed(2)
+    scores = torch.randn(4000, 1, S, generator=gen, dtype=torch.float64)
+    pieces = torch.full((4000,), 12)
+    fit_scales(scores, pieces, head, shrink_quantile=0.9, weights=(4.0,) + (1.0,) * (S - 1))
+    assert head.score_weight == [4.0] + [1.0] * (S - 1)
+    shrunk = (similarity(scores, pieces, head) < 1)[:, 0]
+    assert float(shrunk.double().mean()) == pytest.approx(0.1, abs=0.005)
+    top = scores[:, 0, 0] >= torch.quantile(scores[:, 0, 0], 0.9)
+    assert float((shrunk == top).double().mean()) > 0.99
+    # unweighted, the same share is spread over every score's outliers
+    fit_scales(scores, pieces, head, shrink_quantile=0.9)
+    assert head.score_weight == [1.0] * S
+    assert float(((similarity(scores, pieces, head) < 1)[:, 0] == top).double().mean()) < 0.9
+
+
+def test_score_weights_are_one_per_score_and_positive():
+    assert HeadConfig().score_weight == [1.0] * S  # configs written before the weights load as before
+    for bad in ([1.0] * (S - 1), [1.0] * (S - 1) + [0.0]):
+        with pytest.raises(ValueError, match="score_weight"):
+            HeadConfig(score_weight=bad)
+
+
 def test_scales_must_match_the_buckets_and_scores():
     with pytest.raises(ValueError, match="length buckets"):
         HeadConfig(length_edges=[4, 8], score_median=[[0.0] * S] * 2, score_spread=[[1.0] * S] * 2)
