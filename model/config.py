@@ -58,7 +58,7 @@ class HeadConfig:
     length_edges: list[int] = field(default_factory=lambda: [4, 8, 16, 32])
     score_median: list[list[float]] = field(default_factory=lambda: [[0.0] * len(SCORES)])
     score_spread: list[list[float]] = field(default_factory=lambda: [[1.0] * len(SCORES)])  # q95 - median
-    # Per bucket, a validation percentile of the worst score max_j z_j (the 92nd by
+    # Per bucket, a validation percentile of the worst weighted score (the 92nd by
     # default, TrainSettings.shrink_quantile): each score alone passes 5% of in-domain text
     # past z = 1, together they would pass several times that, so the similarity starts to
     # fall only where 8% of in-domain views are.
@@ -66,9 +66,9 @@ class HeadConfig:
     # Weight of each scaled score in the worst score max_j (weight_j * z_j), which the
     # threshold reads; fitted from TrainSettings.score_weight. Ones: every score alike.
     score_weight: list[float] = field(default_factory=lambda: [1.0] * len(SCORES))
-    # similarity r = exp(-decay * relu(max_j z_j - threshold)); the view's logit posterior is
-    # N(r * logits, sigma0^2 (1 - r^2)): a GP-like prior that reverts to "no idea"
-    # (mean 0, variance sigma0^2) far from the training data.
+    # similarity r = exp(-decay * relu(max_j (weight_j * z_j) - threshold)); the view's
+    # logit posterior is N(r * logits, sigma0^2 (1 - r^2)): a GP-like prior that reverts to
+    # "no idea" (mean 0, variance sigma0^2) far from the training data.
     decay: float = 8.0  # chosen on the dev OOD sets (italian_web, english_mixed_oanc), not on test
     sigma0: float = 4.0  # prior logit standard deviation far from the data
 

@@ -53,9 +53,9 @@ class TrainSettings:
     # the dev OOD sets gain (README.md, "The fine-tuned teacher").
     shrink_quantile: float = 0.92
     # Weight of each familiarity score (config.SCORES) in the worst score the threshold
-    # reads. The general-English ratio, the best single score on non-review English, counts
-    # 1.5 times; the feature distance, whose in-domain outliers stay calibrated, 0.75.
-    # Chosen on validation and the dev OOD sets (README.md, "Score weights").
+    # reads: the general-English ratio, the best single score on non-review English, 1.5;
+    # the feature distance 0.75; the rest 1. Chosen on validation and the dev OOD sets by
+    # bench/score_weights.py (README.md, "Score weights").
     score_weight: tuple[float, ...] = (0.75, 1.0, 1.0, 1.0, 1.5)
     refit_domain: bool = True  # refit the in-domain head on the final features, see calibrate.fit_domain
     crops_per_epoch: int = 6000  # short in-domain fragments per epoch, see `crops`
