@@ -11,8 +11,8 @@ import json
 
 import numpy as np
 
-from model.data import cache_dir, fetch, read_rows
-from model.evaluate import predict_all
+from model.data import cache_dir, fetch
+from model.evaluate import labelled_predictions
 from model.metrics import ece
 from model.predictor import Predictor
 
@@ -38,13 +38,11 @@ def main() -> None:
     data = args.data or cache_dir() / "test.csv"
     if args.data is None and not data.exists():
         fetch()
-    rows = read_rows(data)
-    probs, _ = predict_all(pred, [r.text for r in rows], "predict")
-    labels = np.array([pred.labels.index(r.label) for r in rows])
+    probs, labels, _ = labelled_predictions(pred, data)
     conf = probs.max(1)
     measured = ece(conf, (probs.argmax(1) == labels).astype(float))
     floor = calibrated_ece(conf, args.draws)
-    result = {"n": len(rows), "measured_ece": measured, "calibrated_mean": float(floor.mean()),
+    result = {"n": len(labels), "measured_ece": measured, "calibrated_mean": float(floor.mean()),
               "calibrated_median": float(np.median(floor)), "calibrated_p90": float(np.quantile(floor, 0.9)),
               "share_of_calibrated_above_measured": float((floor >= measured).mean()),
               "share_of_calibrated_above_0.03": float((floor > 0.03).mean())}

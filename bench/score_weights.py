@@ -59,10 +59,8 @@ def main() -> None:
 
     def row(q: float, weights: tuple[float, ...]) -> dict:
         head = exp.cfg.head = copy.deepcopy(base)
-        calibrate.fit_scales(scale[1], scale[2], head, shrink_quantile=q, weights=weights)
         out, scores, n = val
-        r = similarity(scores, n, head)
-        calibrate.fit_ngram_weight(out, r, labels, head)
+        r = calibrate.fit_similarity(scale[1], scale[2], out, scores, n, labels, head, base.scores_off(), q, weights)
         d = exp.combine(out, r)
         m = summarize(d.probs.numpy(), labels.numpy(), d.total.numpy())
         tv = d.total.numpy()

@@ -9,9 +9,9 @@ import math
 import numpy as np
 import torch
 
-from .config import HeadConfig
+from .config import OFF_SPREAD, HeadConfig
 from .expectation import Expectation, ViewOutputs
-from .uncertainty import FeatureDensity, decompose, length_bucket, view_probabilities, worst_z
+from .uncertainty import FeatureDensity, decompose, length_bucket, similarity, view_probabilities, worst_z
 
 REF_QUANTILE = 0.95  # z = 1 at this validation quantile of each unfamiliarity score
 
@@ -61,12 +61,24 @@ def fit_scales(scores: torch.Tensor, pieces: torch.Tensor, head: HeadConfig, min
     thick = [int((b == i).sum()) >= min_texts for i in range(len(head.length_edges) + 1)]
     fitted = [scales(scores[b == i]) if ok else pooled for i, ok in enumerate(thick)]
     head.score_median = [m for m, _ in fitted]
-    head.score_spread = [[1e30 if j in off else x for j, x in enumerate(s)] for _, s in fitted]
+    head.score_spread = [[OFF_SPREAD if j in off else x for j, x in enumerate(s)] for _, s in fitted]
     head.score_weight = [float(w) for w in weights] if weights is not None else [1.0] * scores.shape[-1]
     worst = worst_z(scores, pieces, head)  # (N, K), on the scales just fitted
     pooled_threshold = float(torch.quantile(worst.reshape(-1), shrink_quantile))
     head.score_threshold = [float(torch.quantile(worst[b == i].reshape(-1), shrink_quantile)) if ok else pooled_threshold
                             for i, ok in enumerate(thick)]
+
+
+def fit_similarity(scale_scores: torch.Tensor, scale_pieces: torch.Tensor, val: ViewOutputs,
+                   val_scores: torch.Tensor, val_pieces: torch.Tensor, labels: torch.Tensor, head: HeadConfig,
+                   off: tuple[int, ...], shrink_quantile: float, weights: tuple[float, ...]) -> torch.Tensor:
+    """The head's familiarity and calibration, in training's order: the scales and threshold
+    on the scale texts' scores (N, K, S), then w and the temperature on validation.
+    -> (N_val, K) the validation views' similarity."""
+    fit_scales(scale_scores, scale_pieces, head, off=off, shrink_quantile=shrink_quantile, weights=weights)
+    r = similarity(val_scores, val_pieces, head)
+    fit_ngram_weight(val, r, labels, head)
+    return r
 
 
 def fit_ngram_weight(out: ViewOutputs, r: torch.Tensor, labels: torch.Tensor, head: HeadConfig,

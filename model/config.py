@@ -41,6 +41,7 @@ class NgramConfig:
 
 # Familiarity scores, in this order; each is "larger = less like the training data".
 SCORES = ("feature_distance", "neg_domain_logit", "unigram_nll", "neg_ngram_domain_logit", "general_english_ratio")
+OFF_SPREAD = 1e30  # the spread of a score switched off: its z stays 0 whatever the text
 
 
 @dataclass
@@ -87,6 +88,10 @@ class HeadConfig:
             raise ValueError(f"score scales must be {buckets} length buckets x {len(SCORES)} scores")
         if len(self.score_weight) != len(SCORES) or not all(w > 0 for w in self.score_weight):
             raise ValueError(f"score_weight must hold {len(SCORES)} positive weights, one per score {SCORES}")
+
+    def scores_off(self) -> tuple[int, ...]:
+        """The scores that fitting switched off (calibrate.fit_scales' `off`)."""
+        return tuple(j for j, s in enumerate(self.score_spread[0]) if s >= OFF_SPREAD)
 
 
 @dataclass

@@ -23,14 +23,21 @@ def predict_all(pred: Predictor, texts: list[str], desc: str = "predict"):
     return np.array(probs), np.array(unc).T
 
 
-def evaluate(model_dir: str | Path | None, data: str | Path, report: str | Path | None = None) -> dict:
-    pred = Predictor.load(model_dir)
+def labelled_predictions(pred: Predictor, data: str | Path):
+    """A labelled file's calibrated probabilities (N, C), label indices (N,) and uncertainty
+    split (3, N)."""
     rows = read_rows(data)
     unknown = sorted({r.label for r in rows} - set(pred.labels))
     if unknown:
         raise ValueError(f"{data}: labels {unknown} are not among the model's {pred.labels}")
     y = np.array([pred.labels.index(r.label) for r in rows])
-    probs, (total, aleatoric, epistemic) = predict_all(pred, [r.text for r in rows], "evaluate")
+    probs, unc = predict_all(pred, [r.text for r in rows], "evaluate")
+    return probs, y, unc
+
+
+def evaluate(model_dir: str | Path | None, data: str | Path, report: str | Path | None = None) -> dict:
+    pred = Predictor.load(model_dir)
+    probs, y, (total, aleatoric, epistemic) = labelled_predictions(pred, data)
     out = {"model_version": pred.version, **summarize(probs, y, total),
            "mean_uncertainty": {"total": float(total.mean()), "aleatoric": float(aleatoric.mean()),
                                 "epistemic": float(epistemic.mean())}}

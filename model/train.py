@@ -254,12 +254,10 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
     # domain heads never shown other text say nothing: without background they are off,
     # as is the general-English ratio without general counts
     off = (() if n_bg else (1, 3)) + (() if exp.unigram.ratio is not None else (4,))
-    calibrate.fit_scales(exp.scores(exp.raw(scale_seqs, [text_seed(t) for t in scaling]), scale_seqs),
-                         pieces(scale_seqs), cfg.head, off=off, shrink_quantile=settings.shrink_quantile,
-                         weights=settings.score_weight)
     out_val = exp.raw(val_seqs, val_seeds)
-    r = exp.similarity(out_val, val_seqs)
-    calibrate.fit_ngram_weight(out_val, r, torch.from_numpy(val_y), cfg.head)
+    r = calibrate.fit_similarity(exp.scores(exp.raw(scale_seqs, [text_seed(t) for t in scaling]), scale_seqs),
+                                 pieces(scale_seqs), out_val, exp.scores(out_val, val_seqs), pieces(val_seqs),
+                                 torch.from_numpy(val_y), cfg.head, off, settings.shrink_quantile, settings.score_weight)
     dec = exp.combine(out_val, r)
     metrics = {"validation": summarize(dec.probs.numpy(), val_y, dec.total.numpy()), "history": history}
     return checkpoint.save(out, cfg, encoder, exp.density, exp.unigram, exp.ngrams, tok, labels, metrics, settings.version,

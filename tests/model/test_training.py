@@ -1,11 +1,14 @@
 """A tiny end-to-end training run, resuming, and evaluation on its output."""
 from __future__ import annotations
 
+import dataclasses
 import json
+
+import pytest
 
 from model.config import NetworkConfig
 from model.data import write_rows
-from model.evaluate import evaluate
+from model.evaluate import evaluate, labelled_predictions
 from model.predictor import Predictor
 from model.train import TrainSettings, train
 
@@ -39,6 +42,13 @@ def test_evaluate_reports_every_measure(tiny_checkpoint, tiny_rows, tmp_path):
                 "misclassification_auroc_total_uncertainty", "selective_accuracy_at_80"):
         assert key in out
     assert (tmp_path / "report" / "reliability.png").stat().st_size > 1000
+
+
+def test_labels_the_model_does_not_know_are_named(tiny_checkpoint, tiny_rows, tmp_path):
+    data = tmp_path / "rows.csv"
+    write_rows(data, [dataclasses.replace(tiny_rows[0], label="neutral")] + tiny_rows[1:4])
+    with pytest.raises(ValueError, match=r"labels \['neutral'\] are not among"):
+        labelled_predictions(Predictor.load(tiny_checkpoint), data)
 
 
 def test_the_same_rows_train_the_same_model(tiny_rows, tmp_path):

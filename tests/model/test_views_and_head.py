@@ -128,6 +128,14 @@ def test_a_weighted_score_alone_decides_which_views_are_shrunk():
     assert float(((similarity(scores, pieces, head) < 1)[:, 0] == top).double().mean()) < 0.9
 
 
+def test_scores_switched_off_are_read_back_from_the_fitted_head():
+    head = HeadConfig(length_edges=[8])
+    scores = torch.randn(400, 2, S, generator=torch.Generator().manual_seed(3))
+    fit_scales(scores, torch.tensor([3, 20] * 200), head, off=(1, 3))
+    assert head.scores_off() == (1, 3)
+    assert HeadConfig().scores_off() == ()
+
+
 def test_score_weights_are_one_per_score_and_positive():
     assert HeadConfig().score_weight == [1.0] * S  # configs written before the weights load as before
     for bad in ([1.0] * (S - 1), [1.0] * (S - 1) + [0.0]):
