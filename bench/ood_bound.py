@@ -16,7 +16,6 @@ from sklearn.linear_model import LogisticRegression
 
 from model.config import SCORES
 from model.data import cache_dir, fetch, read_rows
-from model.expectation import pieces
 from model.metrics import auroc
 from model.predictor import Predictor
 from model.train import scale_texts
@@ -30,9 +29,9 @@ def scaled_scores(pred: Predictor, texts: list[str]) -> tuple[np.ndarray, np.nda
     """-> (N, S) each text's first view's scores on the head's per-length-bucket scales, and
     (N,) its total uncertainty with every view's similarity 1."""
     exp = pred.expectation
-    seqs = [e.ids for e in pred.ckpt.tokenizer.encode(texts)]
-    out = exp.raw(seqs, [text_seed(t) for t in texts])
-    z = scaled(exp.scores(out, seqs), pieces(seqs), exp.cfg.head)[:, 0, :]
+    bodies = pred.ckpt.tokenizer.bodies(texts)
+    out = exp.raw(bodies, [text_seed(t) for t in texts])
+    z = scaled(exp.scores(out, bodies), out.pieces, exp.cfg.head)[:, 0, :]
     total = exp.combine(out, torch.ones(out.domain.shape, dtype=out.domain.dtype)).total
     return z.numpy(), total.numpy()
 

@@ -35,16 +35,20 @@ def main() -> None:
             "auroc_epistemic": auroc(np.r_[in_unc[2], unc[2]], is_ood),
             "mean_total": float(unc[0].mean()),
             "mean_epistemic": float(unc[2].mean()),
+            "epistemic_share": float(unc[2].mean() / max(unc[0].mean(), 1e-12)),
         }
     result["_in_distribution"] = {"n": int(in_unc.shape[1]), "mean_total": float(in_unc[0].mean()),
                                   "mean_epistemic": float(in_unc[2].mean())}
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    print(f"{'set':22} {'n':>4} {'AUROC total':>11} {'AUROC epist.':>12} {'mean total':>10}")
+    print(f"{'set':22} {'n':>4} {'AUROC total':>11} {'AUROC epist.':>12} {'mean total':>10} {'epist. share':>12}")
     for name, r in result.items():
         if not name.startswith("_"):
-            print(f"{name:22} {r['n']:>4} {r['auroc_total']:>11.3f} {r['auroc_epistemic']:>12.3f} {r['mean_total']:>10.3f}")
+            print(f"{name:22} {r['n']:>4} {r['auroc_total']:>11.3f} {r['auroc_epistemic']:>12.3f} {r['mean_total']:>10.3f}"
+                  f" {r['epistemic_share']:>12.2f}")
+    d = result["_in_distribution"]
+    print(f"test sentences: mean total {d['mean_total']:.3f}, mean epistemic {d['mean_epistemic']:.4f}")
 
 
 if __name__ == "__main__":

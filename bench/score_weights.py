@@ -18,7 +18,8 @@ import torch
 
 from model import calibrate
 from model.data import cache_dir, fetch, read_rows
-from model.expectation import pieces
+from model.config import SCORES
+from model.windows import window_pieces
 from model.metrics import auroc, summarize
 from model.predictor import Predictor
 from model.train import scale_texts
@@ -47,9 +48,9 @@ def main() -> None:
     seed = int(pred.ckpt.metadata.get("training", {}).get("seed", 0))
 
     def outputs(texts: list[str]):
-        seqs = [e.ids for e in tok.encode(texts)]
-        out = exp.raw(seqs, [text_seed(t) for t in texts])
-        return out, exp.scores(out, seqs), pieces(seqs)
+        bodies = tok.bodies(texts)
+        out = exp.raw(bodies, [text_seed(t) for t in texts])
+        return out, exp.scores(out, bodies), out.pieces
 
     val = outputs([r.text for r in rows])
     scale = outputs(scale_texts([r.text for r in rows], seed))
@@ -60,7 +61,9 @@ def main() -> None:
     def row(q: float, weights: tuple[float, ...]) -> dict:
         head = exp.cfg.head = copy.deepcopy(base)
         out, scores, n = val
-        r = calibrate.fit_similarity(scale[1], scale[2], out, scores, n, labels, head, base.scores_off(), q, weights)
+        r = calibrate.fit_similarity(scale[1], scale[2], out, scores, labels, head,
+                                     window_pieces(pred.ckpt.cfg.network), base.scores_off(), q,
+                                     dict(zip(SCORES, weights)))
         d = exp.combine(out, r)
         m = summarize(d.probs.numpy(), labels.numpy(), d.total.numpy())
         tv = d.total.numpy()

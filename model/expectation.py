@@ -1,37 +1,41 @@
-"""The expectation over views: one batched forward pass for all K views of many texts."""
+"""The expectation over views: one batched forward pass for every window of every view of
+many texts, then each view's outputs as the piece-weighted mean of its windows'."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-from . import shards
-from .config import ModelConfig
+from . import shards, windows
+from .config import SCORES, ModelConfig
 from .network import Encoder
 from .ngrams import NgramHead
 from .uncertainty import Decomposition, FeatureDensity, UnigramDensity, decompose, similarity, view_probabilities
-from .views import pack_views
 
-# Texts are computed without padding (Encoder.packed): a text's arithmetic then never
-# depends on what else shares its batch. A group holds at most GROUP_TOKENS (view x token)
-# positions, which bounds memory: one group at a time in each shard.
+# Sequences are computed without padding (Encoder.packed): a text's arithmetic then never
+# depends on what else shares its batch. A group holds at most GROUP_TOKENS positions,
+# which bounds memory: one group at a time in each shard.
 GROUP_TOKENS = 64 * 4 * 128
 _WIDE = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bet-ngrams")
 
 
 @dataclass
 class ViewOutputs:
-    logits: torch.Tensor  # (N, K, C)
-    feats: torch.Tensor  # (N, K, D)
+    logits: torch.Tensor  # (N, K, C) the transformer's, over each view's windows
+    feats: torch.Tensor  # (N, K, D) pooled features
     domain: torch.Tensor  # (N, K) in-domain logit
-    z: torch.Tensor  # (N, K, C) posterior draws
-    ngram_logits: torch.Tensor  # (N, C) the wide part's class logits (zeros without it)
+    z: torch.Tensor  # (N, K, M, C) posterior draws
+    ngram_logits: torch.Tensor  # (N, C) the wide part's class logits, of the whole text (zeros without it)
     ngram_domain: torch.Tensor  # (N,) its in-domain logit
+    pieces: torch.Tensor  # (N,) word pieces of each text
 
-    def view_logits(self, ngram_weight: float) -> torch.Tensor:
-        """(N, K, C) each view's logits: the transformer's plus the weighted n-gram logits."""
-        return self.logits + ngram_weight * self.ngram_logits.unsqueeze(1)
+    def view_logits(self, ngram_weight: float, window_gain: float, width: int) -> torch.Tensor:
+        """(N, K, C) each view's logits: the transformer's plus the weighted n-gram logits,
+        scaled by (pieces / width) ** window_gain for a text longer than one window."""
+        gain = torch.clamp(self.pieces.to(self.logits.dtype) / width, min=1.0) ** window_gain
+        return (self.logits + ngram_weight * self.ngram_logits.unsqueeze(1)) * gain[:, None, None]
 
 
 @dataclass
@@ -44,72 +48,122 @@ class Expectation:
     ngrams: NgramHead | None = None
 
     @torch.inference_mode()
-    def raw(self, seqs: list[list[int]], seeds: list[int]) -> ViewOutputs:
-        """Every view's outputs, in input order."""
-        # The n-gram head is Python and scikit-learn work; it runs on a helper thread while
-        # the forward passes run in torch, which releases the GIL.
-        wide_job = _WIDE.submit(self.ngrams, seqs) if self.ngrams is not None else None
+    def raw(self, bodies: list[list[int]], seeds: list[int],
+            drops: list[tuple[int, int] | None] | None = None) -> ViewOutputs:
+        """Every view's outputs for texts given as word pieces (no [CLS]/[SEP]), in input
+        order. drops (occlusion, windows.plan): texts with a span left out; their windows
+        that recur (same ids, same offset) are computed once, as the variants of one text
+        share all windows but those that held the word."""
+        p = windows.plan(bodies, seeds, self.cfg.views, self.cfg.network, drops)
+        dedupe = drops is not None
+        seqs, pos = p.seqs, p.pos
+        N, K = len(bodies), self.cfg.views.n_views
+        kept = bodies if drops is None else [windows.dropped(b, d) for b, d in zip(bodies, drops)]
+        # The n-gram head reads no positions, so it reads each text whole, once. It is
+        # Python and scikit-learn work, on a helper thread while the forward passes run in
+        # torch, which releases the GIL.
+        whole = [[self.cfg.network.cls_id, *b, self.cfg.network.sep_id] for b in kept]
+        wide_job = _WIDE.submit(self.ngrams, whole) if self.ngrams is not None else None
+        if dedupe:
+            index: dict[tuple, int] = {}
+            inverse = np.array([index.setdefault((tuple(s), int(q[0])), len(index)) for s, q in zip(seqs, pos)])
+            first = np.unique(inverse, return_index=True)[1]
+            seqs, pos = [seqs[i] for i in first], [pos[i] for i in first]
+        else:
+            inverse = None
         # by length, so that each length is one run of attention; shards of near-equal work
         order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
         split = shards.split(order, lambda i: len(seqs[i]), shards.shard_count(self.device, len(seqs)))
         parts: list = [None] * len(seqs)
-        for shard in shards.run(lambda idx: self._forward(seqs, seeds, idx), split):
+        for shard in shards.run(lambda idx: self._forward(seqs, pos, idx), split):
             for i, part in shard:
                 parts[i] = part
-        logits, feats, domain, z = (torch.stack(x) for x in zip(*parts))
+        logits, feats, domain = (torch.stack(x) for x in zip(*parts))  # per unique sequence
+        if inverse is not None:
+            idx = torch.from_numpy(inverse)
+            logits, feats, domain = (x[idx] for x in (logits, feats, domain))
         if wide_job is not None:
             wide, wide_domain = wide_job.result()
         else:
-            wide, wide_domain = logits.new_zeros(len(seqs), logits.shape[-1]), logits.new_zeros(len(seqs))
-        return ViewOutputs(logits, feats, domain, z, wide, wide_domain)
+            wide, wide_domain = logits.new_zeros(N, logits.shape[-1]), logits.new_zeros(N)
+        mean = _view_mean(p.owner, p.weight, N * K)
+        z = torch.from_numpy(np.stack([v.z for v in p.views])) if p.views else torch.zeros(0)
+        return ViewOutputs(
+            logits=mean(logits).view(N, K, -1), feats=mean(feats).view(N, K, -1), domain=mean(domain).view(N, K),
+            z=z, ngram_logits=wide, ngram_domain=wide_domain, pieces=torch.tensor([len(b) for b in kept]),
+        )
 
-    def _forward(self, seqs: list[list[int]], seeds: list[int], order: list[int]) -> list[tuple[int, tuple]]:
-        """The encoder over texts `order` (ascending length), in groups of at most
-        GROUP_TOKENS positions -> (text index, (logits, features, domain, z)) per text."""
-        K = self.cfg.views.n_views
+    def _forward(self, seqs: list[list[int]], pos: list[np.ndarray], order: list[int]) -> list[tuple[int, tuple]]:
+        """The encoder over sequences `order` (ascending length), in groups of at most
+        GROUP_TOKENS positions -> (sequence index, (logits, features, domain)) each."""
         out = []
         start = 0
         while start < len(order):
-            end, tokens = start + 1, K * len(seqs[order[start]])
-            while end < len(order) and tokens + K * len(seqs[order[end]]) <= GROUP_TOKENS:
-                tokens += K * len(seqs[order[end]])
+            end, tokens = start + 1, len(seqs[order[start]])
+            while end < len(order) and tokens + len(seqs[order[end]]) <= GROUP_TOKENS:
+                tokens += len(seqs[order[end]])
                 end += 1
             idx = order[start:end]
-            pv = pack_views([seqs[i] for i in idx], [seeds[i] for i in idx], self.cfg.views, self.cfg.network)
-            lg, h, dom = self.encoder.packed(pv.ids.to(self.device), pv.pos.to(self.device), pv.runs)
+            ids = torch.from_numpy(np.concatenate([np.asarray(seqs[i], dtype=np.int64) for i in idx]))
+            where = torch.from_numpy(np.concatenate([pos[i] for i in idx]))
+            runs: list[tuple[int, int]] = []
+            for i in idx:
+                n = len(seqs[i])
+                if runs and runs[-1][0] == n:
+                    runs[-1] = (n, runs[-1][1] + 1)
+                else:
+                    runs.append((n, 1))
+            lg, h, dom = self.encoder.packed(ids.to(self.device), where.to(self.device), runs)
             # the head works in float64 so that its steep similarity does not magnify
             # float32 rounding in the features
-            lg = lg.double().cpu().view(len(idx), K, -1)
-            h = h.double().cpu().view(len(idx), K, -1)
-            dom = dom.double().cpu().view(len(idx), K)
-            out.extend((i, (lg[j], h[j], dom[j], pv.z[j])) for j, i in enumerate(idx))
+            lg, h, dom = lg.double().cpu(), h.double().cpu(), dom.double().cpu()
+            out.extend((i, (lg[j], h[j], dom[j])) for j, i in enumerate(idx))
             start = end
         return out
 
-    def scores(self, out: ViewOutputs, seqs: list[list[int]]) -> torch.Tensor:
-        """(N, K, 5) unfamiliarity, config.SCORES: feature distance, minus the in-domain
-        logit, unigram NLL, minus the n-gram in-domain logit, general-English ratio."""
+    def scores(self, out: ViewOutputs, bodies: list[list[int]]) -> torch.Tensor:
+        """(N, K, S) unfamiliarity, in config.SCORES order (see there)."""
         N, K, D = out.feats.shape
-        d2 = self.density.d2(out.feats.reshape(N * K, D)).view(N, K) if self.density else out.domain.new_zeros(N, K)
-        # unigram NLL and general-English ratio, (N, 2)
-        uni = self.unigram.scores(seqs).to(out.domain.dtype) if self.unigram else out.domain.new_zeros(N, 2)
-        per_text = torch.stack([uni[:, 0], -out.ngram_domain.to(out.domain.dtype), uni[:, 1]], dim=-1)  # (N, 3)
-        return torch.cat([torch.stack([d2, -out.domain], dim=-1), per_text.unsqueeze(1).expand(N, K, 3)], dim=-1)
+        zeros = out.domain.new_zeros(N, K)
+        named = {
+            "feature_distance": self.density.d2(out.feats.reshape(N * K, D)).view(N, K) if self.density else zeros,
+            "neg_domain_logit": -out.domain,
+            "neg_ngram_domain_logit": -out.ngram_domain.to(out.domain.dtype)[:, None].expand(N, K),
+        }
+        if self.unigram is not None:  # per text, over all of its pieces
+            uni = self.unigram.scores(bodies).to(out.domain.dtype)
+            named["unigram_nll"] = uni[:, 0, None].expand(N, K)
+            named["general_english_ratio"] = uni[:, 1, None].expand(N, K)
+        return torch.stack([named.get(name, zeros) for name in SCORES], dim=-1)
 
-    def similarity(self, out: ViewOutputs, seqs: list[list[int]]) -> torch.Tensor:
+    def similarity(self, out: ViewOutputs, bodies: list[list[int]]) -> torch.Tensor:
         """(N, K) in (0, 1]; all ones until the head is fitted."""
         if self.density is None:
             return torch.ones(out.domain.shape, dtype=out.domain.dtype)
-        return similarity(self.scores(out, seqs), pieces(seqs), self.cfg.head)
+        return similarity(self.scores(out, bodies), out.pieces, self.cfg.head)
 
     def combine(self, out: ViewOutputs, r: torch.Tensor) -> Decomposition:
-        return decompose(view_probabilities(out.view_logits(self.cfg.head.ngram_weight), r, out.z, self.cfg.head))
+        head = self.cfg.head
+        logits = out.view_logits(head.ngram_weight, head.window_gain, windows.window_pieces(self.cfg.network))
+        return decompose(view_probabilities(logits, r, out.z, head))
 
-    def __call__(self, seqs: list[list[int]], seeds: list[int]) -> Decomposition:
-        out = self.raw(seqs, seeds)
-        return self.combine(out, self.similarity(out, seqs))
+    def __call__(self, bodies: list[list[int]], seeds: list[int],
+                 drops: list[tuple[int, int] | None] | None = None) -> Decomposition:
+        out = self.raw(bodies, seeds, drops)
+        kept = bodies if drops is None else [windows.dropped(b, d) for b, d in zip(bodies, drops)]
+        return self.combine(out, self.similarity(out, kept))
 
 
-def pieces(seqs: list[list[int]]) -> torch.Tensor:
-    """(N,) word pieces each text contributes (between [CLS] and [SEP])."""
-    return torch.tensor([len(s) - 2 for s in seqs])
+def _view_mean(owner: np.ndarray, weight: np.ndarray, groups: int):
+    """x (S, ...) per window -> (groups, ...) the weight-averaged rows of each owner."""
+    w = torch.from_numpy(weight)
+    own = torch.from_numpy(owner)
+    total = torch.zeros(groups, dtype=torch.float64).index_add_(0, own, w)
+
+    def mean(x: torch.Tensor) -> torch.Tensor:
+        x = x.double()
+        flat = x.reshape(len(x), -1) * w[:, None]
+        acc = torch.zeros(groups, flat.shape[1], dtype=torch.float64).index_add_(0, own, flat)
+        return (acc / total[:, None]).view(groups, *x.shape[1:])
+
+    return mean

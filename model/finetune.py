@@ -21,19 +21,7 @@ from scipy.special import softmax
 from tqdm import tqdm
 
 from .calibrate import temperature_of_logits
-
-
-@dataclass(frozen=True)
-class FinetuneSettings:
-    epochs: int = 4  # passes over the labelled rows; 0 = no fine-tuning (teacher.soft_labels)
-    lr: float = 5e-5  # peak AdamW learning rate, linear warm-up then linear decay to 0
-    batch_size: int = 32
-    warmup: float = 0.1  # share of the steps spent warming up
-    max_len: int = 128  # word pieces per text, as the compact model reads
-    seed: int = 0  # dropout and the order of the rows
-    # Torch threads while fine-tuning. Fixed rather than taken from the machine, since the
-    # order of float sums, and so the teacher, depends on it.
-    threads: int = 2
+from .settings import FinetuneSettings
 
 
 def soft_labels(train_texts: list[str], train_labels: list[int], n_labels: int, targets: list[str],

@@ -98,10 +98,12 @@ class NgramHead:
 
     @classmethod
     def fit(cls, features: NgramFeatures, labelled: Sequence[Sequence[int]], targets: np.ndarray,
-            in_domain: Sequence[Sequence[int]], background: Sequence[Sequence[int]], seed: int = 0) -> "NgramHead":
+            in_domain: Sequence[Sequence[int]], background: Sequence[Sequence[int]], seed: int = 0,
+            weights: np.ndarray | None = None) -> "NgramHead":
         """labelled texts with targets (N, C) class probabilities (a teacher's soft labels,
         or one-hot); in_domain and background texts for the domain logit (none: a zero
-        logit, the score is then switched off by the caller). The weights are stored in
+        logit, the score is then switched off by the caller); `weights` (N,) weigh the
+        labelled texts in the class fit (default 1). The weights are stored in
         float16, so they are rounded to it here, before the head's scales are fitted."""
         from .logistic import logistic
 
@@ -111,7 +113,7 @@ class NgramHead:
         # soft labels as weighted copies: each row once per class, weighted by its probability
         xs = sp.vstack([x] * n_labels, format="csr")
         ys = np.repeat(np.arange(n_labels), n)
-        ws = targets.T.reshape(-1)
+        ws = (targets * (np.ones(n) if weights is None else weights)[:, None]).T.reshape(-1)
         keep = ws > 0
         cls_lr = logistic(4.0, random_state=seed).fit(xs[keep], ys[keep], sample_weight=ws[keep])
         coef, intercept = cls_lr.coef_, cls_lr.intercept_

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import torch
 
-from . import checkpoint
+from . import checkpoint, windows
 from .cot import cot_length
 from .evidence import occlusion, reasoning_steps
 from .expectation import Expectation
@@ -37,38 +37,47 @@ class Predictor:
         c = self.ckpt
         return ModelInfo(
             name=str(c.metadata.get("name", "bet")), version=self.version, labels=self.labels,
-            n_views=c.cfg.views.n_views, digest=c.digest, created_at=str(c.metadata.get("created_at", "")),
+            n_views=c.cfg.views.n_views, n_draws=c.cfg.views.n_draws,
+            window_pieces=windows.window_pieces(c.cfg.network), max_windows=c.cfg.views.max_windows,
+            digest=c.digest, created_at=str(c.metadata.get("created_at", "")),
             config=c.cfg.to_dict(), metrics=dict(c.metrics),
         )
 
+    def windows(self, texts: Sequence[str]) -> list[int]:
+        """The most windows each text takes in a view: its cost in forward passes per view."""
+        return [windows.count(len(b), self.ckpt.cfg.network) for b in self.ckpt.tokenizer.bodies(texts)]
+
     def predict(self, texts: Sequence[str], *, with_reasoning: bool = False) -> list[Prediction]:
+        """Raises windows.TooLong for a text of more than max_windows windows."""
         if not texts:
             return []
-        enc = self.ckpt.tokenizer.encode(texts)
-        seqs = [e.ids for e in enc]
+        bodies = self.ckpt.tokenizer.bodies(texts)
         seeds = [text_seed(t) for t in texts]
-        out = self.expectation.raw(seqs, seeds)
-        r = self.expectation.similarity(out, seqs)
+        out = self.expectation.raw(bodies, seeds)
+        r = self.expectation.similarity(out, bodies)
         dec = self.expectation.combine(out, r)
         probs = dec.probs.tolist()
         label_ids = [max(range(len(p)), key=p.__getitem__) for p in probs]
         effects = None
         if with_reasoning:
-            effects = occlusion(self.expectation, self.ckpt.tokenizer, seqs, seeds, label_ids, probs)
+            effects = occlusion(self.expectation, self.ckpt.tokenizer, bodies, seeds, label_ids, probs)
         fam = r.mean(1).tolist()
-        out = []
+        views = self.ckpt.cfg.views
+        width = windows.window_pieces(self.ckpt.cfg.network)
+        answers = []
         for i, p in enumerate(probs):
             lab = label_ids[i]
+            n = len(bodies[i])
             unc = Uncertainty(float(dec.total[i]), float(dec.aleatoric[i]), float(dec.epistemic[i]))
             reasoning = None
             if effects is not None:
                 reasoning = reasoning_steps(
-                    effects[i], self.labels[lab], self.labels, p[lab], enc[i].n_tokens, len(seqs[i]) - 2,
-                    self.ckpt.cfg.views.n_views, unc.total, unc.aleatoric, unc.epistemic, fam[i],
+                    effects[i], self.labels[lab], self.labels, p[lab], n, max(1, -(-n // width)),
+                    views.n_views, views.n_draws, unc.total, unc.aleatoric, unc.epistemic, fam[i],
                 )
-            out.append(Prediction(
+            answers.append(Prediction(
                 label_id=lab, label=self.labels[lab], confidence=float(p[lab]),
                 probabilities={name: float(x) for name, x in zip(self.labels, p)},
-                uncertainty=unc, cot_length=cot_length(enc[i].n_tokens, p[lab]), reasoning=reasoning,
+                uncertainty=unc, cot_length=cot_length(n, p[lab]), reasoning=reasoning,
             ))
-        return out
+        return answers

@@ -10,7 +10,7 @@ from tokenizers import Tokenizer
 
 @dataclass(frozen=True)
 class Encoded:
-    ids: list[int]  # [CLS] ... [SEP], at most max_len ids
+    ids: list[int]  # [CLS] ... [SEP], at most max_len ids: one window, as training reads a text
     n_tokens: int  # word pieces in the whole text before truncation (no specials)
 
 
@@ -41,6 +41,11 @@ class TextTokenizer:
             body = enc.ids[: self.max_len - 2]
             out.append(Encoded([self.cls_id, *body, self.sep_id], len(enc.ids)))
         return out
+
+    def bodies(self, texts: Sequence[str]) -> list[list[int]]:
+        """Every word piece of each text, untruncated and without [CLS]/[SEP]: inference
+        reads a long text in windows (model/windows.py)."""
+        return [enc.ids for enc in self._tok.encode_batch(list(texts), add_special_tokens=False)]
 
     def tokens(self, ids: Sequence[int]) -> list[str]:
         return [self._tok.id_to_token(i) or "[UNK]" for i in ids]

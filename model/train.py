@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,64 +13,17 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import calibrate, checkpoint, finetune
-from .config import HeadConfig, ModelConfig, NetworkConfig, NgramConfig, ViewConfig
+from .config import HeadConfig, ModelConfig, NetworkConfig
 from .data import Row
-from .expectation import Expectation, pieces
+from .expectation import Expectation
 from .metrics import summarize
 from .network import Encoder
 from .ngrams import NgramFeatures, NgramHead
+from .settings import TrainSettings
 from .tokenizer import TextTokenizer
 from .uncertainty import UnigramDensity
-from .views import text_seed, text_views
-
-
-@dataclass
-class TrainSettings:
-    epochs: int = 6  # passes over the labelled rows plus a slice of unlabelled text
-    batch_size: int = 64
-    lr: float = 1e-3  # peak AdamW learning rate, cosine decay after warm-up
-    weight_decay: float = 0.01
-    warmup_steps: int = 100
-    seed: int = 0  # everything random in training derives from this
-    distill: bool = True  # use the MiniLM teacher when its package is installed
-    kd_weight: float = 1.0  # KL(teacher || student) on teacher soft labels
-    # The teacher's soft labels come from MiniLM fine-tuned on the labelled rows
-    # (model/finetune.py); with teacher.epochs = 0, from logistic regressions on its frozen
-    # sentence embeddings and on tf-idf n-grams (teacher.soft_labels).
-    teacher: finetune.FinetuneSettings = field(default_factory=finetune.FinetuneSettings)
-    emb_weight: float = 1.0  # 1 - cos(student projection, teacher sentence embedding)
-    unlabelled_per_epoch: int = 12000  # unlabelled sentences sampled per epoch
-    labelled_repeats: int = 2  # labelled rows appear this many times per epoch
-    background_per_epoch: int = 6000  # non-review sentences per epoch (outlier exposure)
-    encoder_background: int = 20000  # background texts the encoder samples from; the n-gram head takes all
-    # Regress the teacher's sentence embedding on background text too, not only on reviews:
-    # features that keep what any English text is about let the in-domain head and the
-    # feature density tell genres they never saw (letters, fiction, finance) from reviews.
-    background_emb: bool = True
-    # The familiarity threshold: the similarity falls below 1 for (1 - shrink_quantile) of
-    # the validation sentences' views and fragments. 0.92, not 0.95: distilled from the
-    # fine-tuned teacher, the model stays calibrated on the in-domain text it shrinks, and
-    # the dev OOD sets gain (README.md, "The fine-tuned teacher").
-    shrink_quantile: float = 0.92
-    # Weight of each familiarity score (config.SCORES) in the worst score the threshold
-    # reads: the general-English ratio, the best single score on non-review English, 1.5;
-    # the feature distance 0.75; the rest 1. Chosen on validation and the dev OOD sets by
-    # bench/score_weights.py (README.md, "Score weights").
-    score_weight: tuple[float, ...] = (0.75, 1.0, 1.0, 1.0, 1.5)
-    refit_domain: bool = True  # refit the in-domain head on the final features, see calibrate.fit_domain
-    crops_per_epoch: int = 6000  # short in-domain fragments per epoch, see `crops`
-    domain_weight: float = 0.5  # BCE of the in-domain head
-    # Outlier exposure on the classifier (Hendrycks et al. 2019): cross-entropy of its
-    # logits on background text to the uniform distribution, so text that is not a review
-    # reads as "no evidence either way" even where the familiarity scores pass it.
-    uniform_weight: float = 1.0
-    ngram_uniform: float = 1.0  # background texts with uniform targets in the n-gram head's class fit, per labelled text
-    keep_last: int = 2  # training states kept for resuming
-    threads: int = 1  # CPU threads: small steps run ~10x slower when threads outnumber idle cores
-    version: str = "1"
-    network: NetworkConfig = field(default_factory=NetworkConfig)
-    views: ViewConfig = field(default_factory=ViewConfig)
-    ngrams: NgramConfig = field(default_factory=NgramConfig)
+from .views import text_seed, training_positions
+from .windows import window_pieces
 
 
 @dataclass
@@ -139,10 +92,12 @@ def _teacher_available() -> bool:
 def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings: TrainSettings,
           unlabelled: list[str] | None = None, background: list[str] | None = None,
           state_dir: str | Path | None = None, cache: Path | None = None,
-          general_counts: dict[str, float] | None = None) -> Path:
+          general_counts: dict[str, float] | None = None, long_rows: list[Row] | None = None) -> Path:
     """unlabelled: in-domain text for distillation; background: other text, which the
     in-domain head learns to tell apart (outlier exposure); general_counts: word counts of
-    general English, for the familiarity score of English that is not in-domain. All optional."""
+    general English, for the familiarity score of English that is not in-domain; long_rows:
+    labelled texts longer than a window (the development reviews), on which the window
+    gain is fitted. All optional."""
     out = Path(out)
     state_dir = Path(state_dir) if state_dir else out / "train_state"
     cache = cache or Path(".cache/bet")
@@ -191,7 +146,7 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / settings.warmup_steps)
                                               * 0.5 * (1 + np.cos(np.pi * min(s, total_steps) / total_steps)))
     start_epoch, history = _resume(state_dir, encoder, opt, sched)
-    val_seqs = [e.ids for e in tok.encode([r.text for r in val_rows])]
+    val_seqs = tok.bodies([r.text for r in val_rows])
     val_seeds = [text_seed(r.text) for r in val_rows]
     val_y = np.array([lab_id[r.label] for r in val_rows])
 
@@ -230,43 +185,59 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
         tqdm.write(f"keeping epoch {best['epoch']} (lowest validation NLL {best['val_nll']:.4f})")
     encoder.eval()
     checkpoint.round_weights(encoder)
+    cfg.head = HeadConfig(decay=settings.decay, sigma0=settings.sigma0)
     exp = Expectation(encoder, None, None, cfg, torch.device("cpu"))
+    width = window_pieces(ncfg)
     # Densities and scales also see one short fragment per row, so that a short text such
     # as "i loved it" counts as familiar rather than as far from the data.
     train_texts = [r.text for r in train_rows]
     train_texts += crops(train_texts, len(train_texts), settings.seed + 1)
-    train_seqs = [e.ids for e in tok.encode(train_texts)]
+    train_bodies = tok.bodies(train_texts)
     train_y = torch.tensor([lab_id[r.label] for r in train_rows] * 2)
-    train_seeds = [text_seed(t) for t in train_texts]
-    train_feats = exp.raw(train_seqs, train_seeds).feats  # (N, K, D), for the density and the in-domain head
+    train_feats = exp.raw(train_bodies, [text_seed(t) for t in train_texts]).feats  # (N, K, D)
     exp.density = calibrate.fit_density(train_feats, train_y, len(labels))
     if n_bg and settings.refit_domain:
         # whole training sentences only: fragments are judged against fragments anyway (the
         # scales are per length bucket), and leaving them out separates whole sentences better
         pick = np.random.default_rng(settings.seed + 3).permutation(n_bg)[: 2 * n_lab]
-        calibrate.fit_domain(exp, train_feats[:n_lab], [examples[n_lab + n_unl + i].ids for i in pick],
+        calibrate.fit_domain(exp, train_feats[:n_lab], [examples[n_lab + n_unl + i].ids[1:-1] for i in pick],
                              [text_seed(background[i]) for i in pick])
     exp.unigram = UnigramDensity.fit([e.ids for e in examples[: n_lab + n_unl]], tok.vocab_size, general_counts, tok)
     extra_bg = [e.ids for e in tok.encode(background[settings.encoder_background :])]
-    exp.ngrams = _fit_ngrams(cfg, tok, examples, n_lab, n_unl, n_bg, extra_bg, len(labels), settings)
+    long_rows = [x for x in (long_rows or []) if x.label in lab_id]
+    cut = int(round(settings.long_ngram_share * len(long_rows)))
+    long_fit, long_rows = long_rows[:cut], long_rows[cut:]  # the rest fit the window gain
+    exp.ngrams = _fit_ngrams(cfg, tok, examples, n_lab, n_unl, n_bg, extra_bg, len(labels), settings,
+                             [(tok.bodies([x.text])[0], lab_id[x.label]) for x in long_fit])
     scaling = scale_texts([r.text for r in val_rows], settings.seed)
-    scale_seqs = [e.ids for e in tok.encode(scaling)]
+    scale_bodies = tok.bodies(scaling)
     # domain heads never shown other text say nothing: without background they are off,
     # as is the general-English ratio without general counts
-    off = (() if n_bg else (1, 3)) + (() if exp.unigram.ratio is not None else (4,))
-    out_val = exp.raw(val_seqs, val_seeds)
-    r = calibrate.fit_similarity(exp.scores(exp.raw(scale_seqs, [text_seed(t) for t in scaling]), scale_seqs),
-                                 pieces(scale_seqs), out_val, exp.scores(out_val, val_seqs), pieces(val_seqs),
-                                 torch.from_numpy(val_y), cfg.head, off, settings.shrink_quantile, settings.score_weight)
+    off = (() if n_bg else ("neg_domain_logit", "neg_ngram_domain_logit")) + (
+        () if exp.unigram.ratio is not None else ("general_english_ratio",))
+    val_bodies = tok.bodies([r.text for r in val_rows])
+    out_val = exp.raw(val_bodies, val_seeds)
+    out_scale = exp.raw(scale_bodies, [text_seed(t) for t in scaling])
+    r = calibrate.fit_similarity(exp.scores(out_scale, scale_bodies), out_scale.pieces, out_val,
+                                 exp.scores(out_val, val_bodies), torch.from_numpy(val_y), cfg.head, width, off,
+                                 settings.shrink_quantile, settings.score_weight)
     dec = exp.combine(out_val, r)
     metrics = {"validation": summarize(dec.probs.numpy(), val_y, dec.total.numpy()), "history": history}
+    if long_rows:
+        long_bodies = tok.bodies([x.text for x in long_rows])
+        out_long = exp.raw(long_bodies, [text_seed(x.text) for x in long_rows])
+        r_long = exp.similarity(out_long, long_bodies)
+        long_y = np.array([lab_id[x.label] for x in long_rows])
+        calibrate.fit_window_gain(out_long, r_long, torch.from_numpy(long_y), cfg.head, width)
+        dec = exp.combine(out_long, r_long)
+        metrics["long_texts"] = summarize(dec.probs.numpy(), long_y, dec.total.numpy())
+        tqdm.write(f"window gain {cfg.head.window_gain:.3f}: long texts {metrics['long_texts']}")
     return checkpoint.save(out, cfg, encoder, exp.density, exp.unigram, exp.ngrams, tok, labels, metrics, settings.version,
-                           extra={"training": {k: v for k, v in asdict(settings).items() if k not in ("network", "views", "ngrams")},
-                                  "distilled": use_teacher, "n_train": len(train_rows), "n_unlabelled": n_unl,
-                                  "n_background": len(background)})
+                           extra={"settings": settings.to_dict(), "distilled": use_teacher, "n_train": len(train_rows),
+                                  "n_unlabelled": n_unl, "n_background": len(background), "n_long": len(long_fit) + len(long_rows)})
 
 
-def _validate(encoder: Encoder, cfg: ModelConfig, seqs: list[list[int]], seeds: list[int],
+def _validate(encoder: Encoder, cfg: ModelConfig, bodies: list[list[int]], seeds: list[int],
               labels: np.ndarray) -> tuple[dict, float]:
     """The network's validation metrics at its own fitted temperature. Early stopping reads
     the NLL after temperature scaling, as the finished model will be scaled: at temperature
@@ -274,15 +245,17 @@ def _validate(encoder: Encoder, cfg: ModelConfig, seqs: list[list[int]], seeds: 
     while its accuracy still grows."""
     probe = ModelConfig(network=cfg.network, views=cfg.views, head=HeadConfig(), ngrams=cfg.ngrams)
     exp = Expectation(encoder, None, None, probe, torch.device("cpu"))
-    out = exp.raw(seqs, seeds)
-    r = exp.similarity(out, seqs)  # all ones: no familiarity head yet
-    calibrate.fit_temperature(out, r, torch.from_numpy(labels), probe.head)
+    out = exp.raw(bodies, seeds)
+    r = exp.similarity(out, bodies)  # all ones: no familiarity head yet
+    width = window_pieces(cfg.network)
+    calibrate.fit_temperature(out, r, torch.from_numpy(labels), probe.head, width)
     dec = exp.combine(out, r)
     return summarize(dec.probs.numpy(), labels, dec.total.numpy()), probe.head.temperature
 
 
 def _fit_ngrams(cfg: ModelConfig, tok: TextTokenizer, examples: list[Example], n_lab: int, n_unl: int,
-                n_bg: int, extra_bg: list[list[int]], n_labels: int, s: TrainSettings) -> NgramHead:
+                n_bg: int, extra_bg: list[list[int]], n_labels: int, s: TrainSettings,
+                long_fit: list[tuple[list[int], int]] = ()) -> NgramHead:
     """The wide part: class logits on the teacher's soft labels over labelled and
     unlabelled text (without a teacher: the labels of the labelled rows) plus a seeded
     sample of background text with uniform targets (outlier exposure, s.ngram_uniform), and
@@ -294,9 +267,14 @@ def _fit_ngrams(cfg: ModelConfig, tok: TextTokenizer, examples: list[Example], n
     pick = np.random.default_rng(s.seed).permutation(len(background))[: int(s.ngram_uniform * len(labelled))]
     texts = [e.ids for e in labelled] + [background[i] for i in pick]
     targets = np.concatenate([targets, np.full((len(pick), n_labels), 1.0 / n_labels)])
-    tqdm.write(f"fitting the n-gram head on {len(labelled)} texts and {len(pick)} uniform, "
+    weights = np.ones(len(texts))
+    if long_fit:  # labelled long texts, read whole as at inference, weighted (s.long_weight)
+        texts += [[cfg.network.cls_id, *body, cfg.network.sep_id] for body, _ in long_fit]
+        targets = np.concatenate([targets, np.eye(n_labels)[[y for _, y in long_fit]]])
+        weights = np.r_[weights, np.full(len(long_fit), s.long_weight)]
+    tqdm.write(f"fitting the n-gram head on {len(labelled)} texts, {len(long_fit)} long ones and {len(pick)} uniform, "
                f"domain {len(in_domain)} vs {len(background)}")
-    return NgramHead.fit(NgramFeatures(cfg.ngrams, tok), texts, targets, in_domain, background, s.seed)
+    return NgramHead.fit(NgramFeatures(cfg.ngrams, tok), texts, targets, in_domain, background, s.seed, weights)
 
 
 def _examples(rows, val_rows, lab_id, tok, use_teacher, unlabelled, cache, encoder, s: TrainSettings) -> list[Example]:
@@ -351,7 +329,7 @@ def _loss(encoder: Encoder, batch: list[Example], cfg: ModelConfig, rng, s: Trai
         n = len(e.ids)
         ids[i, :n] = torch.tensor(e.ids)
         # each step sees a fresh random view, so every seeded view at inference is in-distribution
-        pos[i, :n] = torch.from_numpy(text_views(n, int(rng.integers(1 << 62)), cfg.views, cfg.network)[0][0])
+        pos[i, :n] = torch.from_numpy(training_positions(n, rng, cfg.network))
         mask[i, :n] = True
     logits, h, dom = encoder(ids, pos, mask)
     inside = torch.tensor([e.in_domain for e in batch])

@@ -8,14 +8,15 @@ from dataclasses import dataclass, field
 class Uncertainty:
     """Uncertainty split in nats: total = aleatoric + epistemic."""
 
-    total: float  # entropy of the mean predictive distribution over views
-    aleatoric: float  # mean entropy of the individual views
+    total: float  # entropy of the mean predictive distribution over views and draws
+    aleatoric: float  # mean entropy of the individual draws
     epistemic: float  # total - aleatoric (mutual information), >= 0
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """One text's answer, the expectation over its K seeded views."""
+    """One text's answer, the expectation over its K seeded views (all of its windows) and
+    M posterior draws per view."""
 
     label_id: int
     label: str
@@ -34,6 +35,9 @@ class ModelInfo:
     version: str
     labels: list[str]
     n_views: int
+    n_draws: int  # posterior draws per view
+    window_pieces: int  # word pieces per window; a longer text is read in several
+    max_windows: int  # the most windows one text may take
     digest: str  # sha256 over the checkpoint manifest
     created_at: str  # ISO 8601
     config: dict = field(default_factory=dict)  # network and view configuration

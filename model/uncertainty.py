@@ -1,7 +1,9 @@
 """From K views' logits and familiarity to calibrated probabilities and the uncertainty split.
 
-total = H(mean_v p_v), aleatoric = mean_v H(p_v), epistemic = total - aleatoric (the mutual
-information between the label and the view, >= 0 by Jensen), all in nats.
+Each view's logits are drawn M times from a posterior whose spread grows as the text gets
+unlike the training data. Over all K * M draws: total = H(mean p), aleatoric = mean H(p),
+epistemic = total - aleatoric (the mutual information between the label and the draw,
+>= 0 by Jensen), all in nats.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .config import HeadConfig
+from .config import SCORES, HeadConfig
 
 
 @dataclass
@@ -73,16 +75,16 @@ class UnigramDensity:
             ratio = torch.where(word_piece, nll + torch.log(gen / gen.sum()), torch.nan)
         return cls(nll.float(), None if ratio is None else ratio.float())
 
-    def scores(self, seqs: list[list[int]]) -> torch.Tensor:
-        """(N, 2) per text, over its body (between [CLS] and [SEP]): the mean NLL per word
-        piece, and the mean general-to-in-domain log ratio over its word pieces (0 without
-        any, or without general counts). One pass over the texts; numpy costs a third of
-        torch per small text."""
+    def scores(self, bodies: list[list[int]]) -> torch.Tensor:
+        """(N, 2) per text, over all of its word pieces: the mean NLL per word piece, and the
+        mean general-to-in-domain log ratio over its word pieces (0 without any, or without
+        general counts). One pass over the texts; numpy costs a third of torch per small
+        text. A text of no pieces reads as [PAD], which in-domain text never holds."""
         nll = self.nll.numpy()
         ratio = self.ratio.numpy() if self.ratio is not None else None
-        out = np.zeros((len(seqs), 2))
-        for i, s in enumerate(seqs):
-            body = s[1:-1] or s
+        out = np.zeros((len(bodies), 2))
+        for i, s in enumerate(bodies):
+            body = s or [0]
             out[i, 0] = nll[body].mean(dtype=np.float64)
             if ratio is not None:
                 r = ratio[body]
@@ -105,19 +107,24 @@ def length_bucket(pieces: torch.Tensor, head: HeadConfig) -> torch.Tensor:
     return torch.bucketize(pieces, torch.tensor(head.length_edges, dtype=pieces.dtype), right=True)
 
 
+def _table(rows: list[dict[str, float]], dtype: torch.dtype) -> torch.Tensor:
+    """Per-bucket named values -> (buckets, S) in SCORES order."""
+    return torch.tensor([[row[name] for name in SCORES] for row in rows], dtype=dtype)
+
+
 def scaled(scores: torch.Tensor, pieces: torch.Tensor, head: HeadConfig) -> torch.Tensor:
     """(N, K, S) scores -> the same on each text's length bucket's scale (z = 1 at its
     validation 95th percentile)."""
     b = length_bucket(pieces, head)
-    med = torch.tensor(head.score_median, dtype=scores.dtype)[b].unsqueeze(1)  # (N, 1, S)
-    spread = torch.tensor(head.score_spread, dtype=scores.dtype)[b].unsqueeze(1)
+    med = _table(head.score_median, scores.dtype)[b].unsqueeze(1)  # (N, 1, S)
+    spread = _table(head.score_spread, scores.dtype)[b].unsqueeze(1)
     return (scores - med) / spread
 
 
 def worst_z(scores: torch.Tensor, pieces: torch.Tensor, head: HeadConfig) -> torch.Tensor:
     """(N, K, S) scores -> (N, K) the largest of each view's weighted scores on its bucket's
     scale, max_j (score_weight_j * z_j)."""
-    weight = torch.tensor(head.score_weight, dtype=scores.dtype)  # (S,)
+    weight = _table([head.score_weight], scores.dtype)[0]  # (S,)
     return (scaled(scores, pieces, head) * weight).max(dim=-1).values
 
 
@@ -130,29 +137,34 @@ def similarity(scores: torch.Tensor, pieces: torch.Tensor, head: HeadConfig) -> 
 
 
 def view_probabilities(logits: torch.Tensor, r: torch.Tensor, z: torch.Tensor, head: HeadConfig) -> torch.Tensor:
-    """logits (B, K, C), similarity r (B, K), draws z (B, K, C) -> per-view probabilities.
+    """logits (N, K, C), similarity r (N, K), draws z (N, K, M, C) -> (N, K, M, C) the
+    probabilities of every draw of every view.
 
-    Each view draws its logits from N(r * logits, sigma0^2 (1 - r^2)): near the data the
-    network's own logits, far from it the prior, whose antithetic draws average to uniform."""
-    r = r.unsqueeze(-1)  # (B, K, 1)
-    std = head.sigma0 * torch.sqrt((1 - r * r).clamp_min(0.0))
-    sampled = r * logits + std * z.to(logits.dtype)  # (B, K, C)
-    return torch.softmax(sampled / head.temperature, dim=-1)
+    A view's calibrated logits are drawn from N(r * logits / T, sigma0^2 (1 - r^2)): near
+    the data the network's own calibrated answer, with no spread; far from it the prior,
+    whose draws are confident and disagree, so their mean turns uniform while each stays
+    sharp: the uncertainty is then epistemic, not aleatoric."""
+    r = r.unsqueeze(-1)  # (N, K, 1)
+    mean = (r * logits / head.temperature).unsqueeze(2)  # (N, K, 1, C)
+    std = (head.sigma0 * torch.sqrt((1 - r * r).clamp_min(0.0))).unsqueeze(2)  # (N, K, 1, 1)
+    return torch.softmax(mean + std * z.to(logits.dtype), dim=-1)
 
 
 @dataclass
 class Decomposition:
-    probs: torch.Tensor  # (B, C) mean over views
-    total: torch.Tensor  # (B,)
-    aleatoric: torch.Tensor  # (B,)
-    epistemic: torch.Tensor  # (B,)
+    probs: torch.Tensor  # (N, C) mean over views and draws
+    total: torch.Tensor  # (N,)
+    aleatoric: torch.Tensor  # (N,)
+    epistemic: torch.Tensor  # (N,)
 
 
-def decompose(view_probs: torch.Tensor) -> Decomposition:
-    """(B, K, C) per-view probabilities -> mean distribution and the uncertainty split."""
-    probs = view_probs.mean(1)
+def decompose(draw_probs: torch.Tensor) -> Decomposition:
+    """(N, K, M, C) probabilities of every draw -> mean distribution and the uncertainty
+    split: total = H(mean), aleatoric = mean H(draw), epistemic = total - aleatoric."""
+    flat = draw_probs.flatten(1, 2)  # (N, K * M, C)
+    probs = flat.mean(1)
     total = entropy(probs)
-    aleatoric = entropy(view_probs).mean(1)
+    aleatoric = entropy(flat).mean(1)
     # Jensen makes this >= 0; clamp only float round-off and keep total = sum of parts.
     epistemic = (total - aleatoric).clamp_min(0.0)
     aleatoric = total - epistemic

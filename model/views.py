@@ -2,20 +2,28 @@
 
 After Chlon et al. 2025 ("LLMs are Bayesian, in expectation, not in realization"):
 positional encodings break exchangeability, so one forward pass is one draw from a family
-of orderings; the answer is the mean over K of them. A view here is a seeded positional
-offset (optionally with tokens permuted within small windows: `ViewConfig.window`, off by
-default since it lost on validation NLL), and an antithetic draw z from the logit
-posterior (used by `uncertainty.py`). Every random choice comes from one generator seeded
-by a hash of the text, so a text gets the same views in any process, on any replica and
-in any batch.
+of orderings; the answer is the mean over K of them. A view here is
+
+- a positional offset: every position of the view shifts by it;
+- for a text longer than one window, where its windows start (model/windows.py): each view
+  cuts the text at other places, so no word is always at a window's edge;
+- M draws from the logit posterior (model/uncertainty.py), whose spread is the epistemic
+  part of the uncertainty.
+
+Offsets and window starts are stratified over the K views (view k takes the k-th of K equal
+strata, the place inside it drawn), and the draws over M quantiles, so that the mean over a
+few views and draws is close to the expectation it estimates (`bench/mc_error.py` measures
+how close). Every random choice comes from one generator seeded by a hash of the text, so a
+text gets the same views in any process, on any replica and in any batch.
 """
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
-import torch
+from scipy.special import ndtri
 
 from .config import NetworkConfig, ViewConfig
 
@@ -26,49 +34,59 @@ def text_seed(text: str) -> int:
     return int.from_bytes(digest, "little") >> 1
 
 
-@dataclass
-class PackedViews:
-    ids: torch.Tensor  # (N,) token ids of every view of every text, end to end, view-major within a text
-    pos: torch.Tensor  # (N,) their position ids
-    runs: list[tuple[int, int]]  # (length, count) of consecutive views of one length
-    z: torch.Tensor  # (B, K, n_labels) standard-normal posterior draws, antithetic pairs
+@dataclass(frozen=True)
+class TextViews:
+    offsets: np.ndarray  # (K,) positional offset of each view
+    starts: np.ndarray  # (K,) where each view's window grid starts, in [0, window pieces)
+    z: np.ndarray  # (K, M, C) standard-normal posterior draws, projected to sum zero
 
 
-def text_views(n: int, seed: int, vcfg: ViewConfig, ncfg: NetworkConfig) -> tuple[np.ndarray, np.ndarray]:
-    """For a sequence of n ids ([CLS] ... [SEP]): position ids (K, n) and posterior draws
-    (K, n_labels), all from one generator seeded by the text.
+def stratified(k: int, span: float, rng: np.random.Generator) -> np.ndarray:
+    """k values, the i-th uniform in [i * span / k, (i + 1) * span / k)."""
+    return (np.arange(k) + rng.random(k)) * (span / k)
 
-    Draws: views 2j and 2j+1 get +z and -z (antithetic), so far from the data, where the
-    logit mean is 0, the mean over views is exactly uniform."""
-    K = vcfg.n_views
+
+def draw_views(seed: int, vcfg: ViewConfig, ncfg: NetworkConfig) -> TextViews:
     rng = np.random.default_rng(seed)
-    offsets = rng.integers(0, ncfg.max_offset, K) if vcfg.offsets and ncfg.max_offset else np.zeros(K, np.int64)
-    pos = np.tile(np.arange(n), (K, 1))
-    w = vcfg.window
-    if w > 1 and n > 3:
-        m = n - 2  # [CLS] and [SEP] keep their places
-        keys = rng.random((K, m)) + (np.arange(m) // w)  # the window index dominates the sort
-        pos[:, 1 : n - 1] = 1 + np.argsort(np.argsort(keys, axis=1), axis=1)  # rank within its window
-    half = rng.standard_normal(((K + 1) // 2, ncfg.n_labels))
-    z = np.stack([half, -half], axis=1).reshape(-1, ncfg.n_labels)[:K]
-    return pos + offsets[:, None], z
-
-
-def pack_views(seqs: list[list[int]], seeds: list[int], vcfg: ViewConfig, ncfg: NetworkConfig) -> PackedViews:
-    """Every view of every text, in the given order, laid end to end without padding
-    (Encoder.packed); texts sorted by length make few runs."""
     K = vcfg.n_views
-    ids, pos, z = [], [], []
-    runs: list[tuple[int, int]] = []
-    for seq, seed in zip(seqs, seeds):
-        n = len(seq)
-        p, draws = text_views(n, seed, vcfg, ncfg)
-        ids.append(np.tile(np.asarray(seq, dtype=np.int64), K))
-        pos.append(p.reshape(-1))
-        z.append(draws)
-        if runs and runs[-1][0] == n:
-            runs[-1] = (n, runs[-1][1] + K)
-        else:
-            runs.append((n, K))
-    return PackedViews(ids=torch.from_numpy(np.concatenate(ids)), pos=torch.from_numpy(np.concatenate(pos)),
-                       runs=runs, z=torch.from_numpy(np.stack(z).astype(np.float32)))
+    offsets = stratified(K, ncfg.max_offset, rng).astype(np.int64) if ncfg.max_offset else np.zeros(K, np.int64)
+    # permuted, so that a view's offset says nothing about where its windows start
+    starts = rng.permutation(stratified(K, ncfg.max_len - 2, rng).astype(np.int64))
+    return TextViews(offsets, starts, posterior_draws(K, vcfg.n_draws, ncfg.n_labels, rng))
+
+
+def posterior_draws(k: int, m: int, c: int, rng: np.random.Generator) -> np.ndarray:
+    """(k, m, c) draws of N(0, I) projected onto the sum-zero logits (softmax ignores a
+    shift of all logits, so nothing is lost): C - 1 coordinates, each a Latin hypercube over
+    m quantile strata per view. With two labels, one coordinate: its strata are filled in
+    antithetic pairs (u, 1 - u), so the draws' mean is exactly 0."""
+    d = c - 1
+    if c == 2:
+        half = (np.arange((m + 1) // 2) + rng.random((k, (m + 1) // 2))) / m  # strata in [0, 1/2)
+        u = np.concatenate([half, 1.0 - half], axis=1)[:, :m, None]
+    else:
+        u = (np.argsort(rng.random((k, d, m)), axis=-1) + rng.random((k, d, m))) / m
+        u = u.transpose(0, 2, 1)  # (k, m, d)
+    y = ndtri(np.clip(u, 1e-12, 1 - 1e-12))
+    return (y @ _sum_zero_basis(c).T).astype(np.float64)
+
+
+@lru_cache(maxsize=8)
+def _sum_zero_basis(c: int) -> np.ndarray:
+    """(c, c - 1) orthonormal columns spanning the logits that sum to zero (Helmert)."""
+    basis = np.zeros((c, c - 1))
+    for j in range(1, c):
+        basis[:j, j - 1] = 1.0 / np.sqrt(j * (j + 1))
+        basis[j, j - 1] = -j / np.sqrt(j * (j + 1))
+    return basis
+
+
+def positions(n: int, offset: int) -> np.ndarray:
+    """Position ids of a sequence of n ids ([CLS] ... [SEP]) in a view with this offset."""
+    return np.arange(n, dtype=np.int64) + offset
+
+
+def training_positions(n: int, rng: np.random.Generator, ncfg: NetworkConfig) -> np.ndarray:
+    """A fresh random view's positions for one training sequence: every offset a view can
+    take at inference is in distribution."""
+    return positions(n, int(rng.integers(0, ncfg.max_offset)) if ncfg.max_offset else 0)

@@ -73,13 +73,13 @@ class BetServer:
         self.rest_url = ""
         self.grpc_target = ""
 
-    def _make_batcher(self, predict: Any) -> Batcher:
+    def _make_batcher(self, predict: Any, cost: Any = None) -> Batcher:
         """A started batcher with the server's settings; each model version gets its own."""
         s = self.settings
         batcher = Batcher(
             predict, self.metrics, max_batch_size=s.max_batch_size, max_delay_s=s.max_delay_ms / 1000,
             max_queue=s.max_queue, retry_after_s=s.retry_after_s,
-            admission_budget_s=s.admission_budget_ms / 1000, torch_threads=s.torch_threads,
+            admission_budget_s=s.admission_budget_ms / 1000, torch_threads=s.torch_threads, cost=cost,
         )
         batcher.start()
         return batcher

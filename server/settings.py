@@ -36,9 +36,9 @@ class Settings(BaseSettings):
     # limit, whose buckets each process keeps for itself.
     workers: int | None = Field(None, ge=1, le=64)  # None: the default above
 
-    max_batch_size: int = Field(32, ge=1)  # texts per forward pass
+    max_batch_size: int = Field(32, ge=1)  # windows per forward pass (a sentence is one; a longer text alone may exceed it)
     max_delay_ms: float = Field(5.0, ge=0)  # longest the oldest queued text waits for company
-    max_queue: int = Field(1024, ge=MAX_BATCH_TEXTS)  # queued texts before refusing (503)
+    max_queue: int = Field(1024, ge=MAX_BATCH_TEXTS)  # queued windows of text before refusing (503)
     request_timeout_s: float = Field(30.0, gt=0)  # a text waiting longer is dropped
     retry_after_s: int = Field(1, ge=0)  # advice sent with 503 / UNAVAILABLE when overloaded
     # Refuse a text at once (503 / UNAVAILABLE) when its expected wait, queue depth divided by

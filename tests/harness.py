@@ -45,6 +45,9 @@ class Gated:
         self.computed.extend(texts)
         return self._predictor.predict(texts, with_reasoning=with_reasoning)
 
+    def windows(self, texts: Sequence[str]) -> list[int]:
+        return self._predictor.windows(texts)
+
     def info(self) -> ModelInfo:
         return self._predictor.info()
 

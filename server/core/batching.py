@@ -3,8 +3,10 @@ when a batch is full or the oldest text has waited the maximum delay. The forwar
 on one worker thread, so the event loop keeps serving while the model computes.
 
 Admission: a text is refused at once (Overloaded: 503 / UNAVAILABLE with Retry-After) when
-the queue is full, or when its expected wait, the texts ahead of it divided by the measured
-throughput, is over the admission budget: a caller gets an answer in time or a fast no."""
+the queue is full, or when its expected wait, the work ahead of it divided by the measured
+throughput, is over the admission budget: a caller gets an answer in time or a fast no.
+Work is counted in windows (model/windows.py): a long text is read as several, and costs as
+many forward passes per view."""
 from __future__ import annotations
 
 import asyncio
@@ -19,12 +21,15 @@ from dataclasses import dataclass, field
 
 from model.types import Prediction
 from server.core.metrics import Metrics
-from server.errors import DeadlineExceeded, Internal, Overloaded
+from model.windows import TooLong
+from server.errors import DeadlineExceeded, Internal, InvalidInput, Overloaded
 
 log = logging.getLogger(__name__)
 
 # The model's entry point: texts in, one Prediction per text in order.
 PredictFn = Callable[[Sequence[str], bool], list[Prediction]]
+# Each text's cost in windows; raises windows.TooLong for a text the model will not read.
+CostFn = Callable[[Sequence[str]], list[int]]
 
 
 @dataclass(eq=False)
@@ -32,6 +37,7 @@ class _Item:
     text: str
     with_reasoning: bool
     deadline: float  # time.monotonic() after which the text is dropped, not computed
+    windows: int  # its cost
     enqueued: float = field(default_factory=time.monotonic)
     future: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
@@ -48,16 +54,19 @@ class Batcher:
         retry_after_s: int,
         admission_budget_s: float = 0.0,
         torch_threads: int = 0,
+        cost: CostFn | None = None,
     ) -> None:
         self._predict = predict
+        self._cost = cost  # None: every text is one window
         self._metrics = metrics
         self._max_batch_size = max_batch_size
         self._max_delay_s = max_delay_s
         self._max_queue = max_queue
         self._retry_after_s = retry_after_s
         self._admission_budget_s = admission_budget_s  # 0: admit by queue length alone
-        self._throughput: float | None = None  # texts/s of recent full forward passes (moving average)
-        self._in_flight = 0  # texts in the forward pass now
+        self._throughput: float | None = None  # windows/s of recent full forward passes (moving average)
+        self._in_flight = 0  # windows in the forward pass now
+        self._queued = 0  # windows in the queue
         self._queue: deque[_Item] = deque()
         self._arrived = asyncio.Event()
         self._closing = False
@@ -74,10 +83,16 @@ class Batcher:
     async def submit(
         self, texts: Sequence[str], *, with_reasoning: bool, deadline: float
     ) -> list[Prediction]:
-        """Queues `texts` together (all or none) and waits for their predictions."""
-        self.admit(len(texts))
-        items = [_Item(text, with_reasoning, deadline) for text in texts]
+        """Queues `texts` together (all or none) and waits for their predictions. A text of
+        more word pieces than the model reads is InvalidInput."""
+        try:
+            costs = self._cost(texts) if self._cost is not None else [1] * len(texts)
+        except TooLong as exc:
+            raise InvalidInput(str(exc)) from None
+        self.admit(sum(costs))
+        items = [_Item(text, with_reasoning, deadline, c) for text, c in zip(texts, costs)]
         self._queue.extend(items)
+        self._queued += sum(costs)
         self._metrics.queue_depth.set(len(self._queue))
         self._arrived.set()
         try:
@@ -88,15 +103,15 @@ class Batcher:
                 item.future.cancel()
 
     def admit(self, count: int) -> None:
-        """Raises Overloaded when `count` texts would be refused now: shutting down, the queue
-        full, or their expected wait over the admission budget. The doors ask before reading
-        a request (a refusal costs little), submit() again when queueing."""
+        """Raises Overloaded when `count` windows would be refused now: shutting down, the
+        queue full, or their expected wait over the admission budget. The doors ask before
+        reading a request (a refusal costs little), submit() again when queueing."""
         if self._closing:
             raise Overloaded("the server is shutting down", retry_after_s=self._retry_after_s)
-        if len(self._queue) + count > self._max_queue:
+        if self._queued + count > self._max_queue:
             self._metrics.dropped.labels("queue_full").inc(count)
             raise Overloaded(
-                f"the queue is full ({self._max_queue} texts); retry later",
+                f"the queue is full ({self._max_queue} windows of text); retry later",
                 retry_after_s=self._retry_after_s,
             )
         wait_s = self.expected_wait_s()
@@ -110,11 +125,11 @@ class Batcher:
 
     def expected_wait_s(self) -> float | None:
         """Seconds before a text queued now starts computing at the measured throughput: the
-        queue and the pass in flight go first (so an idle server admits any request). None
-        until a forward pass was measured."""
+        queue's windows and the pass in flight go first (so an idle server admits any
+        request). None until a forward pass was measured."""
         if self._throughput is None:
             return None
-        return (len(self._queue) + self._in_flight) / self._throughput
+        return (self._queued + self._in_flight) / self._throughput
 
     async def drain(self, timeout_s: float) -> None:
         """Refuses new texts, computes the queued ones, then stops (within `timeout_s`)."""
@@ -144,7 +159,7 @@ class Batcher:
     async def _wait_for_batch(self) -> None:
         """Returns when a batch is full, the oldest text waited max delay, or we drain."""
         close_at = self._queue[0].enqueued + self._max_delay_s
-        while not self._closing and len(self._queue) < self._max_batch_size:
+        while not self._closing and self._queued < self._max_batch_size:
             remaining = close_at - time.monotonic()
             if remaining <= 0:
                 return
@@ -155,10 +170,12 @@ class Batcher:
                 return
 
     def _take(self) -> list[_Item]:
-        """Pops up to max_batch_size live texts that share the first one's reasoning flag;
-        drops those whose caller has gone and answers those past their deadline."""
+        """Pops live texts that share the first one's reasoning flag, up to max_batch_size
+        windows (a longer text alone); drops those whose caller has gone and answers those
+        past their deadline."""
         now = time.monotonic()
         batch: list[_Item] = []
+        windows = 0
         keep: deque[_Item] = deque()
         while self._queue:
             item = self._queue.popleft()
@@ -169,13 +186,14 @@ class Batcher:
                 item.future.set_exception(
                     DeadlineExceeded("the request waited past its deadline and was not computed")
                 )
-            elif len(batch) < self._max_batch_size and (
-                not batch or item.with_reasoning == batch[0].with_reasoning
-            ):
+            elif not batch or (windows + item.windows <= self._max_batch_size
+                               and item.with_reasoning == batch[0].with_reasoning):
                 batch.append(item)
+                windows += item.windows
             else:
                 keep.append(item)
         self._queue = keep
+        self._queued = sum(item.windows for item in keep)
         return batch
 
     async def _compute(self, batch: list[_Item]) -> None:
@@ -185,7 +203,8 @@ class Batcher:
         self._metrics.batch_size.observe(len(batch))
         texts = [item.text for item in batch]
         loop = asyncio.get_running_loop()
-        self._in_flight = len(batch)
+        windows = sum(item.windows for item in batch)
+        self._in_flight = windows
         try:
             predictions = await loop.run_in_executor(
                 self._executor, self._forward, texts, batch[0].with_reasoning
@@ -201,11 +220,11 @@ class Batcher:
             self._in_flight = 0
         elapsed = time.monotonic() - start
         self._metrics.forward.observe(elapsed)
-        rate = len(batch) / max(elapsed, 1e-6)
+        rate = windows / max(elapsed, 1e-6)
         # A batch short of full computes fewer texts per second than the model can: trusted
         # only to raise the estimate. Otherwise, under overload, refusals would keep batches
         # short, lower the estimate and refuse still more (goodput spiralling down).
-        if self._throughput is None or rate > self._throughput or len(batch) >= self._max_batch_size:
+        if self._throughput is None or rate > self._throughput or windows >= self._max_batch_size:
             self._throughput = rate if self._throughput is None else 0.8 * self._throughput + 0.2 * rate
         for item, prediction in zip(batch, predictions, strict=True):
             if item.future.done():

@@ -23,11 +23,15 @@ class Predictor(Protocol):
 
     def predict(self, texts: Sequence[str], *, with_reasoning: bool = False) -> list[Prediction]: ...
 
+    def windows(self, texts: Sequence[str]) -> list[int]: ...
+
     def info(self) -> ModelInfoRecord: ...
 
 
-# Builds a started batcher around a predict function (the server's batching settings).
-BatcherFactory = Callable[[Callable[[Sequence[str], bool], list[Prediction]]], Batcher]
+# Builds a started batcher around a predict function and a cost function (each text's
+# windows), with the server's batching settings.
+BatcherFactory = Callable[[Callable[[Sequence[str], bool], list[Prediction]], Callable[[Sequence[str]], list[int]]],
+                          Batcher]
 
 
 @dataclass(eq=False)
@@ -42,11 +46,12 @@ class LoadedModel:
         record = predictor.info()
         info = schemas.ModelInfo(
             name=record.name, version=predictor.version, labels=list(record.labels),
-            n_views=record.n_views, digest=record.digest, created_at=record.created_at,
+            n_views=record.n_views, n_draws=record.n_draws, window_pieces=record.window_pieces,
+            max_windows=record.max_windows, digest=record.digest, created_at=record.created_at,
             config=dict(record.config), metrics=dict(record.metrics),
         )
         batcher = make_batcher(
-            lambda texts, with_reasoning: predictor.predict(texts, with_reasoning=with_reasoning))
+            lambda texts, with_reasoning: predictor.predict(texts, with_reasoning=with_reasoning), predictor.windows)
         return cls(predictor.version, predictor, batcher, info)
 
     async def warm_up(self, deadline: float) -> None:

@@ -88,6 +88,7 @@ class ModelVersion(BaseModel):
 class ModelInfo(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "name": "bet", "version": "1.0.0", "labels": ["negative", "positive"], "n_views": 4,
+        "n_draws": 32, "window_pieces": 126, "max_windows": 256,
         "digest": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
         "created_at": "2025-01-01T00:00:00+00:00",
         "config": {"network": {"d_model": 128, "n_layers": 2}, "views": {"n_views": 4}},
@@ -102,6 +103,11 @@ class ModelInfo(BaseModel):
     version: str
     labels: list[str]
     n_views: int = Field(description="Seeded views averaged per prediction.")
+    n_draws: int = Field(description="Posterior draws per view; the uncertainty split is over views x draws.")
+    window_pieces: int = Field(description="Word pieces the network reads at once; a longer text is read "
+                                           "whole, in several windows.")
+    max_windows: int = Field(description="The most windows one text may take; a text of more word pieces "
+                                         "is refused as too long.")
     digest: str = Field(description="sha256 over the checkpoint manifest.")
     created_at: str = Field(description="ISO 8601.")
     config: dict[str, Any] = Field(description="Network and view configuration.")

@@ -104,7 +104,7 @@ def _struct(data: dict[str, Any]) -> struct_pb2.Struct:
 def to_pb_model_info(info: schemas.ModelInfo) -> pb.ModelInfo:
     return pb.ModelInfo(
         name=info.name, version=info.version, labels=info.labels, n_views=info.n_views,
-        digest=info.digest, created_at=info.created_at,
+        n_draws=info.n_draws, window_pieces=info.window_pieces, max_windows=info.max_windows, digest=info.digest, created_at=info.created_at,
         config=_struct(info.config), metrics=_struct(info.metrics),
         versions=[pb.ModelVersion(**v.model_dump()) for v in info.versions],
     )
@@ -113,7 +113,8 @@ def to_pb_model_info(info: schemas.ModelInfo) -> pb.ModelInfo:
 def from_pb_model_info(message: pb.ModelInfo) -> schemas.ModelInfo:
     return schemas.ModelInfo(
         name=message.name, version=message.version, labels=list(message.labels),
-        n_views=message.n_views, digest=message.digest, created_at=message.created_at,
+        n_views=message.n_views, n_draws=message.n_draws, window_pieces=message.window_pieces,
+        max_windows=message.max_windows, digest=message.digest, created_at=message.created_at,
         config=json_format.MessageToDict(message.config),
         metrics=json_format.MessageToDict(message.metrics),
         versions=[schemas.ModelVersion(version=v.version, created_at=v.created_at, serving=v.serving)

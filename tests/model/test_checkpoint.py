@@ -59,7 +59,7 @@ def test_damaged_checkpoint_names_the_file(default_copy, damage, names):
     ("network", "d_model", 96, r"model\.safetensors: weights do not match config\.json"),
     ("views", "surprise", 1, r"config\.json: unknown views settings"),
     ("ngrams", "bits", 12, r"model\.safetensors: n-gram weights do not match config\.json"),
-    ("head", "length_edges", [4], r"config\.json: score scales must be 2 length buckets"),
+    ("head", "length_edges", [4], r"config\.json: score scales and thresholds must hold 2 length buckets"),
 ])
 def test_config_edits_that_cannot_be_served(default_copy, section, key, value, message):
     cfg = json.loads((default_copy / "config.json").read_text())

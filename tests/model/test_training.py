@@ -72,3 +72,37 @@ def test_own_tokenizer_marks_word_continuations():
     # a word it never saw: a word start, then a marked continuation
     assert tok.tokens(tok.encode(["filmy"])[0].ids[1:-1]) == ["film", "##y"]
     assert tok.decode(tok.encode(["charmingly made"])[0].ids[1:-1]) == "charmingly made"
+
+
+def _train_args(*argv: str):
+    import argparse
+
+    from model.cli import add_train
+
+    parser = argparse.ArgumentParser()
+    add_train(parser.add_subparsers())
+    return parser.parse_args(["train", "--data", "d.csv", "--out", "o", *argv])
+
+
+def test_the_settings_round_trip_through_a_checkpoint_and_bet_train_config(tiny_checkpoint, tmp_path):
+    from model.cli import train_settings
+
+    stored = json.loads((tiny_checkpoint / "metadata.json").read_text())["settings"]
+    settings = TrainSettings.from_dict(stored)
+    assert settings.epochs == 2 and settings.network.d_model == 32 and not settings.distill
+    assert settings.to_dict() == stored
+    # `bet train --config CHECKPOINT` starts from them; a flag given overrides one field
+    assert train_settings(_train_args("--config", str(tiny_checkpoint))) == settings
+    again = train_settings(_train_args("--config", str(tiny_checkpoint), "--epochs", "3", "--draws", "8"))
+    assert again == dataclasses.replace(settings, epochs=3, views=dataclasses.replace(settings.views, n_draws=8))
+    # and from a JSON file of settings; the command line's defaults are the object's own
+    (tmp_path / "s.json").write_text(json.dumps(stored))
+    assert train_settings(_train_args("--config", str(tmp_path / "s.json"))) == settings
+    assert train_settings(_train_args()) == TrainSettings()
+
+
+def test_unknown_training_settings_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown training settings"):
+        TrainSettings.from_dict(TrainSettings().to_dict() | {"epochz": 3})
+    with pytest.raises(ValueError, match="unknown ViewConfig settings"):
+        TrainSettings.from_dict(TrainSettings().to_dict() | {"views": {"n_views": 4, "window": 3}})

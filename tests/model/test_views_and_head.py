@@ -6,14 +6,19 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy.stats import norm
 
 from model.config import SCORES, HeadConfig, NetworkConfig, ViewConfig
 from model.calibrate import fit_scales
 from model.cot import cot_length
 from model.uncertainty import decompose, similarity, view_probabilities
-from model.views import pack_views, text_seed, text_views
+from model.views import draw_views, posterior_draws, text_seed
 
 S = len(SCORES)
+
+
+def named(values) -> dict[str, float]:
+    return dict(zip(SCORES, values))
 
 
 def test_text_seed_is_stable_across_processes():
@@ -22,52 +27,61 @@ def test_text_seed_is_stable_across_processes():
     assert text_seed("hello") == 4511043874410912595
 
 
-def test_views_keep_specials_and_permute_within_windows():
-    ncfg, vcfg = NetworkConfig(), ViewConfig(n_views=4, window=3)
-    seq = [101, *range(1000, 1010), 102]
-    pv = pack_views([seq], [text_seed("t")], vcfg, ncfg)
-    views = pv.pos.view(4, len(seq))
-    for v in range(4):
-        pos = views[v].numpy()
-        rel = pos - pos[0]
-        assert rel[0] == 0 and rel[-1] == len(seq) - 1
-        body = rel[1:-1]
-        for s in range(0, 10, 3):
-            assert sorted(body[s : s + 3]) == list(range(1 + s, 1 + min(s + 3, 10)))
-    assert len({tuple(views[v].tolist()) for v in range(4)}) > 1
+def test_views_stratify_their_offsets_and_window_starts():
+    ncfg, vcfg = NetworkConfig(max_offset=32), ViewConfig(n_views=4, n_draws=8)
+    tv = draw_views(text_seed("t"), vcfg, ncfg)
+    # view k's offset in the k-th quarter of [0, 32); window starts one per quarter of a window
+    assert [int(o) // 8 for o in tv.offsets] == [0, 1, 2, 3]
+    assert sorted(int(s) * 4 // (ncfg.max_len - 2) for s in tv.starts) == [0, 1, 2, 3]
+    assert tv.z.shape == (4, 8, ncfg.n_labels)
+    again = draw_views(text_seed("t"), vcfg, ncfg)
+    assert np.array_equal(tv.offsets, again.offsets) and np.array_equal(tv.z, again.z)
 
 
-
-def test_packed_views_lie_end_to_end_in_runs_of_one_length():
-    ncfg, vcfg = NetworkConfig(), ViewConfig(n_views=2)
-    seqs = [[101, 7, 102], [101, 8, 102], [101, 9, 10, 102]]
-    pv = pack_views(seqs, [1, 2, 3], vcfg, ncfg)
-    assert pv.runs == [(3, 4), (4, 2)]
-    assert pv.ids.tolist() == [101, 7, 102] * 2 + [101, 8, 102] * 2 + [101, 9, 10, 102] * 2
-    assert pv.pos.tolist()[:6] == text_views(3, 1, vcfg, ncfg)[0].reshape(-1).tolist()
-    assert pv.z.shape == (3, 2, ncfg.n_labels)
-
-
-def test_posterior_draws_are_antithetic():
-    _, z = text_views(10, 123, ViewConfig(n_views=6), NetworkConfig(n_labels=3))
-    assert z.shape == (6, 3) and np.allclose(z[0::2], -z[1::2])
+@pytest.mark.parametrize("labels", [2, 3, 5])
+def test_posterior_draws_sum_to_zero_and_fill_their_strata(labels):
+    z = posterior_draws(4, 16, labels, np.random.default_rng(0))
+    assert z.shape == (4, 16, labels)
+    assert np.allclose(z.sum(-1), 0.0)
+    # projected standard normals: each coordinate's variance is (C - 1) / C
+    assert abs(z.var() - (labels - 1) / labels) < 0.15
+    if labels == 2:  # antithetic: the draws of a view average exactly to zero
+        assert np.allclose(z.mean(1), 0.0)
+        u = np.sort(norm.cdf(z[0, :, 0] * np.sqrt(2)))
+        assert np.all((np.floor(u * 16) == np.arange(16)))  # one draw in each of 16 strata
 
 
 def test_far_from_data_is_uniform_and_epistemic():
     head = HeadConfig(temperature=1.0, sigma0=4.0)
-    logits = torch.tensor([[[5.0, -5.0]] * 4])
-    z = torch.from_numpy(text_views(5, 7, ViewConfig(n_views=4), NetworkConfig())[1]).float().unsqueeze(0)
-    near = decompose(view_probabilities(logits, torch.ones(1, 4), z, head))
-    far = decompose(view_probabilities(logits, torch.zeros(1, 4), z, head))
+    logits = torch.tensor([[[5.0, -5.0]] * 4], dtype=torch.float64)
+    z = torch.from_numpy(draw_views(7, ViewConfig(n_views=4), NetworkConfig()).z).unsqueeze(0)
+    near = decompose(view_probabilities(logits, torch.ones(1, 4, dtype=torch.float64), z, head))
+    far = decompose(view_probabilities(logits, torch.zeros(1, 4, dtype=torch.float64), z, head))
     assert near.probs[0, 0] > 0.99
-    assert torch.allclose(far.probs, torch.tensor([[0.5, 0.5]]), atol=1e-6)
+    assert torch.allclose(far.probs, torch.tensor([[0.5, 0.5]], dtype=torch.float64), atol=1e-9)
     assert far.total[0] > near.total[0]
-    assert far.epistemic[0] > 0.1 and near.epistemic[0] < 1e-3
+    assert near.epistemic[0] < 1e-9  # no spread near the data
+    # far from it the draws are confident and disagree: most of the total is epistemic
+    assert far.epistemic[0] > 0.5 * far.total[0]
+
+
+@pytest.mark.parametrize("draws", [1, 2, 3, 8, 32])
+def test_the_split_adds_up_on_every_draw_count(draws):
+    head = HeadConfig(temperature=1.3, sigma0=4.0)
+    gen = torch.Generator().manual_seed(draws)
+    logits = torch.randn(20, 4, 3, generator=gen, dtype=torch.float64) * 3
+    r = torch.rand(20, 4, generator=gen, dtype=torch.float64)
+    z = torch.from_numpy(np.stack([draw_views(i, ViewConfig(n_views=4, n_draws=draws), NetworkConfig(n_labels=3)).z
+                                   for i in range(20)]))
+    d = decompose(view_probabilities(logits, r, z, head))
+    assert torch.all(d.epistemic >= 0)
+    assert torch.allclose(d.total, d.aleatoric + d.epistemic)
+    assert torch.allclose(d.probs.sum(-1), torch.ones(20, dtype=torch.float64))
 
 
 def test_similarity_is_one_up_to_the_reference_quantile_then_decays():
-    head = HeadConfig(length_edges=[], score_median=[[10.0, 0.0, 5.0, 0.0, 0.0]],
-                      score_spread=[[2.0, 1.0, 1.0, 1.0, 1.0]], decay=2.0)
+    head = HeadConfig(length_edges=[], score_median=[named([10.0, 0.0, 5.0, 0.0, 0.0])],
+                      score_spread=[named([2.0, 1.0, 1.0, 1.0, 1.0])], decay=2.0)
     typical = torch.tensor([[[11.0, 0.5, 5.5, 0.5, 0.5]]])  # every score below its 95th percentile
     one_far = torch.tensor([[[11.0, 0.5, 8.0, 0.5, 0.5]]])  # unigram score 3 spreads past the median
     n = torch.tensor([12])
@@ -77,8 +91,8 @@ def test_similarity_is_one_up_to_the_reference_quantile_then_decays():
 
 def test_a_text_is_judged_against_texts_of_its_length():
     # short texts spread wider: the same score is typical for 3 pieces, far for 30
-    head = HeadConfig(length_edges=[8], score_median=[[0.0] * S, [0.0] * S],
-                      score_spread=[[4.0] * S, [1.0] * S], decay=2.0)
+    head = HeadConfig(length_edges=[8], score_median=[named([0.0] * S), named([0.0] * S)],
+                      score_spread=[named([4.0] * S), named([1.0] * S)], decay=2.0)
     scores = torch.tensor([[[0.0, 0.0, 3.0, 0.0, 0.0]]] * 2)
     r = similarity(scores, torch.tensor([3, 30]), head)
     assert r[0, 0] == 1.0
@@ -96,7 +110,7 @@ def test_scales_of_a_thin_length_bucket_fall_back_to_all_texts():
     fit_scales(scores, pieces, pooled)
     assert head.score_median[0] == pooled.score_median[0]
     assert head.score_median[1] != pooled.score_median[0]
-    assert all(s > 0 for row in head.score_spread for s in row)
+    assert all(s > 0 for row in head.score_spread for s in row.values())
 
 
 @pytest.mark.parametrize("quantile", [0.95, 0.92, 0.8])
@@ -116,42 +130,43 @@ def test_a_weighted_score_alone_decides_which_views_are_shrunk():
     gen = torch.Generator().manual_seed(2)
     scores = torch.randn(4000, 1, S, generator=gen, dtype=torch.float64)
     pieces = torch.full((4000,), 12)
-    fit_scales(scores, pieces, head, shrink_quantile=0.9, weights=(4.0,) + (1.0,) * (S - 1))
-    assert head.score_weight == [4.0] + [1.0] * (S - 1)
+    fit_scales(scores, pieces, head, shrink_quantile=0.9, weights={SCORES[0]: 4.0})
+    assert head.score_weight == named([4.0] + [1.0] * (S - 1))
     shrunk = (similarity(scores, pieces, head) < 1)[:, 0]
     assert float(shrunk.double().mean()) == pytest.approx(0.1, abs=0.005)
     top = scores[:, 0, 0] >= torch.quantile(scores[:, 0, 0], 0.9)
     assert float((shrunk == top).double().mean()) > 0.99
     # unweighted, the same share is spread over every score's outliers
     fit_scales(scores, pieces, head, shrink_quantile=0.9)
-    assert head.score_weight == [1.0] * S
+    assert head.score_weight == named([1.0] * S)
     assert float(((similarity(scores, pieces, head) < 1)[:, 0] == top).double().mean()) < 0.9
 
 
 def test_scores_switched_off_are_read_back_from_the_fitted_head():
     head = HeadConfig(length_edges=[8])
     scores = torch.randn(400, 2, S, generator=torch.Generator().manual_seed(3))
-    fit_scales(scores, torch.tensor([3, 20] * 200), head, off=(1, 3))
-    assert head.scores_off() == (1, 3)
+    fit_scales(scores, torch.tensor([3, 20] * 200), head, off=(SCORES[1], SCORES[3]))
+    assert head.scores_off() == (SCORES[1], SCORES[3])
     assert HeadConfig().scores_off() == ()
 
 
-def test_score_weights_are_one_per_score_and_positive():
-    assert HeadConfig().score_weight == [1.0] * S  # configs written before the weights load as before
-    for bad in ([1.0] * (S - 1), [1.0] * (S - 1) + [0.0]):
-        with pytest.raises(ValueError, match="score_weight"):
+def test_score_scales_and_weights_name_every_score():
+    assert HeadConfig().score_weight == named([1.0] * S)
+    for bad in (named([1.0] * S) | {"feature_distance": 0.0}, {k: 1.0 for k in SCORES[1:]},
+                named([1.0] * S) | {"unknown": 1.0}):
+        with pytest.raises(ValueError, match="score"):
             HeadConfig(score_weight=bad)
 
 
 def test_scales_must_match_the_buckets_and_scores():
     with pytest.raises(ValueError, match="length buckets"):
-        HeadConfig(length_edges=[4, 8], score_median=[[0.0] * S] * 2, score_spread=[[1.0] * S] * 2)
-    with pytest.raises(ValueError, match="one list per length bucket"):
-        HeadConfig(score_median=[0.0, 0.0, 0.0], score_spread=[1.0, 1.0, 1.0])
+        HeadConfig(length_edges=[4, 8], score_median=[named([0.0] * S)] * 2, score_spread=[named([1.0] * S)] * 2)
+    with pytest.raises(ValueError, match="name each score"):
+        HeadConfig(score_median=[[0.0] * S], score_spread=[[1.0] * S])
 
 
 def test_decomposition_identity():
-    vp = torch.softmax(torch.randn(5, 4, 3), -1)
+    vp = torch.softmax(torch.randn(5, 4, 6, 3), -1)
     d = decompose(vp)
     assert torch.all(d.epistemic >= 0)
     assert torch.allclose(d.total, d.aleatoric + d.epistemic)

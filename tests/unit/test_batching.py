@@ -135,3 +135,39 @@ async def test_forward_worker_uses_the_configured_torch_threads(predictor) -> No
     assert seen == [1]
     assert answer == predictor.predict(["one thread"])[0]  # the same answer as the caller's threads
     await batcher.drain(5)
+
+
+async def test_a_long_text_counts_by_its_windows_in_the_queue_and_the_wait(predictor) -> None:
+    from tests.model.test_windows import FILLER
+
+    long_text = FILLER * 3
+    [windows] = predictor.windows([long_text])
+    assert windows > 4
+    gated = Gated(predictor)
+    gated.gate.clear()
+    batcher, _ = _batcher(gated, max_batch_size=1, max_queue=256, cost=predictor.windows)
+    first = asyncio.ensure_future(batcher.submit(["held"], with_reasoning=False, deadline=_far()))
+    await asyncio.to_thread(gated.entered.wait, 10)
+    queued = asyncio.ensure_future(batcher.submit([long_text] * (256 // windows), with_reasoning=False,
+                                                  deadline=_far()))
+    await asyncio.sleep(0)
+    # the queue holds 256 // windows texts, but nearly 256 windows of them: a few more windows are refused
+    with pytest.raises(Overloaded, match="windows"):
+        await batcher.submit([long_text], with_reasoning=False, deadline=_far())
+    assert batcher.expected_wait_s() is None or batcher.expected_wait_s() > 0
+    gated.gate.set()
+    await asyncio.gather(first, queued)
+    await batcher.drain(5)
+
+
+async def test_a_text_past_the_most_windows_is_invalid_input(predictor) -> None:
+    from model.windows import TooLong
+    from server.errors import InvalidInput
+
+    def cost(texts):
+        raise TooLong("the text is 40000 word pieces; the model reads at most 256 windows of 126")
+
+    batcher, _ = _batcher(Gated(predictor), cost=cost)
+    with pytest.raises(InvalidInput, match="40000 word pieces"):
+        await batcher.submit(["x"], with_reasoning=False, deadline=_far())
+    await batcher.drain(5)

@@ -51,7 +51,8 @@ def test_undecodable_and_oversized_messages() -> None:
 
 
 def test_model_info_round_trip() -> None:
-    info = schemas.ModelInfo(name="bet", version="1", labels=["a", "b"], n_views=4, digest="d",
+    info = schemas.ModelInfo(name="bet", version="1", labels=["a", "b"], n_views=4, n_draws=32, window_pieces=126,
+                             max_windows=256, digest="d",
                              created_at="2025-01-01T00:00:00Z",
                              config={"network": {"d_model": 128.0}, "views": {"offsets": True}},
                              metrics={"accuracy": 0.9, "ece": 0.02})

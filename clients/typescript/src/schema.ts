@@ -201,10 +201,12 @@ export interface components {
          *         "negative",
          *         "positive"
          *       ],
+         *       "max_windows": 256,
          *       "metrics": {
          *         "accuracy": 0.91,
          *         "ece": 0.02
          *       },
+         *       "n_draws": 32,
          *       "n_views": 4,
          *       "name": "bet",
          *       "version": "1.0.0",
@@ -219,7 +221,8 @@ export interface components {
          *           "serving": true,
          *           "version": "1.0.0"
          *         }
-         *       ]
+         *       ],
+         *       "window_pieces": 126
          *     }
          */
         ModelInfo: {
@@ -234,6 +237,21 @@ export interface components {
              * @description Seeded views averaged per prediction.
              */
             n_views: number;
+            /**
+             * N Draws
+             * @description Posterior draws per view; the uncertainty split is over views x draws.
+             */
+            n_draws: number;
+            /**
+             * Window Pieces
+             * @description Word pieces the network reads at once; a longer text is read whole, in several windows.
+             */
+            window_pieces: number;
+            /**
+             * Max Windows
+             * @description The most windows one text may take; a text of more word pieces is refused as too long.
+             */
+            max_windows: number;
             /**
              * Digest
              * @description sha256 over the checkpoint manifest.

@@ -123,6 +123,18 @@ class ModelInfo(BaseModel):
     """
     Seeded views averaged per prediction.
     """
+    n_draws: Annotated[int, Field(title='N Draws')]
+    """
+    Posterior draws per view; the uncertainty split is over views x draws.
+    """
+    window_pieces: Annotated[int, Field(title='Window Pieces')]
+    """
+    Word pieces the network reads at once; a longer text is read whole, in several windows.
+    """
+    max_windows: Annotated[int, Field(title='Max Windows')]
+    """
+    The most windows one text may take; a text of more word pieces is refused as too long.
+    """
     digest: Annotated[str, Field(title='Digest')]
     """
     sha256 over the checkpoint manifest.

@@ -266,6 +266,9 @@ class ModelInfo(_message.Message):
     CONFIG_FIELD_NUMBER: _builtins.int
     METRICS_FIELD_NUMBER: _builtins.int
     VERSIONS_FIELD_NUMBER: _builtins.int
+    N_DRAWS_FIELD_NUMBER: _builtins.int
+    WINDOW_PIECES_FIELD_NUMBER: _builtins.int
+    MAX_WINDOWS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Model name."""
     version: _builtins.str
@@ -276,6 +279,12 @@ class ModelInfo(_message.Message):
     """sha256 over the checkpoint manifest."""
     created_at: _builtins.str
     """When the checkpoint was made, ISO 8601."""
+    n_draws: _builtins.int
+    """Posterior draws per view; the uncertainty split is over views x draws."""
+    window_pieces: _builtins.int
+    """Word pieces the network reads at once; a longer text is read whole, in several windows."""
+    max_windows: _builtins.int
+    """The most windows one text may take; a text of more word pieces is refused as too long."""
     @_builtins.property
     def labels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Label names; a label's index is its label_id."""
@@ -304,10 +313,13 @@ class ModelInfo(_message.Message):
         config: _struct_pb2.Struct | None = ...,
         metrics: _struct_pb2.Struct | None = ...,
         versions: _abc.Iterable[Global___ModelVersion] | None = ...,
+        n_draws: _builtins.int = ...,
+        window_pieces: _builtins.int = ...,
+        max_windows: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "metrics", b"metrics"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "created_at", b"created_at", "digest", b"digest", "labels", b"labels", "metrics", b"metrics", "n_views", b"n_views", "name", b"name", "version", b"version", "versions", b"versions"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "created_at", b"created_at", "digest", b"digest", "labels", b"labels", "max_windows", b"max_windows", "metrics", b"metrics", "n_draws", b"n_draws", "n_views", b"n_views", "name", b"name", "version", b"version", "versions", b"versions", "window_pieces", b"window_pieces"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
