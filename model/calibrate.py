@@ -43,13 +43,14 @@ def fit_domain(exp: Expectation, in_feats: torch.Tensor, background: list[list[i
 
 def fit_scales(scores: torch.Tensor, pieces: torch.Tensor, head: HeadConfig, min_texts: int = 50,
                off: tuple[str, ...] = (), shrink_quantile: float = REF_QUANTILE,
-               weights: dict[str, float] | None = None) -> None:
+               weights: dict[str, float] | None = None, gentle_quantile: float = 0.5) -> None:
     """scores (N, K, S) on validation text, pieces (N,) -> per length bucket and score the
     median and (q95 - median), then per bucket the threshold of the similarity: the
     `shrink_quantile` of the worst weighted scaled score, so that the similarity falls below
     1 for that share of in-domain views. A bucket with fewer than min_texts texts takes the
     scales of all texts. Scores named in `off` are switched off (an infinite spread);
-    `weights` (by score name, default all 1) become head.score_weight."""
+    `weights` (by score name, default all 1) become head.score_weight. The gentle fall's
+    thresholds are the same score's `gentle_quantile` per bucket."""
     def scales(part: torch.Tensor) -> tuple[dict[str, float], dict[str, float]]:
         flat = part.reshape(-1, part.shape[-1]).double()
         med = torch.quantile(flat, 0.5, dim=0)
@@ -65,18 +66,23 @@ def fit_scales(scores: torch.Tensor, pieces: torch.Tensor, head: HeadConfig, min
     head.score_spread = [s for _, s in fitted]
     head.score_weight = {name: float((weights or {}).get(name, 1.0)) for name in SCORES}
     worst = worst_z(scores, pieces, head)  # (N, K), on the scales just fitted
-    pooled_threshold = float(torch.quantile(worst.reshape(-1), shrink_quantile))
-    head.score_threshold = [float(torch.quantile(worst[b == i].reshape(-1), shrink_quantile)) if ok else pooled_threshold
-                            for i, ok in enumerate(thick)]
+    def per_bucket(q: float) -> list[float]:
+        pooled_q = float(torch.quantile(worst.reshape(-1), q))
+        return [float(torch.quantile(worst[b == i].reshape(-1), q)) if ok else pooled_q for i, ok in enumerate(thick)]
+
+    head.score_threshold = per_bucket(shrink_quantile)
+    head.gentle_threshold = per_bucket(gentle_quantile)
 
 
 def fit_similarity(scale_scores: torch.Tensor, scale_pieces: torch.Tensor, val: ViewOutputs,
                    val_scores: torch.Tensor, labels: torch.Tensor, head: HeadConfig, width: int,
-                   off: tuple[str, ...], shrink_quantile: float, weights: dict[str, float]) -> torch.Tensor:
+                   off: tuple[str, ...], shrink_quantile: float, weights: dict[str, float],
+                   gentle_quantile: float = 0.5) -> torch.Tensor:
     """The head's familiarity and calibration, in training's order: the scales and threshold
     on the scale texts' scores (N, K, S), then w and the temperature on validation.
     -> (N_val, K) the validation views' similarity."""
-    fit_scales(scale_scores, scale_pieces, head, off=off, shrink_quantile=shrink_quantile, weights=weights)
+    fit_scales(scale_scores, scale_pieces, head, off=off, shrink_quantile=shrink_quantile, weights=weights,
+               gentle_quantile=gentle_quantile)
     r = similarity(val_scores, val.pieces, head)
     fit_ngram_weight(val, r, labels, head, width)
     return r

@@ -74,7 +74,13 @@ class HeadConfig:
     score_threshold: list[float] = field(default_factory=lambda: [1.0])
     # Weight of each scaled score in the worst score max_j (weight_j * z_j).
     score_weight: dict[str, float] = field(default_factory=lambda: _per_score(1.0))
-    # similarity r = exp(-decay * relu(max_j (weight_j * z_j) - threshold)); a view's
+    # Per bucket, a lower percentile of the same worst score (TrainSettings.gentle_quantile)
+    # where a gentle fall starts: past it, each unit of the worst score costs `gentle`, so
+    # that the epistemic part grows with unfamiliarity everywhere, not only past the threshold.
+    gentle_threshold: list[float] = field(default_factory=lambda: [0.0])
+    gentle: float = 0.0
+    # similarity r = exp(-decay * relu(w - threshold) - gentle * relu(w - gentle_threshold)),
+    # w = max_j (weight_j * z_j); a view's
     # calibrated logits are drawn from N(r * logits / temperature, sigma0^2 (1 - r^2)): a
     # GP-like prior that reverts to "no idea" far from the training data, where its draws
     # are confident and disagree, which is epistemic uncertainty.
@@ -91,7 +97,10 @@ class HeadConfig:
             self.score_spread = [dict(self.score_spread[0]) for _ in range(buckets)]
         if len(self.score_threshold) == 1 and buckets > 1:
             self.score_threshold = self.score_threshold * buckets
-        if not (len(self.score_median) == len(self.score_spread) == len(self.score_threshold) == buckets):
+        if len(self.gentle_threshold) == 1 and buckets > 1:
+            self.gentle_threshold = self.gentle_threshold * buckets
+        if not (len(self.score_median) == len(self.score_spread) == len(self.score_threshold)
+                == len(self.gentle_threshold) == buckets):
             raise ValueError(f"score scales and thresholds must hold {buckets} length buckets")
         if not all(w > 0 for w in self.score_weight.values()):
             raise ValueError("score weights must be positive")
@@ -115,13 +124,17 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "ModelConfig":
         """Builds from JSON, refusing unknown keys so a foreign config fails loudly."""
-        parts = {}
-        for f, kind in (("network", NetworkConfig), ("views", ViewConfig), ("head", HeadConfig),
-                        ("ngrams", NgramConfig)):
-            raw = dict(data.get(f, {}))
-            known = {x.name for x in fields(kind)}
-            unknown = set(raw) - known
-            if unknown:
-                raise ValueError(f"unknown {f} settings: {sorted(unknown)}")
-            parts[f] = kind(**raw)
-        return cls(**parts)
+        return cls(**{f: strict(kind, data.get(f, {}), f"{f} settings")
+                      for f, kind in (("network", NetworkConfig), ("views", ViewConfig), ("head", HeadConfig),
+                                      ("ngrams", NgramConfig))})
+
+
+def strict(kind, raw: dict, what: str):
+    """The dataclass `kind` from a JSON object, refusing keys it does not know; lists become
+    tuples where the field's default is one."""
+    known = {f.name: f for f in fields(kind)}
+    unknown = set(raw) - set(known)
+    if unknown:
+        raise ValueError(f"unknown {what}: {sorted(unknown)}")
+    tuples = {name for name, f in known.items() if isinstance(f.default, tuple)}
+    return kind(**{k: tuple(v) if k in tuples and isinstance(v, list) else v for k, v in raw.items()})

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 
-from .config import NetworkConfig, NgramConfig, ViewConfig
+from .config import NetworkConfig, NgramConfig, ViewConfig, strict
 
 
 @dataclass(frozen=True)
@@ -105,18 +105,10 @@ class TrainSettings:
             if name in data:
                 value = data.pop(name)
                 if name in nested:
-                    value = _strict(nested[name], value)
+                    value = strict(nested[name], value, f"{nested[name].__name__} settings")
                 elif name == "score_weight":
                     value = {k: float(v) for k, v in value.items()}
                 parts[name] = value
         if data:
             raise ValueError(f"unknown training settings: {sorted(data)}")
         return cls(**parts)
-
-
-def _strict(kind, raw: dict):
-    known = {f.name for f in fields(kind)}
-    unknown = set(raw) - known
-    if unknown:
-        raise ValueError(f"unknown {kind.__name__} settings: {sorted(unknown)}")
-    return kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})

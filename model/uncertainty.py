@@ -133,7 +133,11 @@ def similarity(scores: torch.Tensor, pieces: torch.Tensor, head: HeadConfig) -> 
     training data in (0, 1]."""
     b = length_bucket(pieces, head)
     threshold = torch.tensor(head.score_threshold, dtype=scores.dtype)[b].unsqueeze(1)  # (N, 1)
-    return torch.exp(-head.decay * torch.relu(worst_z(scores, pieces, head) - threshold))
+    worst = worst_z(scores, pieces, head)
+    fall = head.decay * torch.relu(worst - threshold)
+    if head.gentle:
+        fall = fall + head.gentle * torch.relu(worst - torch.tensor(head.gentle_threshold, dtype=scores.dtype)[b].unsqueeze(1))
+    return torch.exp(-fall)
 
 
 def view_probabilities(logits: torch.Tensor, r: torch.Tensor, z: torch.Tensor, head: HeadConfig) -> torch.Tensor:

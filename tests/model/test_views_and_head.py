@@ -192,3 +192,13 @@ def test_the_similarity_falls_only_past_the_worst_scores_reference_quantile():
     r = similarity(scores, pieces, head)
     assert head.score_threshold[0] > 1.0
     assert abs(float((r == 1.0).double().mean()) - 0.95) < 0.01
+
+
+def test_the_gentle_fall_orders_familiar_texts_by_their_worst_score():
+    head = HeadConfig(length_edges=[], score_median=[named([0.0] * S)], score_spread=[named([1.0] * S)],
+                      score_threshold=[2.0], gentle_threshold=[0.0], gentle=0.1, decay=8.0)
+    scores = torch.tensor([[[-1.0] * S], [[0.5] * S], [[1.5] * S], [[2.5] * S]], dtype=torch.float64)
+    r = similarity(scores, torch.tensor([12] * 4), head)[:, 0]
+    assert r[0] == 1.0  # below the gentle threshold
+    assert 1.0 > r[1] > r[2] > 0.8  # graded between the two thresholds
+    assert r[3] == pytest.approx(math.exp(-0.1 * 2.5 - 8.0 * 0.5))

@@ -11,7 +11,7 @@ from model.config import NetworkConfig, ViewConfig
 from model.windows import TooLong, count, cuts, plan, window_pieces
 
 FILLER = ("the film follows a man who moves to a small town , meets his neighbours , takes a job at the "
-          "local paper and spends the summer writing about the harbour , the fair and the weather . ") * 6
+          "local paper and spends the summer writing about the harbour , the fair and the weather . ") * 8
 GOOD = "in the end it is a wonderful , moving and brilliant film , one of the best of the year ."
 BAD = "in the end it is a dull , lifeless and awful mess , one of the worst of the year ."
 

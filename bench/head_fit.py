@@ -1,0 +1,84 @@
+"""A finished model's own outputs on validation, the scale texts and the dev OOD sets,
+computed once, and the head refitted on them as training fits it (calibrate.fit_similarity):
+what bench/score_weights.py and bench/head_grid.py vary. Test sentences are never read."""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from model import calibrate
+from model.config import HeadConfig
+from model.data import cache_dir, fetch, read_rows
+from model.metrics import auroc, summarize
+from model.predictor import Predictor
+from model.train import scale_texts
+from model.uncertainty import similarity
+from model.views import text_seed
+from model.windows import window_pieces
+
+from .ood_sets import all_sets
+
+DEV = ("english_mixed_oanc", "italian_web")
+
+
+@dataclass
+class Cached:
+    pred: Predictor
+    labels: torch.Tensor  # validation labels
+    val: tuple  # (outputs, scores)
+    scale: tuple
+    dev: dict[str, tuple]
+    base: HeadConfig  # the checkpoint's own head
+
+    @classmethod
+    def of(cls, pred: Predictor) -> "Cached":
+        exp, tok = pred.expectation, pred.ckpt.tokenizer
+        if not (cache_dir() / "val.csv").exists():
+            fetch()
+        rows = read_rows(cache_dir() / "val.csv")
+        seed = int(pred.ckpt.metadata.get("settings", pred.ckpt.metadata.get("training", {})).get("seed", 0))
+
+        def outputs(texts: list[str]) -> tuple:
+            bodies = tok.bodies(texts)
+            out = exp.raw(bodies, [text_seed(t) for t in texts])
+            return out, exp.scores(out, bodies)
+
+        sets = all_sets()
+        return cls(pred, torch.tensor([pred.labels.index(r.label) for r in rows]), outputs([r.text for r in rows]),
+                   outputs(scale_texts([r.text for r in rows], seed)), {name: outputs(sets[name]) for name in DEV},
+                   copy.deepcopy(exp.cfg.head))
+
+    def refit(self, quantile: float, weights: dict[str, float], gentle_quantile: float = 0.5, **head: float) -> dict:
+        """The head refitted with this threshold quantile and score weights (and any other
+        HeadConfig field set first, such as decay or sigma0) -> validation metrics, and per
+        dev set the AUROC of total and of epistemic uncertainty against validation and the
+        epistemic share of its mean total."""
+        exp = self.pred.expectation
+        fitted = copy.deepcopy(self.base)
+        for k, v in head.items():
+            setattr(fitted, k, v)
+        exp.cfg.head = fitted
+        try:
+            out, scores = self.val
+            r = calibrate.fit_similarity(self.scale[1], self.scale[0].pieces, out, scores, self.labels, fitted,
+                                         window_pieces(self.pred.ckpt.cfg.network), self.base.scores_off(),
+                                         quantile, weights, gentle_quantile)
+            d = exp.combine(out, r)
+            m = summarize(d.probs.numpy(), self.labels.numpy(), d.total.numpy())
+            wrong = d.probs.argmax(1).numpy() != self.labels.numpy()
+            m["misclassification_auroc_aleatoric"] = auroc(d.aleatoric.numpy(), wrong)
+            m["mean_epistemic"] = float(d.epistemic.mean())
+            m["w"], m["T"] = fitted.ngram_weight, fitted.temperature
+            in_side = np.zeros(len(self.labels), bool)
+            for name, (o, s) in self.dev.items():
+                t = exp.combine(o, similarity(s, o.pieces, fitted))
+                is_ood = np.r_[in_side, np.ones(len(t.total), bool)]
+                m[name] = auroc(np.r_[d.total.numpy(), t.total.numpy()], is_ood)
+                m[name + "_epistemic"] = auroc(np.r_[d.epistemic.numpy(), t.epistemic.numpy()], is_ood)
+                m[name + "_share"] = float(t.epistemic.mean() / t.total.mean())
+            return m
+        finally:
+            exp.cfg.head = self.base
