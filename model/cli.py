@@ -52,6 +52,9 @@ TRAIN_FLAGS = {
                           "the similarity starts to fall"),
     "--decay": ("decay", float, "the similarity's decay past its threshold"),
     "--sigma0": ("sigma0", float, "prior standard deviation of a calibrated logit far from the data"),
+    "--gentle": ("gentle", float, "slope of the similarity's gentle fall per unit of the worst familiarity score"),
+    "--gentle-quantile": ("gentle_quantile", float, "validation quantile of the worst score where the gentle fall "
+                          "starts"),
     "--version": ("version", str, "version recorded in the checkpoint"),
 }
 

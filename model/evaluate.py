@@ -7,7 +7,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .data import read_rows
-from .metrics import ECE_BINS, summarize
+from .metrics import ECE_BINS, auroc, summarize
 from .predictor import Predictor
 
 CHUNK = 256  # texts per predict call, for the progress bar
@@ -38,12 +38,27 @@ def labelled_predictions(pred: Predictor, data: str | Path):
 def evaluate(model_dir: str | Path | None, data: str | Path, report: str | Path | None = None) -> dict:
     pred = Predictor.load(model_dir)
     probs, y, (total, aleatoric, epistemic) = labelled_predictions(pred, data)
+    wrong = probs.argmax(1) != y
     out = {"model_version": pred.version, **summarize(probs, y, total),
+           "misclassification_auroc_confidence_ci95": bootstrap_auroc(1.0 - probs.max(1), wrong),
+           "misclassification_auroc_aleatoric": auroc(aleatoric, wrong),
            "mean_uncertainty": {"total": float(total.mean()), "aleatoric": float(aleatoric.mean()),
                                 "epistemic": float(epistemic.mean())}}
     if report:
         out["reliability_diagram"] = str(reliability_diagram(probs, y, Path(report)))
     return out
+
+
+def bootstrap_auroc(scores: np.ndarray, positives: np.ndarray, rounds: int = 2000, seed: int = 0) -> list[float] | None:
+    """The 95% bootstrap interval (2.5th and 97.5th percentiles over resampled rows)."""
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(rounds):
+        idx = rng.integers(0, len(scores), len(scores))
+        value = auroc(scores[idx], positives[idx])
+        if value is not None:
+            values.append(value)
+    return [float(np.quantile(values, 0.025)), float(np.quantile(values, 0.975))] if values else None
 
 
 def reliability_diagram(probs: np.ndarray, y: np.ndarray, report: Path) -> Path:

@@ -62,6 +62,10 @@ class TrainSettings:
     # (HeadConfig): chosen on validation and the dev OOD sets (docs/model-card.md).
     decay: float = 8.0
     sigma0: float = 4.0
+    # The gentle fall of the similarity (HeadConfig.gentle): its slope, and the validation
+    # quantile of the worst score where it starts.
+    gentle: float = 0.0
+    gentle_quantile: float = 0.5
     refit_domain: bool = True  # refit the in-domain head on the final features, see calibrate.fit_domain
     crops_per_epoch: int = 6000  # short in-domain fragments per epoch, see `crops`
     domain_weight: float = 0.5  # BCE of the in-domain head

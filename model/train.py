@@ -185,7 +185,7 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
         tqdm.write(f"keeping epoch {best['epoch']} (lowest validation NLL {best['val_nll']:.4f})")
     encoder.eval()
     checkpoint.round_weights(encoder)
-    cfg.head = HeadConfig(decay=settings.decay, sigma0=settings.sigma0)
+    cfg.head = HeadConfig(decay=settings.decay, sigma0=settings.sigma0, gentle=settings.gentle)
     exp = Expectation(encoder, None, None, cfg, torch.device("cpu"))
     width = window_pieces(ncfg)
     # Densities and scales also see one short fragment per row, so that a short text such
@@ -220,7 +220,7 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
     out_scale = exp.raw(scale_bodies, [text_seed(t) for t in scaling])
     r = calibrate.fit_similarity(exp.scores(out_scale, scale_bodies), out_scale.pieces, out_val,
                                  exp.scores(out_val, val_bodies), torch.from_numpy(val_y), cfg.head, width, off,
-                                 settings.shrink_quantile, settings.score_weight)
+                                 settings.shrink_quantile, settings.score_weight, settings.gentle_quantile)
     dec = exp.combine(out_val, r)
     metrics = {"validation": summarize(dec.probs.numpy(), val_y, dec.total.numpy()), "history": history}
     if long_rows:

@@ -36,6 +36,19 @@ def test_model_info_same_on_both(served, predictor) -> None:
     assert_close(rest, rpc.model_dump())
     assert rest["version"] == predictor.version and rest["labels"] == predictor.labels
     assert rest["n_views"] >= 1 and rest["digest"]
+    views = predictor.ckpt.cfg.views
+    assert (rest["n_draws"], rest["max_windows"]) == (views.n_draws, views.max_windows) and rest["n_draws"] > 1
+    assert rest["window_pieces"] == predictor.ckpt.cfg.network.max_len - 2
+
+
+def test_a_long_text_is_answered_whole_and_alike_on_both(served) -> None:
+    from tests.model.test_windows import BAD, FILLER, GOOD
+
+    answers = served.http.post("/v1/predict/batch", json={"texts": [FILLER + GOOD, FILLER + BAD],
+                                                          "confidence_threshold": 0}).json()["predictions"]
+    assert answers[0]["probabilities"]["positive"] > answers[1]["probabilities"]["positive"]
+    rpc = served.stub.Predict(pb.PredictRequest(text=FILLER + GOOD, confidence_threshold=0))
+    assert abs(rpc.confidence - answers[0]["confidence"]) < 1e-6  # alone on gRPC, in a batch on REST
 
 
 def test_request_id_is_returned_on_both(served) -> None:
