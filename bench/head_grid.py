@@ -16,9 +16,9 @@ from .head_fit import Cached
 
 QUANTILES = (0.92,)
 DECAYS = (8.0,)
-GENTLE = (0.0, 0.01, 0.03, 0.1)  # per unit of the worst score past its gentle quantile
-GENTLE_QUANTILES = (0.5, 0.75)
-SIGMAS = (4.0, 6.0)
+GENTLE = (0.0, 0.01, 0.03)  # per unit of the worst score past its gentle quantile
+GENTLE_QUANTILES = (0.5,)
+SIGMAS = (4.0, 5.0, 6.0)
 
 
 def main() -> None:

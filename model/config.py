@@ -64,8 +64,8 @@ class HeadConfig:
     # Familiarity: each score put on a common scale by its validation median and 95th
     # percentile (z = 1 at the 95th), per length bucket: a score averaged over few word
     # pieces spreads wider, so a short text is judged against short texts. Bucket b holds
-    # texts of edges[b-1] <= pieces < edges[b].
-    length_edges: list[int] = field(default_factory=lambda: [4, 8, 16, 32])
+    # texts of edges[b-1] <= pieces < edges[b]; the last holds texts of several windows.
+    length_edges: list[int] = field(default_factory=lambda: [4, 8, 16, 32, 127])
     score_median: list[dict[str, float]] = field(default_factory=lambda: [_per_score(0.0)])
     score_spread: list[dict[str, float]] = field(default_factory=lambda: [_per_score(1.0)])  # q95 - median
     # Per bucket, a validation percentile of the worst weighted score

@@ -13,6 +13,7 @@ from .config import SCORES, ModelConfig
 from .network import Encoder
 from .ngrams import NgramHead
 from .uncertainty import Decomposition, FeatureDensity, UnigramDensity, decompose, similarity, view_probabilities
+from .views import draws_from
 
 # Sequences are computed without padding (Encoder.packed): a text's arithmetic then never
 # depends on what else shares its batch. A group holds at most GROUP_TOKENS positions,
@@ -87,7 +88,9 @@ class Expectation:
         else:
             wide, wide_domain = logits.new_zeros(N, logits.shape[-1]), logits.new_zeros(N)
         mean = _view_mean(p.owner, p.weight, N * K)
-        z = torch.from_numpy(np.stack([v.z for v in p.views])) if p.views else torch.zeros(0)
+        C = self.cfg.network.n_labels
+        u = np.stack([v.u for v in p.views]) if p.views else np.zeros((0, K, self.cfg.views.n_draws, C - 1))
+        z = torch.from_numpy(draws_from(u, C))
         return ViewOutputs(
             logits=mean(logits).view(N, K, -1), feats=mean(feats).view(N, K, -1), domain=mean(domain).view(N, K),
             z=z, ngram_logits=wide, ngram_domain=wide_domain, pieces=torch.tensor([len(b) for b in kept]),

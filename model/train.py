@@ -200,7 +200,14 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
         # whole training sentences only: fragments are judged against fragments anyway (the
         # scales are per length bucket), and leaving them out separates whole sentences better
         pick = np.random.default_rng(settings.seed + 3).permutation(n_bg)[: 2 * n_lab]
-        calibrate.fit_domain(exp, train_feats[:n_lab], [examples[n_lab + n_unl + i].ids[1:-1] for i in pick],
+        # and the long in-domain runs (a window each): the background holds long runs too,
+        # and with only sentences on the in-domain side, length alone would read as "not a review"
+        runs = [e.ids[1:-1] for e in examples[n_lab : n_lab + n_unl] if len(e.ids) >= LONG_IDS]
+        runs = [runs[i] for i in np.random.default_rng(settings.seed + 4).permutation(len(runs))[:n_lab]]
+        in_feats = train_feats[:n_lab]
+        if runs:
+            in_feats = torch.cat([in_feats, exp.raw(runs, [settings.seed + i for i in range(len(runs))]).feats])
+        calibrate.fit_domain(exp, in_feats, [examples[n_lab + n_unl + i].ids[1:-1] for i in pick],
                              [text_seed(background[i]) for i in pick])
     exp.unigram = UnigramDensity.fit([e.ids for e in examples[: n_lab + n_unl]], tok.vocab_size, general_counts, tok)
     extra_bg = [e.ids for e in tok.encode(background[settings.encoder_background :])]
@@ -209,7 +216,9 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
     long_fit, long_rows = long_rows[:cut], long_rows[cut:]  # the rest fit the window gain
     exp.ngrams = _fit_ngrams(cfg, tok, examples, n_lab, n_unl, n_bg, extra_bg, len(labels), settings,
                              [(tok.bodies([x.text])[0], lab_id[x.label]) for x in long_fit])
-    scaling = scale_texts([r.text for r in val_rows], settings.seed)
+    # the scales also see the long texts the window gain is fitted on: a text of several
+    # windows is judged against texts of several windows (HeadConfig.length_edges)
+    scaling = scale_texts([r.text for r in val_rows], settings.seed) + [x.text for x in long_rows]
     scale_bodies = tok.bodies(scaling)
     # domain heads never shown other text say nothing: without background they are off,
     # as is the general-English ratio without general counts
@@ -251,6 +260,9 @@ def _validate(encoder: Encoder, cfg: ModelConfig, bodies: list[list[int]], seeds
     calibrate.fit_temperature(out, r, torch.from_numpy(labels), probe.head, width)
     dec = exp.combine(out, r)
     return summarize(dec.probs.numpy(), labels, dec.total.numpy()), probe.head.temperature
+
+
+LONG_IDS = 64  # an unlabelled text of at least this many ids is one of the long runs
 
 
 def _fit_ngrams(cfg: ModelConfig, tok: TextTokenizer, examples: list[Example], n_lab: int, n_unl: int,

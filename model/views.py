@@ -38,7 +38,7 @@ def text_seed(text: str) -> int:
 class TextViews:
     offsets: np.ndarray  # (K,) positional offset of each view
     starts: np.ndarray  # (K,) where each view's window grid starts, in [0, window pieces)
-    z: np.ndarray  # (K, M, C) standard-normal posterior draws, projected to sum zero
+    u: np.ndarray  # (K, M, C - 1) the draws' stratified uniforms (draws_from turns them into z)
 
 
 def stratified(k: int, span: float, rng: np.random.Generator) -> np.ndarray:
@@ -52,23 +52,31 @@ def draw_views(seed: int, vcfg: ViewConfig, ncfg: NetworkConfig) -> TextViews:
     offsets = stratified(K, ncfg.max_offset, rng).astype(np.int64) if ncfg.max_offset else np.zeros(K, np.int64)
     # permuted, so that a view's offset says nothing about where its windows start
     starts = rng.permutation(stratified(K, ncfg.max_len - 2, rng).astype(np.int64))
-    return TextViews(offsets, starts, posterior_draws(K, vcfg.n_draws, ncfg.n_labels, rng))
+    return TextViews(offsets, starts, draw_uniforms(K, vcfg.n_draws, ncfg.n_labels, rng))
 
 
-def posterior_draws(k: int, m: int, c: int, rng: np.random.Generator) -> np.ndarray:
-    """(k, m, c) draws of N(0, I) projected onto the sum-zero logits (softmax ignores a
-    shift of all logits, so nothing is lost): C - 1 coordinates, each a Latin hypercube over
-    m quantile strata per view. With two labels, one coordinate: its strata are filled in
-    antithetic pairs (u, 1 - u), so the draws' mean is exactly 0."""
+def draw_uniforms(k: int, m: int, c: int, rng: np.random.Generator) -> np.ndarray:
+    """(k, m, c - 1) stratified uniforms: each of the C - 1 coordinates a Latin hypercube
+    over m quantile strata per view. With two labels, one coordinate, whose strata are filled
+    in antithetic pairs (u, 1 - u), so that the draws' mean is exactly 0."""
     d = c - 1
     if c == 2:
         half = (np.arange((m + 1) // 2) + rng.random((k, (m + 1) // 2))) / m  # strata in [0, 1/2)
-        u = np.concatenate([half, 1.0 - half], axis=1)[:, :m, None]
-    else:
-        u = (np.argsort(rng.random((k, d, m)), axis=-1) + rng.random((k, d, m))) / m
-        u = u.transpose(0, 2, 1)  # (k, m, d)
-    y = ndtri(np.clip(u, 1e-12, 1 - 1e-12))
-    return (y @ _sum_zero_basis(c).T).astype(np.float64)
+        return np.concatenate([half, 1.0 - half], axis=1)[:, :m, None]
+    u = (np.argsort(rng.random((k, d, m)), axis=-1) + rng.random((k, d, m))) / m
+    return u.transpose(0, 2, 1)  # (k, m, d)
+
+
+def draws_from(u: np.ndarray, c: int) -> np.ndarray:
+    """(..., C - 1) uniforms -> (..., C) draws of N(0, I) projected onto the logits that sum
+    to zero (softmax ignores a shift of all logits, so nothing is lost). Done once for a
+    batch: the same numbers whatever the batch holds."""
+    return ndtri(np.clip(u, 1e-12, 1 - 1e-12)) @ _sum_zero_basis(c).T
+
+
+def posterior_draws(k: int, m: int, c: int, rng: np.random.Generator) -> np.ndarray:
+    """(k, m, c) posterior draws from one generator."""
+    return draws_from(draw_uniforms(k, m, c, rng), c)
 
 
 @lru_cache(maxsize=8)

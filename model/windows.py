@@ -68,6 +68,14 @@ def plan(bodies: list[list[int]], seeds: list[int], vcfg: ViewConfig, ncfg: Netw
         drop = drops[i] if drops is not None else None
         tv = draw_views(seed, vcfg, ncfg)
         views.append(tv)
+        if drop is None and len(body) <= width:  # one window, the same ids in every view
+            seq = [ncfg.cls_id, *body, ncfg.sep_id]
+            for v in range(K):
+                seqs.append(seq)
+                pos.append(positions(len(seq), int(tv.offsets[v])))
+                owner.append(i * K + v)
+                weight.append(max(len(body), 1))
+            continue
         for v in range(K):
             parts = []
             for a, b in cuts(len(body), int(tv.starts[v]), width):

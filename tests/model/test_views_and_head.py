@@ -12,7 +12,7 @@ from model.config import SCORES, HeadConfig, NetworkConfig, ViewConfig
 from model.calibrate import fit_scales
 from model.cot import cot_length
 from model.uncertainty import decompose, similarity, view_probabilities
-from model.views import draw_views, posterior_draws, text_seed
+from model.views import draw_views, draws_from, posterior_draws, text_seed
 
 S = len(SCORES)
 
@@ -33,9 +33,9 @@ def test_views_stratify_their_offsets_and_window_starts():
     # view k's offset in the k-th quarter of [0, 32); window starts one per quarter of a window
     assert [int(o) // 8 for o in tv.offsets] == [0, 1, 2, 3]
     assert sorted(int(s) * 4 // (ncfg.max_len - 2) for s in tv.starts) == [0, 1, 2, 3]
-    assert tv.z.shape == (4, 8, ncfg.n_labels)
+    assert draws_from(tv.u, ncfg.n_labels).shape == (4, 8, ncfg.n_labels)
     again = draw_views(text_seed("t"), vcfg, ncfg)
-    assert np.array_equal(tv.offsets, again.offsets) and np.array_equal(tv.z, again.z)
+    assert np.array_equal(tv.offsets, again.offsets) and np.array_equal(tv.u, again.u)
 
 
 @pytest.mark.parametrize("labels", [2, 3, 5])
@@ -54,7 +54,7 @@ def test_posterior_draws_sum_to_zero_and_fill_their_strata(labels):
 def test_far_from_data_is_uniform_and_epistemic():
     head = HeadConfig(temperature=1.0, sigma0=4.0)
     logits = torch.tensor([[[5.0, -5.0]] * 4], dtype=torch.float64)
-    z = torch.from_numpy(draw_views(7, ViewConfig(n_views=4), NetworkConfig()).z).unsqueeze(0)
+    z = torch.from_numpy(draws_from(draw_views(7, ViewConfig(n_views=4), NetworkConfig()).u, 2)).unsqueeze(0)
     near = decompose(view_probabilities(logits, torch.ones(1, 4, dtype=torch.float64), z, head))
     far = decompose(view_probabilities(logits, torch.zeros(1, 4, dtype=torch.float64), z, head))
     assert near.probs[0, 0] > 0.99
@@ -71,7 +71,8 @@ def test_the_split_adds_up_on_every_draw_count(draws):
     gen = torch.Generator().manual_seed(draws)
     logits = torch.randn(20, 4, 3, generator=gen, dtype=torch.float64) * 3
     r = torch.rand(20, 4, generator=gen, dtype=torch.float64)
-    z = torch.from_numpy(np.stack([draw_views(i, ViewConfig(n_views=4, n_draws=draws), NetworkConfig(n_labels=3)).z
+    z = torch.from_numpy(np.stack([draws_from(draw_views(i, ViewConfig(n_views=4, n_draws=draws),
+                                                         NetworkConfig(n_labels=3)).u, 3)
                                    for i in range(20)]))
     d = decompose(view_probabilities(logits, r, z, head))
     assert torch.all(d.epistemic >= 0)

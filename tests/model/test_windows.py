@@ -10,8 +10,15 @@ import pytest
 from model.config import NetworkConfig, ViewConfig
 from model.windows import TooLong, count, cuts, plan, window_pieces
 
-FILLER = ("the film follows a man who moves to a small town , meets his neighbours , takes a job at the "
-          "local paper and spends the summer writing about the harbour , the fair and the weather . ") * 8
+FILLER = ("i went into this film knowing little about it , and for the first hour i was not sure what to make "
+          "of it . the story follows a retired teacher in a small coastal town whose estranged daughter comes "
+          "home with her young son , and the script takes its time letting the three of them get used to one "
+          "another . some of the dialogue is sharp and some of it is flat , and the pacing drags in places . "
+          "the lead gives a careful performance , though the supporting cast is uneven , and a subplot about a "
+          "developer who wants to buy the harbour never quite earns its screen time . the photography of the "
+          "coast in winter is handsome , the score is mostly piano , and the director keeps the camera close "
+          "to the faces . there are moments that work and moments that do not , and by the last act the film "
+          "has to decide what kind of story it wants to be . ")
 GOOD = "in the end it is a wonderful , moving and brilliant film , one of the best of the year ."
 BAD = "in the end it is a dull , lifeless and awful mess , one of the worst of the year ."
 
@@ -49,7 +56,7 @@ def test_a_text_past_the_most_windows_is_refused():
 
 def test_the_last_window_moves_a_long_texts_answer(default_predictor):
     good, bad = default_predictor.predict([FILLER + GOOD, FILLER + BAD])
-    assert len(default_predictor.ckpt.tokenizer.bodies([FILLER])[0]) > 2 * window_pieces(NetworkConfig())
+    assert len(default_predictor.ckpt.tokenizer.bodies([FILLER])[0]) > window_pieces(NetworkConfig())
     assert good.probabilities["positive"] - bad.probabilities["positive"] > 0.1
     # cot_length counts every piece of the text
     n = len(default_predictor.ckpt.tokenizer.bodies([FILLER + GOOD])[0])
