@@ -11,7 +11,7 @@ import json
 
 import numpy as np
 
-from model.data import cache_dir, fetch, read_rows
+from model.data import split_rows
 from model.predictor import Predictor
 from model.views import text_seed
 
@@ -43,10 +43,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     pred = Predictor.load(args.model)
-    test = cache_dir() / "test.csv"
-    if not test.exists():
-        fetch()
-    sets = {"test_sentences": [r.text for r in read_rows(test)]} | all_sets()
+    sets = {"test_sentences": [r.text for r in split_rows("test")]} | all_sets()
     result = {name: standard_errors(pred, texts[: args.per_set], args.replicates) for name, texts in sets.items()}
     result["_setup"] = {"replicates": args.replicates, "n_views": pred.ckpt.cfg.views.n_views,
                         "n_draws": pred.ckpt.cfg.views.n_draws}

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-from model.data import cache_dir, fetch, read_rows
+from model.data import split_rows
 from model.predictor import Predictor
 
 
@@ -27,10 +27,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     pred = Predictor.load(args.model)
-    test = cache_dir() / "test.csv"
-    if not test.exists():
-        fetch()
-    texts = [r.text for r in read_rows(test)]
+    texts = [r.text for r in split_rows("test")]
     if args.chars:
         texts = joined(texts, args.chars)
     batches = [texts[i : i + args.batch] for i in range(0, len(texts) - args.batch + 1, args.batch)]

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 
-from model.data import cache_dir, fetch, read_rows
+from model.data import split_rows
 from model.evaluate import predict_all
 from model.metrics import auroc
 from model.predictor import Predictor
@@ -21,10 +21,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args()
     pred = Predictor.load(args.model)
-    test = cache_dir() / "test.csv"
-    if not test.exists():
-        fetch()
-    _, in_unc = predict_all(pred, [r.text for r in read_rows(test)], "test sentences")
+    _, in_unc = predict_all(pred, [r.text for r in split_rows("test")], "test sentences")
     result = {}
     for name, texts in all_sets().items():
         _, unc = predict_all(pred, texts, name)

@@ -110,6 +110,15 @@ def fetch(cache: Path | None = None) -> dict[str, Path]:
     return paths
 
 
+def split_rows(name: str, cache: Path | None = None) -> list[Row]:
+    """One split written by `fetch` ("train", "val", "test", "reviews_dev", "reviews_test"),
+    fetched first when it is not in the cache."""
+    path = (cache or cache_dir()) / f"{name}.csv"
+    if not path.exists():
+        fetch(cache)
+    return read_rows(path)
+
+
 def write_rows(path: Path, rows: list[Row]) -> None:
     with open(path, "w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh)

@@ -58,13 +58,13 @@ class TrainSettings:
     score_weight: dict[str, float] = field(default_factory=lambda: {
         "feature_distance": 0.75, "neg_domain_logit": 1.0, "unigram_nll": 1.0, "neg_ngram_domain_logit": 1.0,
         "general_english_ratio": 1.5})
-    # The similarity's decay past the threshold, and the prior's spread far from the data
-    # (HeadConfig): chosen on validation and the dev OOD sets (docs/model-card.md).
+    # The similarity's decay past the threshold, the prior's spread far from the data and
+    # the gentle fall of the similarity (HeadConfig.gentle: its slope, and the validation
+    # quantile of the worst score where it starts): chosen on validation and the dev OOD
+    # sets by bench/head_grid.py (docs/model-card.md).
     decay: float = 8.0
-    sigma0: float = 4.0
-    # The gentle fall of the similarity (HeadConfig.gentle): its slope, and the validation
-    # quantile of the worst score where it starts.
-    gentle: float = 0.0
+    sigma0: float = 5.0
+    gentle: float = 0.01
     gentle_quantile: float = 0.5
     refit_domain: bool = True  # refit the in-domain head on the final features, see calibrate.fit_domain
     crops_per_epoch: int = 6000  # short in-domain fragments per epoch, see `crops`
