@@ -99,7 +99,7 @@ def source_chunks(tar: tarfile.TarFile, lines: int = 4, stride: int = 2) -> list
     """Python source as text a caller might send: runs of `lines` non-blank lines, every
     `stride` lines, from each .py file of the sdist, in the archive's order. With them the
     n-gram head's domain logit tells the standard library's code (an OOD set) from the test
-    sentences at AUROC 0.997 instead of 0.780 (README.md, Measured)."""
+    sentences at AUROC 0.997 instead of 0.780 (docs/model-history.md, Measured)."""
     chunks: list[str] = []
     for member in tar.getmembers():
         if member.name.endswith(".py"):
@@ -113,7 +113,7 @@ def source_chunks(tar: tarfile.TarFile, lines: int = 4, stride: int = 2) -> list
 def news_and_encyclopedia(cache: Path | None = None) -> tuple[str, ...]:
     """The sentences of 300 ABC news articles, then those of 206 Wikipedia articles, from
     the gensim wheel's test data. Glosses and essays alone leave news, science and other
-    expository English looking like reviews to the familiarity scores (README.md, Measured)."""
+    expository English looking like reviews to the familiarity scores (docs/model-history.md, Measured)."""
     with zipfile.ZipFile(fetch_package(GENSIM, cache or cache_dir())) as whl:
         news = whl.read(NEWS).decode("latin-1")
         wiki = bz2.decompress(whl.read(WIKI)).decode("utf-8")
@@ -179,7 +179,7 @@ def general_word_counts(cache: Path | None = None) -> dict[str, float]:
     Reddit) as counts over WORDFREQ_WEIGHT times as many words. Old books alone made
     today's news and opinion words look rare in general English: with wordfreq the
     general-English ratio tells news and mixed-genre English from the test sentences at
-    0.959 and 0.907 instead of 0.944 and 0.873 (README.md, Measured). None of the OOD
+    0.959 and 0.907 instead of 0.944 and 0.873 (docs/model-history.md, Measured). None of the OOD
     evaluation sets is drawn from them."""
     from wordfreq import get_frequency_dict
 

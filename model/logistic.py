@@ -3,7 +3,7 @@ n-gram head, the in-domain head), solved to a tight tolerance so that its weight
 function of the data, not of where lbfgs happened to stop. At scikit-learn's default
 tolerance (1e-4) the n-gram head stopped after 122 or 85 iterations depending on a 1e-6
 perturbation of the teacher's embeddings, and its weights and the test ECE moved with it
-(README.md, Measured). Imported only when training: serving never loads scikit-learn."""
+(docs/model-history.md, Measured). Imported only when training: serving never loads scikit-learn."""
 from __future__ import annotations
 
 from sklearn.linear_model import LogisticRegression

@@ -49,12 +49,12 @@ class TrainSettings:
     # The familiarity threshold: the similarity falls below 1 for (1 - shrink_quantile) of
     # the validation sentences' views and fragments. 0.92, not 0.95: distilled from the
     # fine-tuned teacher, the model stays calibrated on the in-domain text it shrinks, and
-    # the dev OOD sets gain (README.md, "The fine-tuned teacher").
+    # the dev OOD sets gain (docs/model-history.md, "The fine-tuned teacher").
     shrink_quantile: float = 0.92
     # Weight of each familiarity score (config.SCORES) in the worst score the threshold
     # reads: the general-English ratio, the best single score on non-review English, 1.5;
     # the feature distance 0.75; the rest 1. Chosen on validation and the dev OOD sets by
-    # bench/score_weights.py (README.md, "Score weights").
+    # bench/score_weights.py (docs/model-history.md, "Score weights").
     score_weight: dict[str, float] = field(default_factory=lambda: {
         "feature_distance": 0.75, "neg_domain_logit": 1.0, "unigram_nll": 1.0, "neg_ngram_domain_logit": 1.0,
         "general_english_ratio": 1.5})

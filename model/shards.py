@@ -4,7 +4,7 @@ torch's intra-op threads split every op between the cores. The encoder over many
 sequences is thousands of small ops (one attention call per sequence length and layer), and
 on two cores their fork and join cost more than the split saves. Giving each core its own
 texts keeps every op on one thread: the encoder ran 1.3-1.6x faster on a 2-core machine
-(README.md, "The model" / "Measured"). A text's arithmetic is its own either way (texts are
+(docs/model-history.md, "Measured"). A text's arithmetic is its own either way (texts are
 packed without padding), so the answers do not depend on the shard count.
 """
 from __future__ import annotations
