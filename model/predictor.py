@@ -1,6 +1,7 @@
 """The batched inference API the serving core calls: texts in, one Prediction per text."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -12,6 +13,9 @@ from .evidence import occlusion, reasoning_steps
 from .expectation import Expectation
 from .types import ModelInfo, Prediction, Uncertainty
 from .views import text_seed
+
+
+_HANGUL = re.compile("[\uac00-\ud7a3]")
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -44,8 +48,18 @@ class Predictor:
         )
 
     def windows(self, texts: Sequence[str]) -> list[int]:
-        """The most windows each text takes in a view: its cost in forward passes per view."""
-        return [windows.count(len(b), self.ckpt.cfg.network) for b in self.ckpt.tokenizer.bodies(texts)]
+        """The most windows each text takes in a view: its cost in forward passes per view.
+        Raises windows.TooLong past the most windows. The batcher asks for every request,
+        on the event loop: a text no longer than a window in characters (outside Hangul,
+        whose syllables split into jamo, no character gives two pieces) is one window
+        without tokenizing; only longer ones are tokenized."""
+        cfg = self.ckpt.cfg
+        width = windows.window_pieces(cfg.network)
+        long = [i for i, t in enumerate(texts) if len(t) > width or _HANGUL.search(t)]
+        counts = [1] * len(texts)
+        for i, body in zip(long, self.ckpt.tokenizer.bodies([texts[i] for i in long])):
+            counts[i] = windows.checked(len(body), cfg.views, cfg.network)
+        return counts
 
     def predict(self, texts: Sequence[str], *, with_reasoning: bool = False) -> list[Prediction]:
         """Raises windows.TooLong for a text of more than max_windows windows."""

@@ -215,7 +215,7 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
     cut = int(round(settings.long_ngram_share * len(long_rows)))
     long_fit, long_rows = long_rows[:cut], long_rows[cut:]  # the rest fit the window gain
     exp.ngrams = _fit_ngrams(cfg, tok, examples, n_lab, n_unl, n_bg, extra_bg, len(labels), settings,
-                             [(tok.bodies([x.text])[0], lab_id[x.label]) for x in long_fit])
+                             list(zip(tok.bodies([x.text for x in long_fit]), [lab_id[x.label] for x in long_fit])))
     # the scales also see the long texts the window gain is fitted on: a text of several
     # windows is judged against texts of several windows (HeadConfig.length_edges)
     scaling = scale_texts([r.text for r in val_rows], settings.seed) + [x.text for x in long_rows]

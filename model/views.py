@@ -74,11 +74,6 @@ def draws_from(u: np.ndarray, c: int) -> np.ndarray:
     return ndtri(np.clip(u, 1e-12, 1 - 1e-12)) @ _sum_zero_basis(c).T
 
 
-def posterior_draws(k: int, m: int, c: int, rng: np.random.Generator) -> np.ndarray:
-    """(k, m, c) posterior draws from one generator."""
-    return draws_from(draw_uniforms(k, m, c, rng), c)
-
-
 @lru_cache(maxsize=8)
 def _sum_zero_basis(c: int) -> np.ndarray:
     """(c, c - 1) orthonormal columns spanning the logits that sum to zero (Helmert)."""

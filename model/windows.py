@@ -43,6 +43,15 @@ class TooLong(ValueError):
     """A text of more word pieces than the model reads (ViewConfig.max_windows windows)."""
 
 
+def checked(n: int, vcfg: ViewConfig, ncfg: NetworkConfig) -> int:
+    """count(n), or TooLong past the most windows a text may take."""
+    windows = count(n, ncfg)
+    if windows > vcfg.max_windows:
+        raise TooLong(f"the text is {n} word pieces; the model reads at most "
+                      f"{vcfg.max_windows} windows of {window_pieces(ncfg)}")
+    return windows
+
+
 @dataclass
 class Plan:
     """Every window of every view of a batch of texts, as the encoder runs them."""
@@ -62,9 +71,7 @@ def plan(bodies: list[list[int]], seeds: list[int], vcfg: ViewConfig, ncfg: Netw
     K = vcfg.n_views
     seqs, pos, owner, weight, views = [], [], [], [], []
     for i, (body, seed) in enumerate(zip(bodies, seeds)):
-        if count(len(body), ncfg) > vcfg.max_windows:
-            raise TooLong(f"the text is {len(body)} word pieces; the model reads at most "
-                          f"{vcfg.max_windows} windows of {width}")
+        checked(len(body), vcfg, ncfg)
         drop = drops[i] if drops is not None else None
         tv = draw_views(seed, vcfg, ncfg)
         views.append(tv)

@@ -12,7 +12,7 @@ from model.config import SCORES, HeadConfig, NetworkConfig, ViewConfig
 from model.calibrate import fit_scales
 from model.cot import cot_length
 from model.uncertainty import decompose, similarity, view_probabilities
-from model.views import draw_views, draws_from, posterior_draws, text_seed
+from model.views import draw_uniforms, draw_views, draws_from, text_seed
 
 S = len(SCORES)
 
@@ -40,7 +40,7 @@ def test_views_stratify_their_offsets_and_window_starts():
 
 @pytest.mark.parametrize("labels", [2, 3, 5])
 def test_posterior_draws_sum_to_zero_and_fill_their_strata(labels):
-    z = posterior_draws(4, 16, labels, np.random.default_rng(0))
+    z = draws_from(draw_uniforms(4, 16, labels, np.random.default_rng(0)), labels)
     assert z.shape == (4, 16, labels)
     assert np.allclose(z.sum(-1), 0.0)
     # projected standard normals: each coordinate's variance is (C - 1) / C

@@ -91,3 +91,15 @@ def test_a_long_text_answers_the_same_alone_in_a_batch_and_in_another_process(de
         assert abs(a.uncertainty.epistemic - alone.uncertainty.epistemic) < 1e-6
     assert max(abs(x - y) for x, y in zip(elsewhere, [alone.confidence, alone.uncertainty.total,
                                                        alone.uncertainty.epistemic])) < 1e-6
+
+
+def test_the_cost_the_batcher_asks_for_counts_windows_and_refuses_past_the_most():
+    from model.predictor import Predictor
+
+    pred = Predictor.load()
+    text = FILLER * 3
+    n = len(pred.ckpt.tokenizer.bodies([text])[0])
+    assert pred.windows(["short", text]) == [1, count(n, pred.ckpt.cfg.network)]
+    pred.ckpt.cfg.views.max_windows = 2
+    with pytest.raises(TooLong, match="at most 2 windows"):
+        pred.windows([text])
