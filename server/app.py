@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
-from collections.abc import Iterator
+import sys
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +25,10 @@ from server.core.reload import Loader, ModelSource, Reloader
 from server.core.service import InferenceService
 from server.core.store import ModelStore
 from server.core.tracing import Tracing
-from server import workers
+from server.core.serving_state import FILE_NAME, Follower, ServingState
+from server.errors import ModelNotFound
+from server.logs import configure_logging
+from server.workers import WorkerLink
 from server.errors import ServiceError
 from server.grpc.server import SERVICE_NAME, create_grpc_server
 from server.rest.app import create_rest_app
@@ -40,14 +46,11 @@ class _Uvicorn(uvicorn.Server):
         yield
 
 
-def _listen(host: str, port: int, *, shared: bool = False) -> socket.socket:
-    """The REST socket; `shared`: one of several worker processes on the port (SO_REUSEPORT:
-    the kernel spreads connections over them)."""
+def _listen(host: str, port: int) -> socket.socket:
+    """The REST socket of a server of one process."""
     family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if shared:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind(address)
     sock.listen(1024)
     return sock
@@ -59,6 +62,7 @@ class BetServer:
     def __init__(
         self, settings: Settings, predictor: Predictor, registry: CollectorRegistry | None = None,
         *, loader: Loader | None = None, tracing: Tracing | None = None,
+        rest_sockets: list[socket.socket] | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = Metrics(registry or CollectorRegistry(),
@@ -70,6 +74,9 @@ class BetServer:
         self._loader = loader or checkpoint_loader(settings.device)
         self.service: InferenceService | None = None
         self.reloader: Reloader | None = None
+        # Given: one of several workers, on the REST sockets the supervisor bound (and the
+        # gRPC port shared with SO_REUSEPORT); else this process binds both itself.
+        self._rest_sockets = rest_sockets
         self.rest_url = ""
         self.grpc_target = ""
 
@@ -88,7 +95,8 @@ class BetServer:
         s = self.settings
         source = model_source(s)
         model = LoadedModel.start(self._predictor, self._make_batcher)
-        self.service = InferenceService(model, request_timeout_s=s.request_timeout_s, versions=source.listing)
+        self.service = InferenceService(model, request_timeout_s=s.request_timeout_s, versions=source.listing,
+                                        metrics=self.metrics, unfamiliar_epistemic_nats=s.unfamiliar_epistemic_nats)
         self.service.stream_idle_timeout_s = s.stream_idle_timeout_s
         self.reloader = Reloader(
             self.service, source, self._loader, self._make_batcher, self.metrics,
@@ -98,7 +106,7 @@ class BetServer:
         self._grpc, grpc_port, self._health = create_grpc_server(
             self.service, self.metrics, address=hostport(s.host, s.grpc_port),
             guard=self.guard, max_stream_message_bytes=s.max_stream_message_bytes, tls=self._tls(),
-            max_request_bytes=s.max_request_bytes, reloader=self.reloader, shared_port=workers.is_worker(),
+            max_request_bytes=s.max_request_bytes, reloader=self.reloader, shared_port=self._rest_sockets is not None,
         )
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         await self._grpc.start()
@@ -114,7 +122,7 @@ class BetServer:
     async def _start_rest(self) -> None:
         s = self.settings
         assert self.service is not None
-        sock = _listen(s.host, s.rest_port, shared=workers.is_worker())
+        sock = self._rest_sockets[0] if self._rest_sockets else _listen(s.host, s.rest_port)
         app = create_rest_app(self.service, self.metrics, guard=self.guard, body_timeout_s=s.body_timeout_s,
                               max_request_bytes=s.max_request_bytes,
                               reloader=self.reloader)
@@ -147,6 +155,7 @@ class BetServer:
         assert self.service is not None
         await self.service.warm_up()
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        self.metrics.ready.set(1)
 
     async def stop(self) -> None:
         """Stops accepting, lets calls in flight and queued texts finish (within the drain
@@ -154,6 +163,7 @@ class BetServer:
         assert self.service is not None and self.reloader is not None
         timeout = self.settings.drain_timeout_s
         self.service.ready = False
+        self.metrics.ready.set(0)
         self.reloader.close()
         await self._health.enter_graceful_shutdown()
         self._uvicorn.should_exit = True
@@ -191,15 +201,88 @@ def checkpoint_loader(device: str | None) -> Loader:
     return load
 
 
-def load_predictor(settings: Settings) -> Predictor:
-    """The model `bet serve` starts with: the pinned or newest version of the store, or the
-    checkpoint directory. Raises ModelNotFound or the loader's error."""
-    path, version = model_source(settings).locate(None, None)
+def serving_state(settings: Settings, runtime_dir: Path | None) -> ServingState | None:
+    """The record of the serving version (server/core/serving_state.py): BET_STATE_FILE, else
+    in the model store, else (several workers serving one checkpoint) in the server's runtime
+    directory; None for one process serving one checkpoint, which has nothing to share."""
+    if settings.state_file is not None:
+        path = settings.state_file
+    elif settings.model_store is not None:
+        path = settings.model_store / FILE_NAME
+    elif runtime_dir is not None:
+        path = runtime_dir / "serving.json"
+    else:
+        return None
+    configured = {"model_store": str(settings.model_store) if settings.model_store else None,
+                  "model_version": settings.model_version,
+                  "model": str(settings.model) if settings.model else None}
+    return ServingState(path, configured)
+
+
+def load_predictor(settings: Settings, state: ServingState | None = None) -> Predictor:
+    """The model `bet serve` starts with: the version the serving state names (a reload or
+    rollback made under the same configuration), else the pinned or newest version of the
+    store, or the checkpoint directory. Raises ModelNotFound or the loader's error."""
+    source = model_source(settings)
+    record = state.applicable() if state is not None else None
+    path, version = source.locate(None, None)
+    if record is not None and source.store is not None:
+        try:
+            path, version = source.locate(record.version, None)
+        except ModelNotFound:
+            log.warning("the recorded serving version is gone: serving the configured choice",
+                        extra={"fields": {"recorded": record.version, "model_version": version}})
     return checkpoint_loader(settings.device)(path, version)
 
 
-async def serve(settings: Settings, predictor: Predictor) -> int:
-    """`bet serve` (or one worker of it, server/workers.py): runs until SIGTERM or SIGINT,
+def run(settings: Settings, link: WorkerLink | None = None) -> int:
+    """A serving process, alone or as a worker of server/supervisor.py; the exit code."""
+    configure_logging(settings.log_level)  # in a worker: the supervisor's log thread did not fork
+    state = serving_state(settings, link.runtime_dir if link else None)
+    beating = _beat_while_loading(link)
+    try:
+        predictor = load_predictor(settings, state)
+    except Exception as exc:  # noqa: BLE001 - a bad checkpoint is a message, not a traceback
+        print(f"bet serve: cannot load the model: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        beating.set()
+    sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)  # per serving process
+    try:
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            return runner.run(serve(settings, predictor, state=state, link=link))
+    except (OSError, RuntimeError, ValueError) as exc:  # a port in use (grpc: RuntimeError), a bad keys file
+        print(f"bet serve: {exc}", file=sys.stderr)
+        return 2
+
+
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when installed (it comes with uvicorn[standard]): the event loop serves
+    both doors, and uvloop spends less CPU per request than asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def _beat_while_loading(link: WorkerLink | None) -> threading.Event:
+    """Keeps a worker's heartbeat while it loads its model, before its event loop beats."""
+    done = threading.Event()
+    if link is not None:
+        def beat() -> None:
+            while not done.wait(link.heartbeat_s):
+                link.heartbeat()
+        link.heartbeat()
+        threading.Thread(target=beat, name="bet-boot-heartbeat", daemon=True).start()
+    return done
+
+
+async def serve(
+    settings: Settings, predictor: Predictor, *, state: ServingState | None = None,
+    link: WorkerLink | None = None,
+) -> int:
+    """`bet serve` (or one worker of it, server/supervisor.py): runs until SIGTERM or SIGINT,
     then drains; returns the exit code."""
     import signal
 
@@ -208,36 +291,66 @@ async def serve(settings: Settings, predictor: Predictor) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    server = BetServer(settings, predictor)
+    server = BetServer(settings, predictor, rest_sockets=link.sockets if link else None)
     await server.start()
     await server.warm_up()
-    assert server.reloader is not None
-    reloads: set[asyncio.Task] = set()
+    assert server.reloader is not None and server.service is not None
+    service, reloader = server.service, server.reloader
+    background: set[asyncio.Task] = set()
 
-    def reload(version: str | None = None) -> None:  # not asked by a caller: not announced
-        task = asyncio.create_task(_reload_quietly(server, version))
-        reloads.add(task)
-        task.add_done_callback(reloads.discard)
+    def spawn(coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        background.add(task)
+        task.add_done_callback(background.discard)
 
-    loop.add_signal_handler(signal.SIGHUP, reload)  # the configured choice (pinned, else newest)
-    parent = workers.follow_parent(server.reloader, reload, stop) if workers.is_worker() else None
-    print(f"bet serving model {predictor.version}", flush=True)
-    print(f"  REST  {server.rest_url}", flush=True)
-    print(f"  gRPC  {server.grpc_target}", flush=True)
+    follower = None
+    if state is not None:
+        async def switch(version: str) -> bool:
+            return await _reload_quietly(server, version if settings.model_store else None, relayed=True)
+
+        follower = Follower(state, lambda: (service.version, service.model.info.digest), switch)
+        reloader.on_reloaded = follower.published
+        record = state.applicable()
+        if record is None or (record.version, record.digest) != (service.version, service.model.info.digest):
+            follower.published(service.version, service.model.info.digest)
+        spawn(follower.run())
+    # SIGHUP: the configured choice (pinned, else newest), published like a caller's reload
+    loop.add_signal_handler(signal.SIGHUP, lambda: spawn(_reload_quietly(server, None, relayed=False)))
+    log.info("serving", extra={"fields": {"model_version": service.version, "pid": os.getpid()}})
+    if link is not None:
+        spawn(_heartbeat(link, stop))
+        link.report_ready(service.version)
+    else:
+        print(f"bet serving model {predictor.version}", flush=True)
+        print(f"  REST  {server.rest_url}", flush=True)
+        print(f"  gRPC  {server.grpc_target}", flush=True)
     await stop.wait()
     loop.remove_signal_handler(signal.SIGHUP)
-    if parent is not None:
-        parent.cancel()
+    for task in list(background):
+        task.cancel()
     log.info("draining", extra={"fields": {"timeout_s": settings.drain_timeout_s}})
     await server.stop()
     log.info("stopped")
     return 0
 
 
-async def _reload_quietly(server: BetServer, version: str | None) -> None:
+async def _heartbeat(link: WorkerLink, stop: asyncio.Event) -> None:
+    """Beats from the event loop itself, so a loop that hangs misses its beats; drains when
+    the supervisor is gone."""
+    while not stop.is_set():
+        link.heartbeat()
+        if not link.parent_alive():
+            log.warning("the supervisor is gone: draining")
+            stop.set()
+        await asyncio.sleep(link.heartbeat_s)
+
+
+async def _reload_quietly(server: BetServer, version: str | None, *, relayed: bool) -> bool:
+    """A reload no caller waits for (a signal, or following another worker); whether it worked."""
     assert server.reloader is not None
     log.info("reloading the model", extra={"fields": {"requested": version}})
     try:
-        await server.reloader.reload(version, relayed=True)
+        await server.reloader.reload(version, relayed=relayed)
     except ServiceError:
-        pass  # logged by the reloader; the old version keeps serving
+        return False  # logged by the reloader; the old version keeps serving
+    return True

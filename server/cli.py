@@ -6,7 +6,6 @@ so that `bet --help` stays fast."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
@@ -55,11 +54,7 @@ SECURITY_FLAGS = {
 def run_serve(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from server.app import load_predictor, serve
-    from server.logs import configure_logging
     from server.settings import Settings
-
-    from server import workers
 
     flags = {k: v for k in ("host", "rest_port", "grpc_port", "model", "model_store", "model_version", "insecure",
                               "workers",
@@ -72,31 +67,15 @@ def run_serve(args: argparse.Namespace) -> int:
         where = ".".join(str(p) for p in error["loc"])
         print(f"bet serve: {where + ': ' if where else ''}{error['msg']}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
-    if (settings.workers or 1) > 1 and not workers.is_worker():
-        return workers.supervise(settings, args.argv)
-    try:
-        predictor = load_predictor(settings)
-    except Exception as exc:  # noqa: BLE001 - a bad checkpoint is a message, not a traceback
-        print(f"bet serve: cannot load the model: {exc}", file=sys.stderr)
-        return 2
-    sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)  # per serving process
-    try:
-        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-            return runner.run(serve(settings, predictor))
-    except (OSError, RuntimeError, ValueError) as exc:  # a port in use (grpc: RuntimeError), a bad keys file
-        print(f"bet serve: {exc}", file=sys.stderr)
-        return 2
+    if (settings.workers or 1) > 1:
+        from server.logs import configure_logging
+        from server.supervisor import supervise  # before server.app: it sets up shared metrics
 
+        configure_logging(settings.log_level)
+        return supervise(settings)
+    from server import app
 
-def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's loop when installed (it comes with uvicorn[standard]): the event loop serves
-    both doors, and uvloop spends less CPU per request than asyncio's own."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
+    return app.run(settings)
 
 
 def add_predict(subparsers: Subparsers) -> None:
@@ -149,7 +128,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)  # what `bet serve --workers` passes on
     return args.run(args)
 
 

@@ -76,6 +76,8 @@ def configure_logging(level: str) -> None:
     handler = BufferedStderr()
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
+    for old in root.handlers:  # a forked worker's copy of its parent's: write what it holds
+        old.close()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):

@@ -35,6 +35,16 @@ class Settings(BaseSettings):
     # (on 2 cores, about twice the answers of one process: bench/README.md), but 1 with a rate
     # limit, whose buckets each process keeps for itself.
     workers: int | None = Field(None, ge=1, le=64)  # None: the default above
+    # A worker whose event loop has not beaten for this long (hung, or stopped) is killed and
+    # replaced by the supervisor (server/supervisor.py).
+    heartbeat_timeout_s: float = Field(10.0, ge=1)
+    # The serving version a reload or rollback switched to, which every worker (and a restarted
+    # server) serves: a JSON file, by default `.bet-serving.json` in the model store
+    # (server/core/serving_state.py).
+    state_file: Path | None = None
+    # An answer whose epistemic uncertainty is above this many nats counts as unfamiliar text
+    # in the metrics (bet_answers_unfamiliar); docs/monitoring.md says how it was chosen.
+    unfamiliar_epistemic_nats: float = Field(0.3, ge=0)
 
     max_batch_size: int = Field(32, ge=1)  # windows per forward pass (a sentence is one; a longer text alone may exceed it)
     max_delay_ms: float = Field(5.0, ge=0)  # longest the oldest queued text waits for company

@@ -8,16 +8,22 @@ workers' values, so a scrape that reaches any worker sees the whole server."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from model.types import Prediction
 from server.core.tracing import Tracing
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+# An answer's confidence is at least 1 / labels; its uncertainties lie in [0, ln labels] nats.
+_CONFIDENCE_BUCKETS = (0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.99, 1.0)
+_NATS_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 1.0, 1.5)
+_ANSWER_LABELS = ("protocol", "model_version")
 
 
 class Metrics:
@@ -60,6 +66,33 @@ class Metrics:
             "bet_model_reloads", "Model reloads, by outcome (ok, model_not_found, model_load_failed).",
             ("outcome",), registry=registry,
         )
+        # What the model says of the incoming texts, per door and version: a drift in the
+        # traffic (other languages, other domains) shows here before it shows in complaints.
+        self.confidence = Histogram(
+            "bet_answer_confidence", "Confidence of each answered text.", _ANSWER_LABELS,
+            buckets=_CONFIDENCE_BUCKETS, registry=registry,
+        )
+        self.total_uncertainty = Histogram(
+            "bet_answer_uncertainty_total_nats", "Total uncertainty of each answered text (nats).",
+            _ANSWER_LABELS, buckets=_NATS_BUCKETS, registry=registry,
+        )
+        self.epistemic = Histogram(
+            "bet_answer_uncertainty_epistemic_nats", "Epistemic uncertainty of each answered text "
+            "(nats): how unlike the training data the model finds it.", _ANSWER_LABELS,
+            buckets=_NATS_BUCKETS, registry=registry,
+        )
+        self.below_threshold = Counter(
+            "bet_answers_below_threshold", "Answered texts whose confidence was below the caller's "
+            "confidence_threshold.", _ANSWER_LABELS, registry=registry,
+        )
+        self.unfamiliar = Counter(
+            "bet_answers_unfamiliar", "Answered texts whose epistemic uncertainty was above the "
+            "server's unfamiliar line (BET_UNFAMILIAR_EPISTEMIC_NATS).", _ANSWER_LABELS, registry=registry,
+        )
+        self.ready = Gauge(
+            "bet_model_ready", "1 when the model is loaded and warm and the server takes requests.",
+            registry=registry, multiprocess_mode="livemin",  # several workers: 0 while any is not
+        )
         self.load_seconds = Histogram(
             "bet_model_load_seconds", "Time to load and warm a model version on reload.",
             buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120), registry=registry,
@@ -87,6 +120,26 @@ class Metrics:
         self.latency.labels(protocol, method).observe(seconds)
         if model_version is not None:
             self.model_requests.labels(model_version, outcome).inc()
+
+    def observe_answers(
+        self, protocol: str, version: str, predictions: Sequence[Prediction], below: int,
+        unfamiliar_nats: float,
+    ) -> None:
+        """The uncertainty telemetry of the texts of one answered request, `below` of them
+        under the caller's threshold."""
+        labels = (protocol, version)
+        confidence, total, epistemic = (m.labels(*labels) for m in
+                                        (self.confidence, self.total_uncertainty, self.epistemic))
+        unfamiliar = 0
+        for p in predictions:
+            confidence.observe(p.confidence)
+            total.observe(p.uncertainty.total)
+            epistemic.observe(p.uncertainty.epistemic)
+            unfamiliar += p.uncertainty.epistemic > unfamiliar_nats
+        if below:
+            self.below_threshold.labels(*labels).inc(below)
+        if unfamiliar:
+            self.unfamiliar.labels(*labels).inc(unfamiliar)
 
     def serving(self, version: str, digest: str) -> None:
         """Publishes the serving version (bet_model_info)."""

@@ -67,9 +67,9 @@ class Reloader:
         self._lock = asyncio.Lock()  # one reload at a time; others wait their turn
         self._retiring: set[asyncio.Task] = set()
         self._closed = False
-        # Called with the version now serving after a reload a caller asked for (not one
-        # relayed from another worker): server/workers.py passes it on to the other workers.
-        self.on_reloaded: Callable[[str], None] | None = None
+        # Called with the version (and digest) now serving after a reload that was not itself
+        # following another worker's: server/core/serving_state.py records it for the others.
+        self.on_reloaded: Callable[[str, str], None] | None = None
 
     def close(self) -> None:
         """The server is draining: a reload still loading is dropped, none starts."""
@@ -78,7 +78,7 @@ class Reloader:
     async def reload(self, version: str | None = None, *, relayed: bool = False) -> schemas.ReloadResponse:
         """Serves `version` (None: the configured choice) once it is loaded and warm. Runs to
         the end even if the caller goes away, so a half-loaded version is never left behind.
-        `relayed`: asked by another worker's reload (or the parent's SIGHUP), not announced."""
+        `relayed`: following another worker's reload, so not recorded again."""
         return await asyncio.shield(self._reload(version, relayed))
 
     async def _reload(self, version: str | None, relayed: bool) -> schemas.ReloadResponse:
@@ -106,7 +106,7 @@ class Reloader:
                 "digest": model.info.digest, "seconds": round(time.monotonic() - start, 3)}})
             self._retire(old)
             if not relayed and self.on_reloaded is not None:
-                self.on_reloaded(model.version)
+                self.on_reloaded(model.version, model.info.digest)
             return schemas.ReloadResponse(previous_version=previous, model=self._service.model_info())
 
     async def _prepare(self, version: str | None) -> LoadedModel:

@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 from model.types import Prediction
 from server.core import schemas, telemetry
+from server.core.metrics import Metrics
 from server.core.models import LoadedModel
 from server.core.auth import charge_current
 from server.core.streaming import idle_limited, ordered
@@ -31,9 +32,12 @@ class InferenceService:
     stream_idle_timeout_s: float | None = None  # a stream with no message this long ends
 
     def __init__(
-        self, model: LoadedModel, *, request_timeout_s: float, versions: VersionLister | None = None
+        self, model: LoadedModel, *, request_timeout_s: float, versions: VersionLister | None = None,
+        metrics: Metrics | None = None, unfamiliar_epistemic_nats: float = float("inf"),
     ) -> None:
         self._model = model
+        self._metrics = metrics
+        self._unfamiliar_nats = unfamiliar_epistemic_nats
         self._request_timeout_s = request_timeout_s
         self._versions = versions
         self.ready = False  # model loaded and a warm-up batch has run; false again on drain
@@ -120,6 +124,11 @@ class InferenceService:
         predictions = await model.batcher.submit(
             texts, with_reasoning=options.return_cot, deadline=self._deadline(timeout_s)
         )
+        if self._metrics is not None:
+            ctx = telemetry.current.get()
+            below = sum(below_threshold(p.confidence, options.confidence_threshold) for p in predictions)
+            self._metrics.observe_answers(ctx.protocol if ctx else "internal", model.version, predictions,
+                                          below, self._unfamiliar_nats)
         return [self._response(p, options, model.version) for p in predictions]
 
     def _deadline(self, timeout_s: float | None) -> float:

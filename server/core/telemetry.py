@@ -91,4 +91,9 @@ def _record(metrics: Metrics, ctx: RequestContext, token: Token) -> None:
     if ctx.model_version is not None:
         fields["model_version"] = ctx.model_version
     log.info("request", extra={"fields": fields})
-    current.reset(token)
+    try:
+        current.reset(token)
+    except ValueError:
+        # A streaming call's handler may end in another task than it began in (grpc.aio),
+        # whose context did not make the token: there the request's context is left as None.
+        current.set(None)

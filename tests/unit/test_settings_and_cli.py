@@ -146,11 +146,11 @@ def test_serve_sets_the_gil_switch_interval(monkeypatch: pytest.MonkeyPatch) -> 
 
     seen = []
 
-    async def fake_serve(settings, predictor) -> int:
+    async def fake_serve(settings, predictor, **_: object) -> int:
         seen.append(sys.getswitchinterval())
         return 0
 
-    monkeypatch.setattr(app, "load_predictor", lambda settings: object())
+    monkeypatch.setattr(app, "load_predictor", lambda settings, state=None: object())
     monkeypatch.setattr(app, "serve", fake_serve)
     monkeypatch.setenv("BET_GIL_SWITCH_INTERVAL_MS", "2.5")
     before = sys.getswitchinterval()
