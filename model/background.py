@@ -41,6 +41,14 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _WORD = re.compile(r"[a-z]+")
 
 
+def _read(tar: tarfile.TarFile, member: str | tarfile.TarInfo) -> bytes:
+    """A member's bytes; extractfile gives None for one that is neither a file nor a link."""
+    f = tar.extractfile(member)
+    if f is None:
+        raise ValueError(f"{member if isinstance(member, str) else member.name}: not a file in the archive")
+    return f.read()
+
+
 def sentences(text: str, min_words: int = 4, max_words: int = 80) -> list[str]:
     """Whitespace-normalised sentences of min_words to max_words words."""
     out = (s.strip() for s in _SENTENCE_END.split(re.sub(r"\s+", " ", text)))
@@ -59,14 +67,14 @@ def background_text(cache: Path | None = None, limit: int | None = None, seed: i
     with tarfile.open(fetch_sdist(cache)) as tar:
         code = source_chunks(tar)
         for part in ("data.noun1", "data.noun2", "data.verb", "data.adj", "data.adv"):
-            for line in tar.extractfile(WORDNET + part).read().decode("utf-8", "replace").splitlines():
+            for line in _read(tar, WORDNET + part).decode("utf-8", "replace").splitlines():
                 if line.startswith(" ") or " | " not in line:
                     continue
                 for piece in line.split(" | ", 1)[1].split(";"):
                     piece = piece.strip().strip('"').strip()
                     if len(piece.split()) >= 4:
                         prose.append(piece)
-        essays = tar.extractfile(ESSAYS).read().decode("utf-8-sig", "replace")
+        essays = _read(tar, ESSAYS).decode("utf-8-sig", "replace")
     for row in csv.reader(essays.splitlines()):
         for cell in row:
             # not `sentences`: whitespace kept as the default model was trained on it
@@ -103,7 +111,7 @@ def source_chunks(tar: tarfile.TarFile, lines: int = 4, stride: int = 2) -> list
     chunks: list[str] = []
     for member in tar.getmembers():
         if member.name.endswith(".py"):
-            text = tar.extractfile(member).read().decode("utf-8", "replace")
+            text = _read(tar, member).decode("utf-8", "replace")
             body = [line for line in text.splitlines() if line.strip()]
             chunks.extend("\n".join(body[i : i + lines]) for i in range(0, len(body) - lines + 1, stride))
     return chunks
@@ -126,9 +134,9 @@ def editorials(cache: Path | None = None) -> list[str]:
     English prose about politics, the economy and the city. Without them, opinion writing
     on anything but film read as reviews to the network and the in-domain heads."""
     with tarfile.open(fetch_package(VADER, cache or cache_dir())) as sdist:
-        inner = io.BytesIO(sdist.extractfile(VADER_DATA).read())
+        inner = io.BytesIO(_read(sdist, VADER_DATA))
     with tarfile.open(fileobj=inner) as tar:
-        return rated_sentences(tar.extractfile(EDITORIALS).read().decode("utf-8", "replace"))
+        return rated_sentences(_read(tar, EDITORIALS).decode("utf-8", "replace"))
 
 
 def rated_sentences(table: str) -> list[str]:
@@ -185,7 +193,7 @@ def general_word_counts(cache: Path | None = None) -> dict[str, float]:
 
     cache = cache or cache_dir()
     with tarfile.open(fetch_sdist(cache)) as tar:
-        lines = tar.extractfile(SPELLING).read().decode("utf-8", "replace").splitlines()
+        lines = _read(tar, SPELLING).decode("utf-8", "replace").splitlines()
     counts: dict[str, float] = {}
     for line in lines:
         parts = line.split()

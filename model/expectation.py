@@ -2,6 +2,7 @@
 many texts, then each view's outputs as the piece-weighted mean of its windows'."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -50,7 +51,7 @@ class Expectation:
 
     @torch.inference_mode()
     def raw(self, bodies: list[list[int]], seeds: list[int],
-            drops: list[tuple[int, int] | None] | None = None) -> ViewOutputs:
+            drops: Sequence[tuple[int, int] | None] | None = None) -> ViewOutputs:
         """Every view's outputs for texts given as word pieces (no [CLS]/[SEP]), in input
         order. drops (occlusion, windows.plan): texts with a span left out; their windows
         that recur (same ids, same offset) are computed once, as the variants of one text
@@ -59,7 +60,7 @@ class Expectation:
         dedupe = drops is not None
         seqs, pos = p.seqs, p.pos
         N, K = len(bodies), self.cfg.views.n_views
-        kept = bodies if drops is None else [windows.dropped(b, d) for b, d in zip(bodies, drops)]
+        kept = bodies if drops is None else [windows.dropped(b, d) for b, d in zip(bodies, drops, strict=True)]
         # The n-gram head reads no positions, so it reads each text whole, once. It is
         # Python and scikit-learn work, on a helper thread while the forward passes run in
         # torch, which releases the GIL.
@@ -67,7 +68,8 @@ class Expectation:
         wide_job = _WIDE.submit(self.ngrams, whole) if self.ngrams is not None else None
         if dedupe:
             index: dict[tuple, int] = {}
-            inverse = np.array([index.setdefault((tuple(s), int(q[0])), len(index)) for s, q in zip(seqs, pos)])
+            inverse = np.array([index.setdefault((tuple(s), int(q[0])), len(index))
+                                for s, q in zip(seqs, pos, strict=True)])
             first = np.unique(inverse, return_index=True)[1]
             seqs, pos = [seqs[i] for i in first], [pos[i] for i in first]
         else:
@@ -79,7 +81,7 @@ class Expectation:
         for shard in shards.run(lambda idx: self._forward(seqs, pos, idx), split):
             for i, part in shard:
                 parts[i] = part
-        logits, feats, domain = (torch.stack(x) for x in zip(*parts))  # per unique sequence
+        logits, feats, domain = (torch.stack(x) for x in zip(*parts, strict=True))  # per unique sequence
         if inverse is not None:
             idx = torch.from_numpy(inverse)
             logits, feats, domain = (x[idx] for x in (logits, feats, domain))
@@ -99,7 +101,7 @@ class Expectation:
     def _forward(self, seqs: list[list[int]], pos: list[np.ndarray], order: list[int]) -> list[tuple[int, tuple]]:
         """The encoder over sequences `order` (ascending length), in groups of at most
         GROUP_TOKENS positions -> (sequence index, (logits, features, domain)) each."""
-        out = []
+        out: list[tuple[int, tuple]] = []
         start = 0
         while start < len(order):
             end, tokens = start + 1, len(seqs[order[start]])
@@ -151,9 +153,9 @@ class Expectation:
         return decompose(view_probabilities(logits, r, out.z, head))
 
     def __call__(self, bodies: list[list[int]], seeds: list[int],
-                 drops: list[tuple[int, int] | None] | None = None) -> Decomposition:
+                 drops: Sequence[tuple[int, int] | None] | None = None) -> Decomposition:
         out = self.raw(bodies, seeds, drops)
-        kept = bodies if drops is None else [windows.dropped(b, d) for b, d in zip(bodies, drops)]
+        kept = bodies if drops is None else [windows.dropped(b, d) for b, d in zip(bodies, drops, strict=True)]
         return self.combine(out, self.similarity(out, kept))
 
 

@@ -12,8 +12,9 @@ import hashlib
 import json
 import math
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -50,7 +51,7 @@ def soft_labels(train_texts: list[str], train_labels: list[int], n_labels: int, 
 class _Classifier(torch.nn.Module):
     """MiniLM's encoder, mean-pooled over real tokens (as the sentence embedding is), then linear."""
 
-    def __init__(self, encoder: torch.nn.Module, n_labels: int):
+    def __init__(self, encoder: Any, n_labels: int):  # a transformers model, untyped here
         super().__init__()
         self.encoder = encoder
         self.out = torch.nn.Linear(encoder.config.hidden_size, n_labels)

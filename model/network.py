@@ -1,6 +1,8 @@
 """The compact transformer encoder classifier (whole model in one file, no training code)."""
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -11,7 +13,7 @@ from .config import NetworkConfig
 def split_runs(x: torch.Tensor, runs: list[tuple[int, int]]) -> list[torch.Tensor]:
     """(N, F) packed sequences -> one (count, length, F) view per run of equal length."""
     parts = torch.split(x, [length * count for length, count in runs])
-    return [p.view(count, length, -1) for p, (length, count) in zip(parts, runs)]
+    return [p.view(count, length, -1) for p, (length, count) in zip(parts, runs, strict=True)]
 
 
 class SelfAttention(nn.Module):
@@ -106,7 +108,7 @@ class Encoder(nn.Module):
         count) of consecutive sequences of one length -> (sequences, C) features. Inference
         uses it: no layer computes a padded position (12% of a padded batch's rows)."""
         x = self.drop(self.emb_proj(self.tok_emb(ids)) + self.pos_emb(pos))  # (N, C)
-        for block in self.blocks:
+        for block in cast("list[Block]", self.blocks):  # a ModuleList's items are typed Module
             x = block.packed(x, runs)
         x = self.ln_f(x)
         return torch.cat([run.mean(1) for run in split_runs(x, runs)])

@@ -93,13 +93,13 @@ class NgramHead:
                 "ngram.bias": torch.from_numpy(self.bias).to(torch.float16)}
 
     @classmethod
-    def from_tensors(cls, features: NgramFeatures, weight: torch.Tensor, bias: torch.Tensor) -> "NgramHead":
+    def from_tensors(cls, features: NgramFeatures, weight: torch.Tensor, bias: torch.Tensor) -> NgramHead:
         return cls(features, weight.double().numpy(), bias.double().numpy())
 
     @classmethod
     def fit(cls, features: NgramFeatures, labelled: Sequence[Sequence[int]], targets: np.ndarray,
             in_domain: Sequence[Sequence[int]], background: Sequence[Sequence[int]], seed: int = 0,
-            weights: np.ndarray | None = None) -> "NgramHead":
+            weights: np.ndarray | None = None) -> NgramHead:
         """labelled texts with targets (N, C) class probabilities (a teacher's soft labels,
         or one-hot); in_domain and background texts for the domain logit (none: a zero
         logit, the score is then switched off by the caller); `weights` (N,) weigh the

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
@@ -13,7 +13,6 @@ from .evidence import occlusion, reasoning_steps
 from .expectation import Expectation
 from .types import ModelInfo, Prediction, Uncertainty
 from .views import text_seed
-
 
 _HANGUL = re.compile("[\uac00-\ud7a3]")
 
@@ -33,7 +32,7 @@ class Predictor:
         self.version: str = str(ckpt.metadata.get("version", "unknown"))
 
     @classmethod
-    def load(cls, path: str | Path | None = None, device: str | None = None) -> "Predictor":
+    def load(cls, path: str | Path | None = None, device: str | None = None) -> Predictor:
         dev = pick_device(device)
         return cls(checkpoint.load(path, dev), dev)
 
@@ -57,7 +56,7 @@ class Predictor:
         width = windows.window_pieces(cfg.network)
         long = [i for i, t in enumerate(texts) if len(t) > width or _HANGUL.search(t)]
         counts = [1] * len(texts)
-        for i, body in zip(long, self.ckpt.tokenizer.bodies([texts[i] for i in long])):
+        for i, body in zip(long, self.ckpt.tokenizer.bodies([texts[i] for i in long]), strict=True):
             counts[i] = windows.checked(len(body), cfg.views, cfg.network)
         return counts
 
@@ -91,7 +90,7 @@ class Predictor:
                 )
             answers.append(Prediction(
                 label_id=lab, label=self.labels[lab], confidence=float(p[lab]),
-                probabilities={name: float(x) for name, x in zip(self.labels, p)},
+                probabilities={name: float(x) for name, x in zip(self.labels, p, strict=True)},
                 uncertainty=unc, cot_length=cot_length(n, p[lab]), reasoning=reasoning,
             ))
         return answers

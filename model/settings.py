@@ -73,7 +73,8 @@ class TrainSettings:
     # logits on background text to the uniform distribution, so text that is not a review
     # reads as "no evidence either way" even where the familiarity scores pass it.
     uniform_weight: float = 1.0
-    ngram_uniform: float = 1.0  # background texts with uniform targets in the n-gram head's class fit, per labelled text
+    # background texts with uniform targets in the n-gram head's class fit, per labelled text
+    ngram_uniform: float = 1.0
     keep_last: int = 2  # training states kept for resuming
     threads: int = 1  # CPU threads: small steps run ~10x slower when threads outnumber idle cores
     version: str = "1"
@@ -99,13 +100,13 @@ class TrainSettings:
         return json.loads(json.dumps(asdict(self)))
 
     @classmethod
-    def from_dict(cls, data: dict) -> "TrainSettings":
+    def from_dict(cls, data: dict) -> TrainSettings:
         """From to_dict()'s output, refusing unknown keys so that a foreign file fails loudly."""
         data = dict(data)
         nested = {"network": NetworkConfig, "views": ViewConfig, "ngrams": NgramConfig,
                   "teacher": FinetuneSettings}
         parts = {}
-        for name, kind in ((f.name, f) for f in fields(cls)):
+        for name in (f.name for f in fields(cls)):
             if name in data:
                 value = data.pop(name)
                 if name in nested:

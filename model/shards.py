@@ -10,8 +10,9 @@ packed without padding), so the answers do not depend on the shard count.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Sequence, TypeVar
+from typing import TypeVar
 
 import torch
 
@@ -38,7 +39,7 @@ def split(order: Sequence[int], cost: Callable[[int], float], shards: int) -> li
     total = sum(costs) or 1.0
     parts: list[list[int]] = [[] for _ in range(shards)]
     done = 0.0
-    for i, c in zip(order, costs):
+    for i, c in zip(order, costs, strict=True):
         parts[min(shards - 1, int(done * shards / total))].append(i)
         done += c
     return [p for p in parts if p]

@@ -1,9 +1,9 @@
 """WordPiece tokenizer (the `tokenizers` library), saved with every checkpoint as tokenizer.json."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from tokenizers import Tokenizer
 
@@ -25,7 +25,7 @@ class TextTokenizer:
         self.unk_id = vocab.get("[UNK]", self.pad_id)
 
     @classmethod
-    def from_file(cls, path: str | Path, max_len: int) -> "TextTokenizer":
+    def from_file(cls, path: str | Path, max_len: int) -> TextTokenizer:
         return cls(Tokenizer.from_file(str(path)), max_len)
 
     def save(self, path: str | Path) -> None:

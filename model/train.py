@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -135,7 +136,8 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
                  for i, e in enumerate(tok.encode(bg_texts))]
     n_bg = len(examples) - n_lab - n_unl
     pool = [r.text for r in train_rows] + list(unlabelled or [])
-    examples += [Example(e.ids, -1, None, None) for e in tok.encode(crops(pool, 4 * settings.crops_per_epoch, settings.seed))]
+    examples += [Example(e.ids, -1, None, None)
+                 for e in tok.encode(crops(pool, 4 * settings.crops_per_epoch, settings.seed))]
     n_crop = len(examples) - n_lab - n_unl - n_bg
     per_epoch = (n_lab * settings.labelled_repeats + min(n_unl, settings.unlabelled_per_epoch)
                  + min(n_bg, settings.background_per_epoch) + min(n_crop, settings.crops_per_epoch))
@@ -172,8 +174,10 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
             bar.set_postfix(loss=f"{run_loss:.3f}")
         encoder.eval()
         m, temperature = _validate(encoder, cfg, val_seqs, val_seeds, val_y)
-        history.append({"epoch": epoch + 1, "val_accuracy": m["accuracy"], "val_nll": m["nll"], "val_temperature": temperature})
-        tqdm.write(f"epoch {epoch + 1}: val accuracy {m['accuracy']:.4f} nll {m['nll']:.4f} at temperature {temperature:.2f}")
+        history.append({"epoch": epoch + 1, "val_accuracy": m["accuracy"], "val_nll": m["nll"],
+                        "val_temperature": temperature})
+        tqdm.write(f"epoch {epoch + 1}: val accuracy {m['accuracy']:.4f} nll {m['nll']:.4f}"
+                   f" at temperature {temperature:.2f}")
         if m["nll"] <= min(h["val_nll"] for h in history):  # early stopping on calibrated validation NLL
             state_dir.mkdir(parents=True, exist_ok=True)
             torch.save(encoder.state_dict(), state_dir / "best.pt")
@@ -215,7 +219,8 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
     cut = int(round(settings.long_ngram_share * len(long_rows)))
     long_fit, long_rows = long_rows[:cut], long_rows[cut:]  # the rest fit the window gain
     exp.ngrams = _fit_ngrams(cfg, tok, examples, n_lab, n_unl, n_bg, extra_bg, len(labels), settings,
-                             list(zip(tok.bodies([x.text for x in long_fit]), [lab_id[x.label] for x in long_fit])))
+                             list(zip(tok.bodies([x.text for x in long_fit]), [lab_id[x.label] for x in long_fit],
+                                       strict=True)))
     # the scales also see the long texts the window gain is fitted on: a text of several
     # windows is judged against texts of several windows (HeadConfig.length_edges)
     scaling = scale_texts([r.text for r in val_rows], settings.seed) + [x.text for x in long_rows]
@@ -241,9 +246,11 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
         dec = exp.combine(out_long, r_long)
         metrics["long_texts"] = summarize(dec.probs.numpy(), long_y, dec.total.numpy())
         tqdm.write(f"window gain {cfg.head.window_gain:.3f}: long texts {metrics['long_texts']}")
-    return checkpoint.save(out, cfg, encoder, exp.density, exp.unigram, exp.ngrams, tok, labels, metrics, settings.version,
+    return checkpoint.save(out, cfg, encoder, exp.density, exp.unigram, exp.ngrams, tok, labels, metrics,
+                           settings.version,
                            extra={"settings": settings.to_dict(), "distilled": use_teacher, "n_train": len(train_rows),
-                                  "n_unlabelled": n_unl, "n_background": len(background), "n_long": len(long_fit) + len(long_rows)})
+                                  "n_unlabelled": n_unl, "n_background": len(background),
+                                  "n_long": len(long_fit) + len(long_rows)})
 
 
 def _validate(encoder: Encoder, cfg: ModelConfig, bodies: list[list[int]], seeds: list[int],
@@ -267,7 +274,7 @@ LONG_IDS = 64  # an unlabelled text of at least this many ids is one of the long
 
 def _fit_ngrams(cfg: ModelConfig, tok: TextTokenizer, examples: list[Example], n_lab: int, n_unl: int,
                 n_bg: int, extra_bg: list[list[int]], n_labels: int, s: TrainSettings,
-                long_fit: list[tuple[list[int], int]] = ()) -> NgramHead:
+                long_fit: Sequence[tuple[list[int], int]] = ()) -> NgramHead:
     """The wide part: class logits on the teacher's soft labels over labelled and
     unlabelled text (without a teacher: the labels of the labelled rows) plus a seeded
     sample of background text with uniform targets (outlier exposure, s.ngram_uniform), and
@@ -325,7 +332,8 @@ def _init_embeddings(encoder: Encoder, words: np.ndarray) -> None:
     """Token embeddings from MiniLM's, reduced by PCA to the factorised width."""
     dim = encoder.tok_emb.embedding_dim
     centred = words - words.mean(0)
-    _, _, vt = np.linalg.svd(centred[np.random.default_rng(0).choice(len(words), 8000, replace=False)], full_matrices=False)
+    sample = np.random.default_rng(0).choice(len(words), 8000, replace=False)
+    _, _, vt = np.linalg.svd(centred[sample], full_matrices=False)
     reduced = centred @ vt[:dim].T
     reduced *= 1.0 / reduced.std()
     with torch.no_grad():
@@ -353,11 +361,11 @@ def _loss(encoder: Encoder, batch: list[Example], cfg: ModelConfig, rng, s: Trai
         loss = loss + F.cross_entropy(logits[y >= 0], y[y >= 0])
     has_soft = [i for i, e in enumerate(batch) if e.soft is not None]
     if has_soft:
-        q = torch.from_numpy(np.stack([batch[i].soft for i in has_soft])).float()
+        q = torch.from_numpy(np.stack([e.soft for e in batch if e.soft is not None])).float()
         loss = loss + s.kd_weight * F.kl_div(F.log_softmax(logits[has_soft], -1), q, reduction="batchmean")
     has_emb = [i for i, e in enumerate(batch) if e.emb is not None]
     if has_emb and encoder.distill is not None:
-        t = torch.from_numpy(np.stack([batch[i].emb for i in has_emb])).float()
+        t = torch.from_numpy(np.stack([e.emb for e in batch if e.emb is not None])).float()
         loss = loss + s.emb_weight * (1 - F.cosine_similarity(encoder.distill(h[has_emb]), t, dim=-1)).mean()
     return loss
 
@@ -366,7 +374,8 @@ def _save_state(state_dir: Path, epoch: int, encoder, opt, sched, history, keep_
     state_dir.mkdir(parents=True, exist_ok=True)
     torch.save({
         "epoch": epoch, "model": encoder.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-        "history": history, "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+        "history": history,
+        "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
     }, state_dir / f"epoch-{epoch:04d}.pt")
     for old in sorted(state_dir.glob("epoch-*.pt"))[:-keep_last]:
         old.unlink()

@@ -56,8 +56,8 @@ class UnigramDensity:
     ratio: torch.Tensor | None = None  # (vocab,) log p_general - log p_in_domain; NaN: not a word piece
 
     @classmethod
-    def fit(cls, seqs: list[list[int]], vocab_size: int, general: "dict[str, float] | None" = None,
-            tokenizer=None) -> "UnigramDensity":
+    def fit(cls, seqs: list[list[int]], vocab_size: int, general: dict[str, float] | None = None,
+            tokenizer=None) -> UnigramDensity:
         counts = torch.full((vocab_size,), 0.5, dtype=torch.float64)
         for s in seqs:
             counts.index_add_(0, torch.tensor(s[1:-1], dtype=torch.long), torch.ones(len(s) - 2, dtype=torch.float64))
@@ -66,7 +66,7 @@ class UnigramDensity:
         if general and tokenizer is not None:
             words = list(general)
             gen = torch.full((vocab_size,), 0.5, dtype=torch.float64)
-            for word, enc in zip(words, tokenizer.encode(words)):
+            for word, enc in zip(words, tokenizer.encode(words), strict=True):
                 ids = torch.tensor(enc.ids[1:-1], dtype=torch.long)
                 gen.index_add_(0, ids, torch.full((len(ids),), float(general[word]), dtype=torch.float64))
             # Punctuation and digits are left out: the general counts have none, so they
@@ -136,7 +136,8 @@ def similarity(scores: torch.Tensor, pieces: torch.Tensor, head: HeadConfig) -> 
     worst = worst_z(scores, pieces, head)
     fall = head.decay * torch.relu(worst - threshold)
     if head.gentle:
-        fall = fall + head.gentle * torch.relu(worst - torch.tensor(head.gentle_threshold, dtype=scores.dtype)[b].unsqueeze(1))
+        gentle_threshold = torch.tensor(head.gentle_threshold, dtype=scores.dtype)[b].unsqueeze(1)
+        fall = fall + head.gentle * torch.relu(worst - gentle_threshold)
     return torch.exp(-fall)
 
 

@@ -11,7 +11,9 @@ no windows: it reads each text whole. docs/adr/0003-long-texts.md says why.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -30,7 +32,7 @@ def cuts(n: int, start: int, width: int) -> list[tuple[int, int]]:
     if n <= width:
         return [(0, n)]
     edges = [0, *range(start if start > 0 else width, n, width), n]
-    return list(zip(edges[:-1], edges[1:]))
+    return list(pairwise(edges))
 
 
 def count(n: int, ncfg: NetworkConfig) -> int:
@@ -64,13 +66,13 @@ class Plan:
 
 
 def plan(bodies: list[list[int]], seeds: list[int], vcfg: ViewConfig, ncfg: NetworkConfig,
-         drops: list[tuple[int, int] | None] | None = None) -> Plan:
+         drops: Sequence[tuple[int, int] | None] | None = None) -> Plan:
     """drops[i] = (a, b): the pieces [a, b) of text i are left out after its windows are
     cut, so that the other windows stay as they were (occlusion evidence)."""
     width = window_pieces(ncfg)
     K = vcfg.n_views
     seqs, pos, owner, weight, views = [], [], [], [], []
-    for i, (body, seed) in enumerate(zip(bodies, seeds)):
+    for i, (body, seed) in enumerate(zip(bodies, seeds, strict=True)):
         checked(len(body), vcfg, ncfg)
         drop = drops[i] if drops is not None else None
         tv = draw_views(seed, vcfg, ncfg)
@@ -89,7 +91,7 @@ def plan(bodies: list[list[int]], seeds: list[int], vcfg: ViewConfig, ncfg: Netw
                 piece = body[a:b] if drop is None else body[a : max(a, min(b, drop[0]))] + body[max(a, drop[1]) : b]
                 parts.append((a, b, piece))
             kept = [x for x in parts if x[2]] or parts[:1]  # an emptied window is left out, unless it is all
-            for a, b, piece in kept:
+            for _, _, piece in kept:
                 seq = [ncfg.cls_id, *piece, ncfg.sep_id]
                 seqs.append(seq)
                 pos.append(positions(len(seq), int(tv.offsets[v])))

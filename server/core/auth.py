@@ -114,9 +114,9 @@ class JwtVerifier:
             algorithm = jwt.get_unverified_header(token).get("alg")
         except jwt.PyJWTError:
             raise Unauthenticated("the bearer token is not a JWT") from None
-        key = self._keys.get(algorithm) if isinstance(algorithm, str) else None
-        if key is None:
+        if not isinstance(algorithm, str) or algorithm not in self._keys:
             raise Unauthenticated(f"the token's algorithm is not accepted (accepted: {', '.join(self.algorithms)})")
+        key = self._keys[algorithm]
         try:
             claims = jwt.decode(
                 token, key, algorithms=[algorithm], issuer=self._issuer, audience=self._audience,
@@ -270,7 +270,7 @@ def require(principal: Principal, scope: str) -> None:
 
 @dataclass(frozen=True)
 class Admission:
-    guard: "Guard"
+    guard: Guard
     principal: Principal
 
 
@@ -292,7 +292,7 @@ class Guard:
                                 registry=registry) if limiter is not None else None
 
     @classmethod
-    def from_settings(cls, settings: Settings, registry: CollectorRegistry) -> "Guard":
+    def from_settings(cls, settings: Settings, registry: CollectorRegistry) -> Guard:
         """Raises ValueError for a key file that cannot be read."""
         s = settings
         verifier = None
@@ -308,11 +308,12 @@ class Guard:
             raise ValueError(f"cannot read the API keys file: {exc}") from None
         limiter = None
         if s.rate_limit_per_second is not None:
+            assert s.rate_limit_burst is not None  # Settings fills it in whenever a rate is set
             limiter = RateLimiter(s.rate_limit_per_second, s.rate_limit_burst)
         return cls(Authenticator(verifier, keys), limiter, registry, metrics_open=s.metrics_open)
 
     @classmethod
-    def open(cls, registry: CollectorRegistry) -> "Guard":
+    def open(cls, registry: CollectorRegistry) -> Guard:
         """No authentication, no rate limit."""
         return cls(Authenticator(), None, registry)
 

@@ -12,16 +12,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-
-import torch
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import torch
+
 from model.types import Prediction
-from server.core.metrics import Metrics
 from model.windows import TooLong
+from server.core.metrics import Metrics
 from server.errors import DeadlineExceeded, Internal, InvalidInput, Overloaded
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ class Batcher:
         except TooLong as exc:
             raise InvalidInput(str(exc)) from None
         self.admit(sum(costs))
-        items = [_Item(text, with_reasoning, deadline, c) for text, c in zip(texts, costs)]
+        items = [_Item(text, with_reasoning, deadline, c) for text, c in zip(texts, costs, strict=True)]
         self._queue.extend(items)
         self._queued += sum(costs)
         self._metrics.queue_depth.set(len(self._queue))
@@ -205,6 +205,7 @@ class Batcher:
         loop = asyncio.get_running_loop()
         windows = sum(item.windows for item in batch)
         self._in_flight = windows
+        predictions: Sequence[Prediction | Exception]  # an exception answers its text
         try:
             predictions = await loop.run_in_executor(
                 self._executor, self._forward, texts, batch[0].with_reasoning

@@ -3,9 +3,9 @@ the serving LoadedModel once and queues all its texts on that model's batcher, s
 answered by the version it started on even if a reload switches versions meanwhile."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 from model.types import ModelInfo as ModelInfoRecord
 from model.types import Prediction
@@ -42,7 +42,7 @@ class LoadedModel:
     info: schemas.ModelInfo  # without the list of versions (that is the server's)
 
     @classmethod
-    def start(cls, predictor: Predictor, make_batcher: BatcherFactory) -> "LoadedModel":
+    def start(cls, predictor: Predictor, make_batcher: BatcherFactory) -> LoadedModel:
         record = predictor.info()
         info = schemas.ModelInfo(
             name=record.name, version=predictor.version, labels=list(record.labels),

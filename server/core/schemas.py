@@ -15,7 +15,7 @@ Text = Annotated[
 ]
 Threshold = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 
-_EXAMPLE_RESPONSE = {
+_EXAMPLE_RESPONSE: dict[str, Any] = {
     "prediction": "positive",
     "label_id": 1,
     "confidence": 0.93,

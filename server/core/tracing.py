@@ -10,7 +10,6 @@ from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
-
 _NO_SPAN = nullcontext(None)
 
 
@@ -26,7 +25,7 @@ class Tracing:
         return self._tracer is not None
 
     @classmethod
-    def with_exporter(cls, exporter: Any, service_name: str = "bet") -> "Tracing":
+    def with_exporter(cls, exporter: Any, service_name: str = "bet") -> Tracing:
         """Spans batched to `exporter` (an OpenTelemetry SpanExporter) by a provider of this
         server's own, so that it never changes the process's global provider."""
         from opentelemetry.sdk.resources import Resource
@@ -38,7 +37,7 @@ class Tracing:
         return cls(provider.get_tracer("bet"), provider)
 
     @classmethod
-    def from_settings(cls, enabled: bool) -> "Tracing":
+    def from_settings(cls, enabled: bool) -> Tracing:
         if not enabled:
             return cls()
         try:

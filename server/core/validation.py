@@ -3,7 +3,7 @@ detail, the same for every door."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 import orjson
@@ -15,7 +15,7 @@ from server.errors import InvalidInput, UnparsableInput
 M = TypeVar("M", bound=BaseModel)
 
 
-def describe(errors: Iterable[dict[str, Any]]) -> str:
+def describe(errors: Iterable[Mapping[str, Any]]) -> str:
     """'texts.3: String should have at least 1 character; return_cot: Input should be ...'"""
     parts = []
     for error in errors:

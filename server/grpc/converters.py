@@ -104,7 +104,8 @@ def _struct(data: dict[str, Any]) -> struct_pb2.Struct:
 def to_pb_model_info(info: schemas.ModelInfo) -> pb.ModelInfo:
     return pb.ModelInfo(
         name=info.name, version=info.version, labels=info.labels, n_views=info.n_views,
-        n_draws=info.n_draws, window_pieces=info.window_pieces, max_windows=info.max_windows, digest=info.digest, created_at=info.created_at,
+        n_draws=info.n_draws, window_pieces=info.window_pieces, max_windows=info.max_windows,
+        digest=info.digest, created_at=info.created_at,
         config=_struct(info.config), metrics=_struct(info.metrics),
         versions=[pb.ModelVersion(**v.model_dump()) for v in info.versions],
     )

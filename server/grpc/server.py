@@ -71,6 +71,7 @@ class _Tracking(grpc.aio.ServerInterceptor):
             await context.send_initial_metadata(((telemetry.REQUEST_ID_HEADER, request_id),))
             return request_id
 
+        behavior: Callable[[Any, grpc.aio.ServicerContext], Any]  # an async generator or a coroutine
         if handler.response_streaming:
             inner = handler.stream_stream or handler.unary_stream
 

@@ -109,17 +109,18 @@ def _document_refusals(app: FastAPI, guard: Guard) -> None:
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            document = build()
-            error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
-            for path, operations in document["paths"].items():
-                for operation in operations.values():
-                    refusals = dict(_GUARD_REFUSALS) if auth.rest_scope(
-                        path, metrics_open=guard.metrics_open) is not None else {}
-                    if "requestBody" in operation:
-                        refusals |= _BODY_REFUSALS
-                    for status, description in refusals.items():
-                        operation["responses"].setdefault(status, {"description": description, "content": error})
-        return app.openapi_schema
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = build()  # FastAPI's: keeps the document as app.openapi_schema
+        error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+        for path, operations in document["paths"].items():
+            for operation in operations.values():
+                refusals = dict(_GUARD_REFUSALS) if auth.rest_scope(
+                    path, metrics_open=guard.metrics_open) is not None else {}
+                if "requestBody" in operation:
+                    refusals |= _BODY_REFUSALS
+                for status, description in refusals.items():
+                    operation["responses"].setdefault(status, {"description": description, "content": error})
+        return document
 
     app.openapi = openapi  # type: ignore[method-assign]
