@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import socket
 import sys
@@ -23,17 +24,16 @@ from server.core.metrics import Metrics
 from server.core.models import LoadedModel, Predictor
 from server.core.reload import Loader, ModelSource, Reloader
 from server.core.service import InferenceService
+from server.core.serving_state import FILE_NAME, Follower, ServingState
 from server.core.store import ModelStore
 from server.core.tracing import Tracing
-from server.core.serving_state import FILE_NAME, Follower, ServingState
-from server.errors import ModelNotFound
-from server.logs import configure_logging
-from server.workers import WorkerLink
-from server.errors import ServiceError
+from server.errors import ModelNotFound, ServiceError
 from server.grpc.server import SERVICE_NAME, create_grpc_server
+from server.logs import configure_logging
 from server.rest.app import create_rest_app
 from server.rest.protocol import with_header_timeout
 from server.settings import Settings, hostport
+from server.workers import WorkerLink
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class BetServer:
         batcher = Batcher(
             predict, self.metrics, max_batch_size=s.max_batch_size, max_delay_s=s.max_delay_ms / 1000,
             max_queue=s.max_queue, retry_after_s=s.retry_after_s,
-            admission_budget_s=s.admission_budget_ms / 1000, torch_threads=s.torch_threads, cost=cost,
+            admission_budget_s=s.admission_budget_ms / 1000, torch_threads=s.torch_threads or 0, cost=cost,
         )
         batcher.start()
         return batcher
@@ -128,7 +128,7 @@ class BetServer:
                               reloader=self.reloader)
         config = uvicorn.Config(
             app, log_config=None, access_log=False, lifespan="off",
-            timeout_graceful_shutdown=max(s.drain_timeout_s, 0.1),
+            timeout_graceful_shutdown=max(1, math.ceil(s.drain_timeout_s)),  # whole seconds, as uvicorn declares
             ws_max_size=s.max_stream_message_bytes,
             # slow or idle clients: idle keep-alive connections close; past the cap, 503
             timeout_keep_alive=s.keep_alive_timeout_s, limit_concurrency=s.max_connections,

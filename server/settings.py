@@ -12,7 +12,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from server.core.schemas import MAX_BATCH_TEXTS
 
-
 DEFAULT_WORKERS = 2
 
 
@@ -46,7 +45,8 @@ class Settings(BaseSettings):
     # in the metrics (bet_answers_unfamiliar); docs/monitoring.md says how it was chosen.
     unfamiliar_epistemic_nats: float = Field(0.3, ge=0)
 
-    max_batch_size: int = Field(32, ge=1)  # windows per forward pass (a sentence is one; a longer text alone may exceed it)
+    # windows per forward pass (a sentence is one; a longer text alone may exceed it)
+    max_batch_size: int = Field(32, ge=1)
     max_delay_ms: float = Field(5.0, ge=0)  # longest the oldest queued text waits for company
     max_queue: int = Field(1024, ge=MAX_BATCH_TEXTS)  # queued windows of text before refusing (503)
     request_timeout_s: float = Field(30.0, gt=0)  # a text waiting longer is dropped
@@ -100,7 +100,7 @@ class Settings(BaseSettings):
             self.auth_jwt_audience, self.auth_api_keys_file))
 
     @model_validator(mode="after")
-    def _security(self) -> "Settings":
+    def _security(self) -> Settings:
         if (self.auth_jwt_issuer or self.auth_jwt_audience) and not (
                 self.auth_jwt_secret or self.auth_jwt_public_key_file):
             raise ValueError("a JWT issuer or audience needs a JWT secret or public key file")
@@ -113,7 +113,7 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _processes(self) -> "Settings":
+    def _processes(self) -> Settings:
         if self.workers is None:
             self.workers = DEFAULT_WORKERS if self.rate_limit_per_second is None else 1
         if self.torch_threads is None:
@@ -121,7 +121,7 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _model_choice(self) -> "Settings":
+    def _model_choice(self) -> Settings:
         if self.model is not None and self.model_store is not None:
             raise ValueError("give a checkpoint directory (model) or a model store, not both")
         if self.model_version is not None and self.model_store is None:
@@ -129,7 +129,7 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _exposure(self) -> "Settings":
+    def _exposure(self) -> Settings:
         if not self.insecure and not self.auth_enabled and not is_loopback(self.host):
             raise ValueError(
                 f"refusing to serve on non-loopback host {self.host!r} without authentication; "
@@ -158,8 +158,9 @@ def cgroup_cpu_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
             return None if quota == "max" else int(quota) / int(period)
         v1 = root / "cpu" / "cpu.cfs_quota_us"  # cgroup v1: -1 without a limit
         if v1.exists():
-            quota = int(v1.read_text())
-            return None if quota <= 0 else quota / int((root / "cpu" / "cpu.cfs_period_us").read_text())
+            microseconds = int(v1.read_text())
+            period_us = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+            return None if microseconds <= 0 else microseconds / period_us
     except (OSError, ValueError):
         pass
     return None

@@ -11,7 +11,13 @@ import os
 from collections.abc import Sequence
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest,
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    generate_latest,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 

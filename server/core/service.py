@@ -3,14 +3,14 @@ the same rules (validation happened in the request types; the threshold rule is 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable
-from typing import Any, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from typing import Any
 
 from model.types import Prediction
 from server.core import schemas, telemetry
+from server.core.auth import charge_current
 from server.core.metrics import Metrics
 from server.core.models import LoadedModel
-from server.core.auth import charge_current
 from server.core.streaming import idle_limited, ordered
 from server.errors import BelowThreshold, NotReady, ServiceError
 

@@ -19,7 +19,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +71,7 @@ class ServingState:
             record = ServingRecord((previous.generation if previous else 0) + 1, version, digest,
                                    self.configured)
             body = {"generation": record.generation, "version": version, "digest": digest,
-                    "configured": self.configured, "updated_at": datetime.now(timezone.utc).isoformat()}
+                    "configured": self.configured, "updated_at": datetime.now(UTC).isoformat()}
             temporary = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
             with open(temporary, "w", encoding="utf-8") as out:
                 json.dump(body, out, indent=1)
