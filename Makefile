@@ -10,7 +10,7 @@ TS_CLIENT := clients/typescript
 CLIENT_GEN := clients/python/bet_client/gen
 PYTEST_ARGS ?=
 
-.PHONY: install serve test proto clients bench bench-quick soak
+.PHONY: install serve test lint proto clients bench bench-quick soak
 
 # The stamp is newer than pyproject.toml once the project is installed into .venv.
 $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
@@ -27,6 +27,11 @@ serve: install
 
 test: install $(TS_CLIENT)/node_modules/.package-lock.json
 	$(BIN)/python -m pytest -q --timeout=300 $(PYTEST_ARGS)
+
+# Static checks of the service and the model (generated code excluded: pyproject.toml).
+lint: install
+	$(BIN)/ruff check server model
+	$(BIN)/mypy server model
 
 # Generated code lives under server/grpc/gen/bet/v1 (folders follow the proto package);
 # its imports are rewritten so that it imports as server.grpc.gen.bet.v1.
