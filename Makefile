@@ -10,7 +10,7 @@ TS_CLIENT := clients/typescript
 CLIENT_GEN := clients/python/bet_client/gen
 PYTEST_ARGS ?=
 
-.PHONY: install serve test lint proto clients bench bench-quick soak
+.PHONY: install serve test lint proto clients bench bench-quick soak monitoring-tools
 
 # The stamp is newer than pyproject.toml once the project is installed into .venv.
 $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
@@ -25,13 +25,28 @@ install: $(VENV)/.installed
 serve: install
 	$(BIN)/bet serve
 
-test: install $(TS_CLIENT)/node_modules/.package-lock.json
+test: install monitoring-tools $(TS_CLIENT)/node_modules/.package-lock.json
 	$(BIN)/python -m pytest -q --timeout=300 $(PYTEST_ARGS)
 
 # Static checks of the service and the model (generated code excluded: pyproject.toml).
 lint: install
 	$(BIN)/ruff check server model
 	$(BIN)/mypy server model
+
+# promtool (Debian package `prometheus`) for tests/deploy/test_monitoring.py; nothing to do
+# when it is on PATH. Installs as root, with a policy-rc.d that refuses service starts for the
+# install (unless one is there already), so that no prometheus daemon is left running. Not
+# root: a warning, and the promtool tests skip (an error under CI, where they would fail).
+monitoring-tools:
+	@command -v promtool >/dev/null || { \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "promtool is missing: run 'make monitoring-tools' as root (Debian package prometheus)" >&2; \
+	    [ -z "$$CI" ] || exit 1; exit 0; \
+	  fi; \
+	  rcd=/usr/sbin/policy-rc.d; made=; \
+	  if [ ! -e $$rcd ]; then printf '#!/bin/sh\nexit 101\n' > $$rcd && chmod +x $$rcd && made=1; fi; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; \
+	  rc=$$?; [ -z "$$made" ] || rm -f $$rcd; exit $$rc; }
 
 # Generated code lives under server/grpc/gen/bet/v1 (folders follow the proto package);
 # its imports are rewritten so that it imports as server.grpc.gen.bet.v1.

@@ -53,8 +53,15 @@ def supervise(settings: Settings) -> int:
     metrics_dir.mkdir()
     # before prometheus_client is first imported: its values live in these files
     os.environ[_METRICS_ENV] = str(metrics_dir)
-    grpc_port, hold = _reserve_port(settings.host, settings.grpc_port)
-    app = BetApplication(settings.model_copy(update={"grpc_port": grpc_port}), runtime_dir, hold)
+    try:  # bound here, not by gunicorn (which retries a port in use for five seconds)
+        rest = _bind(settings.host, settings.rest_port, reuse_port=False)
+        grpc_port, hold = _reserve_port(settings.host, settings.grpc_port)
+    except OSError as exc:
+        print(f"bet serve: {exc}", file=sys.stderr)
+        shutil.rmtree(runtime_dir, ignore_errors=True)
+        return 2
+    app = BetApplication(settings.model_copy(update={"grpc_port": grpc_port}), runtime_dir, hold,
+                         rest_fd=rest.detach())
     supervisor = os.getpid()
     try:
         app.run()
@@ -72,30 +79,42 @@ def supervise(settings: Settings) -> int:
     return 0
 
 
+def _bind(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT if reuse_port else socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"cannot listen on {hostport(host, port)}: {exc.strerror}") from None
+    return sock
+
+
 def _reserve_port(host: str, port: int) -> tuple[int, socket.socket | None]:
     """gRPC port 0 (any free port) is chosen here so that every worker binds the same one; the
-    bound socket (SO_REUSEPORT, never listening) keeps it for the server's life."""
+    bound socket (SO_REUSEPORT, never listening) keeps it for the server's life. A port in
+    use by another program is refused here, before any worker starts."""
+    sock = _bind(host, port, reuse_port=True)
     if port != 0:
+        sock.close()
         return port, None
-    family, kind, proto, _, address = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)[0]
-    sock = socket.socket(family, kind, proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind(address)
     return sock.getsockname()[1], sock
 
 
 class BetApplication(BaseApplication):
-    def __init__(self, settings: Settings, runtime_dir: Path, hold: socket.socket | None) -> None:
+    def __init__(self, settings: Settings, runtime_dir: Path, hold: socket.socket | None, *, rest_fd: int) -> None:
         self.settings = settings
         self.runtime_dir = runtime_dir
         self.hold = hold
+        self.rest_fd = rest_fd  # the REST socket, bound by supervise(); gunicorn listens on it
         super().__init__()
 
     def load_config(self) -> None:
         s = self.settings
         assert self.cfg is not None
         for name, value in {
-            "bind": [hostport(s.host, s.rest_port)],
+            "bind": [f"fd://{self.rest_fd}"],
             "workers": s.workers,
             "worker_class": "server.supervisor.BetWorker",
             "timeout": math.ceil(s.heartbeat_timeout_s),  # gunicorn counts whole seconds
