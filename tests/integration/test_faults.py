@@ -22,19 +22,10 @@ from websockets.sync.client import connect
 from server.grpc.gen.bet.v1 import inference_pb2 as pb
 from server.grpc.gen.bet.v1 import inference_pb2_grpc as pb_grpc
 from tests.integration.faults import Load, children, count, log_lines, ready_workers, start, wait_for
-from tests.integration.test_reload import add_version
+from tests.integration.test_reload import add_version, store  # noqa: F401 - store: a fixture, versions 1 and 2
 from tests.integration.test_workers import Workers
 
 HEARTBEAT_S = 3  # faults.start's limit
-
-
-@pytest.fixture()
-def store(tmp_path: Path) -> Path:
-    root = tmp_path / "store"
-    root.mkdir()
-    for name in ("1", "2"):
-        add_version(root, name)
-    return root
 
 
 @pytest.fixture()
