@@ -4,13 +4,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Where `make proto` writes; CI points it elsewhere to check the committed code is current.
 PROTO_OUT ?= server/grpc/gen
+# bet's own protocol and the Open Inference Protocol (the server's; the client library: bet's only)
+PROTOS ?= proto/bet/v1/inference.proto proto/inference/open_inference_grpc.proto
 # The import path of PROTO_OUT (`make clients` generates into the Python client's package).
 PROTO_PKG ?= server.grpc.gen
 TS_CLIENT := clients/typescript
 CLIENT_GEN := clients/python/bet_client/gen
 PYTEST_ARGS ?=
 
-.PHONY: install serve test lint proto clients bench bench-quick soak monitoring-tools
+.PHONY: install serve test lint proto clients bench bench-quick soak monitoring-tools oip-clients
 
 # The stamp is newer than pyproject.toml once the project is installed into .venv.
 $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
@@ -25,8 +27,22 @@ install: $(VENV)/.installed
 serve: install
 	$(BIN)/bet serve
 
-test: install monitoring-tools $(TS_CLIENT)/node_modules/.package-lock.json
+test: install monitoring-tools $(TS_CLIENT)/node_modules/.package-lock.json oip-clients
 	$(BIN)/python -m pytest -q --timeout=300 $(PYTEST_ARGS)
+
+# The Open Inference Protocol's clients, unmodified, each in a venv of its own with its own
+# grpcio/protobuf (tests/oip/requirements-*.txt pin everything): tests/oip/test_clients.py runs
+# their scripts against a real `bet serve`. The stamp is newer than its pins once installed, so
+# a second run does nothing. A fresh creation takes about a minute (tests/oip/README.md).
+OIP := tests/oip
+OIP_CLIENTS := tritonclient kserve
+
+$(OIP)/.venv-%/.installed: $(OIP)/requirements-%.txt
+	test -x $(OIP)/.venv-$*/bin/python || $(PYTHON) -m venv $(OIP)/.venv-$*
+	$(OIP)/.venv-$*/bin/pip install -q -r $<
+	touch $@
+
+oip-clients: $(foreach c,$(OIP_CLIENTS),$(OIP)/.venv-$(c)/.installed)
 
 # Static checks of the service and the model (generated code excluded: pyproject.toml).
 lint: install
@@ -56,10 +72,14 @@ proto: install
 		--plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy --plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc \
 		--python_out=$(PROTO_OUT) --grpc_python_out=$(PROTO_OUT) \
 		--mypy_out=$(PROTO_OUT) --mypy_grpc_out=$(PROTO_OUT) \
-		proto/bet/v1/inference.proto
+		$(PROTOS)
 	sed -i 's/^from bet\.v1 import/from $(PROTO_PKG).bet.v1 import/; s/^import bet\.v1\./import $(PROTO_PKG).bet.v1./' \
 		$(PROTO_OUT)/bet/v1/*.py $(PROTO_OUT)/bet/v1/*.pyi
 	touch $(PROTO_OUT)/__init__.py $(PROTO_OUT)/bet/__init__.py $(PROTO_OUT)/bet/v1/__init__.py
+	if [ -d $(PROTO_OUT)/inference ]; then \
+		sed -i 's/^import open_inference_grpc_pb2/import $(PROTO_PKG).inference.open_inference_grpc_pb2/; s/^from inference import/from $(PROTO_PKG).inference import/' \
+			$(PROTO_OUT)/inference/*.py $(PROTO_OUT)/inference/*.pyi; \
+		touch $(PROTO_OUT)/inference/__init__.py; fi
 
 # The client libraries' generated code: gRPC stubs from proto/, and REST models and
 # TypeScript types from the OpenAPI document that the app exports without serving.
@@ -69,7 +89,7 @@ $(TS_CLIENT)/node_modules/.package-lock.json: $(TS_CLIENT)/package-lock.json
 
 clients: install $(TS_CLIENT)/node_modules/.package-lock.json
 	rm -rf $(CLIENT_GEN)/bet
-	$(MAKE) proto PROTO_OUT=$(CLIENT_GEN) PROTO_PKG=bet_client.gen
+	$(MAKE) proto PROTO_OUT=$(CLIENT_GEN) PROTO_PKG=bet_client.gen PROTOS=proto/bet/v1/inference.proto
 	$(BIN)/python clients/tools/export_openapi.py clients/openapi.json
 	$(BIN)/datamodel-codegen --input clients/openapi.json --input-file-type openapi \
 		--output $(CLIENT_GEN)/models.py --output-model-type pydantic_v2.BaseModel \

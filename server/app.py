@@ -107,6 +107,7 @@ class BetServer:
             self.service, self.metrics, address=hostport(s.host, s.grpc_port),
             guard=self.guard, max_stream_message_bytes=s.max_stream_message_bytes, tls=self._tls(),
             max_request_bytes=s.max_request_bytes, reloader=self.reloader, shared_port=self._rest_sockets is not None,
+            oip_model_name=s.oip_model_name,
         )
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         await self._grpc.start()
@@ -125,7 +126,7 @@ class BetServer:
         sock = self._rest_sockets[0] if self._rest_sockets else _listen(s.host, s.rest_port)
         app = create_rest_app(self.service, self.metrics, guard=self.guard, body_timeout_s=s.body_timeout_s,
                               max_request_bytes=s.max_request_bytes,
-                              reloader=self.reloader)
+                              reloader=self.reloader, oip_model_name=s.oip_model_name)
         config = uvicorn.Config(
             app, log_config=None, access_log=False, lifespan="off",
             timeout_graceful_shutdown=max(1, math.ceil(s.drain_timeout_s)),  # whole seconds, as uvicorn declares

@@ -29,6 +29,13 @@ class UnparsableInput(InvalidInput):
     outcome = "unparsable"
 
 
+class MalformedTensor(InvalidInput):
+    """An Open Inference Protocol request whose tensors cannot be read: a wrong datatype, a
+    shape that disagrees with the data, a bad length prefix (the protocol's 400)."""
+
+    outcome = "malformed_tensor"
+
+
 class PayloadTooLarge(InvalidInput):
     """A body or message over the size limit, refused before it is parsed."""
 
@@ -107,6 +114,7 @@ class Wire:
 
 ERROR_TABLE: dict[type[ServiceError], Wire] = {
     UnparsableInput: Wire(400, grpc.StatusCode.INVALID_ARGUMENT),
+    MalformedTensor: Wire(400, grpc.StatusCode.INVALID_ARGUMENT),
     InvalidInput: Wire(422, grpc.StatusCode.INVALID_ARGUMENT),
     PayloadTooLarge: Wire(413, grpc.StatusCode.INVALID_ARGUMENT),
     SlowRequest: Wire(408, grpc.StatusCode.DEADLINE_EXCEEDED),

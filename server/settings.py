@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     # Largest request body / gRPC message: 256 texts x 10,000 characters, JSON-escaped, fit.
     max_request_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     log_level: str = "INFO"
+    # The model's name on the Open Inference Protocol (/v2, inference.GRPCInferenceService)
+    oip_model_name: str = Field("bet", min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
 
     # Authentication (see server/core/auth.py): on when any of these five is set.
     auth_jwt_secret: SecretStr | None = Field(None, min_length=32)  # HS256 shared secret

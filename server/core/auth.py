@@ -55,20 +55,29 @@ PREDICT_PATHS = frozenset({"/v1/predict", "/v1/predict/batch", "/v1/model", "/v1
 METRICS_PATH = "/metrics"
 OPEN_GRPC_SERVICES = ("grpc.health.", "grpc.reflection.")  # prefixes of full service names
 PREDICT_RPCS = frozenset(f"/bet.v1.Inference/{name}" for name in
-                         ("Predict", "PredictBatch", "PredictStream", "GetModelInfo"))
+                         ("Predict", "PredictBatch", "PredictStream", "GetModelInfo")) | frozenset(
+    f"/inference.GRPCInferenceService/{name}" for name in ("ModelInfer", "ModelStreamInfer"))
+# The Open Inference Protocol: health and metadata are open (as the native health is), and
+# so is the rest of its service; inference needs PREDICT.
+OIP_PATH = "/v2"
+OIP_GRPC_SERVICE = "inference.GRPCInferenceService/"
 
 
 def rest_scope(path: str, *, metrics_open: bool = True) -> str | None:
     if path in OPEN_PATHS or (path == METRICS_PATH and metrics_open):
         return None
+    if path == OIP_PATH or path.startswith(OIP_PATH + "/"):
+        return PREDICT if path.endswith("/infer") else None
     return PREDICT if path in PREDICT_PATHS else ADMIN
 
 
 def grpc_scope(full_method: str) -> str | None:
     """`full_method` as gRPC names it: "/package.Service/Method"."""
-    if full_method.lstrip("/").startswith(OPEN_GRPC_SERVICES):
+    if full_method in PREDICT_RPCS:
+        return PREDICT
+    if full_method.lstrip("/").startswith((*OPEN_GRPC_SERVICES, OIP_GRPC_SERVICE)):
         return None
-    return PREDICT if full_method in PREDICT_RPCS else ADMIN
+    return ADMIN
 
 
 @dataclass(frozen=True)

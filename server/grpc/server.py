@@ -17,10 +17,13 @@ from server.errors import ServiceError
 from server.grpc.converters import Undecodable, abort, safe_deserializer
 from server.grpc.gen.bet.v1 import inference_pb2 as pb
 from server.grpc.gen.bet.v1 import inference_pb2_grpc as pb_grpc
+from server.grpc.gen.inference import open_inference_grpc_pb2_grpc as oip_pb_grpc
+from server.grpc.oip import SERVICE_NAME as OIP_SERVICE_NAME
+from server.grpc.oip import OipServicer
 from server.grpc.servicer import InferenceServicer
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Inference"].full_name
-_PREDICT_METHODS = frozenset(("Predict", "PredictBatch"))  # refused early under overload
+_PREDICT_METHODS = frozenset(("Predict", "PredictBatch", "ModelInfer"))  # refused early under overload
 
 
 class _Tracking(grpc.aio.ServerInterceptor):
@@ -121,7 +124,7 @@ def create_grpc_server(
     service: InferenceService, metrics: Metrics, *, address: str, max_request_bytes: int,
     guard: auth.Guard | None = None, max_stream_message_bytes: int | None = None,
     tls: tuple[bytes, bytes] | None = None,
-    reloader: Reloader | None = None, shared_port: bool = False,
+    reloader: Reloader | None = None, shared_port: bool = False, oip_model_name: str = "bet",
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
     """Returns the server (not started), the port it bound (address may end in :0) and its
     health servicer, which reports NOT_SERVING until the caller says otherwise.
@@ -140,10 +143,11 @@ def create_grpc_server(
         ],
     )
     pb_grpc.add_InferenceServicer_to_server(InferenceServicer(service, reloader), server)
+    oip_pb_grpc.add_GRPCInferenceServiceServicer_to_server(OipServicer(service, oip_model_name), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+        (SERVICE_NAME, OIP_SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
          reflection.SERVICE_NAME),
         server,
     )

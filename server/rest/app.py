@@ -16,7 +16,7 @@ from server.core.reload import Reloader
 from server.core.service import InferenceService
 from server.core.validation import not_json
 from server.errors import Internal, ServiceError
-from server.rest import admin, converters, fast_path
+from server.rest import admin, converters, fast_path, oip
 from server.rest.fast_path import FastPath, PredictRoutes
 from server.rest.middleware import RequestTracking
 from server.rest.routes import router
@@ -44,7 +44,7 @@ ready, 504 waited past the request timeout; 408 a body too slow, 413 a body too 
 def create_rest_app(
     service: InferenceService, metrics: Metrics, *, max_request_bytes: int,
     guard: Guard | None = None, body_timeout_s: float | None = None,
-    reloader: Reloader | None = None,
+    reloader: Reloader | None = None, oip_model_name: str = "bet",
 ) -> FastPath:
     """The app to serve: the two prediction routes in plain ASGI, the rest (and the whole
     OpenAPI document) FastAPI, which is the result's `api`."""
@@ -55,8 +55,10 @@ def create_rest_app(
     app.state.service = service
     app.state.metrics = metrics
     app.state.reloader = reloader
+    app.state.oip_model_name = oip_model_name
     app.include_router(router)
     app.include_router(admin.router)
+    app.include_router(oip.router)
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> Response:
@@ -72,6 +74,9 @@ def create_rest_app(
         # a body FastAPI could not read at all (not UTF-8) is unparsable, as bad JSON is
         if exc.status_code == 400:
             return converters.error_response(not_json())
+        if oip.is_oip(request.url.path):  # the protocol's error body
+            return converters.http_error_response(exc.status_code, str(exc.detail), getattr(exc, "headers", None),
+                                                  key="error")
         return converters.http_error_response(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)

@@ -7,6 +7,7 @@ import email.message
 import functools
 from typing import TypeVar
 
+import orjson
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel
@@ -56,9 +57,14 @@ def from_validation_error(exc: RequestValidationError) -> ServiceError:
     return InvalidInput(describe(errors))
 
 
-def http_error_response(status: int, detail: str, headers: dict[str, str] | None = None) -> Response:
+def http_error_response(
+    status: int, detail: str, headers: dict[str, str] | None = None, *, key: str = "detail"
+) -> Response:
     """An answer the framework's rules give before the core sees the request (routing's 404
-    and 405, the body limits' 408 and 413): the status as it is, the one error body."""
+    and 405, the body limits' 408 and 413): the status as it is, the one error body (`key`
+    "error": the Open Inference Protocol's)."""
+    if key != "detail":
+        return Response(orjson.dumps({key: detail}), status, headers, media_type="application/json")
     return json_response(schemas.ErrorBody(detail=detail), status, headers)
 
 
@@ -74,6 +80,14 @@ def error_response(error: ServiceError) -> Response:
     telemetry.mark(error.outcome)
     headers = {"retry-after": str(error.retry_after_s)} if error.retry_after_s is not None else None
     return json_response(error_body(error), wire_of(error).http_status, headers)
+
+
+def oip_error_response(error: ServiceError) -> Response:
+    """An error on the Open Inference Protocol's routes: the table's status, its body
+    `{"error": "..."}` (which tritonclient and KServe's client read)."""
+    telemetry.mark(error.outcome)
+    headers = {"retry-after": str(error.retry_after_s)} if error.retry_after_s is not None else None
+    return http_error_response(wire_of(error).http_status, error.detail, headers, key="error")
 
 
 def stream_error_frame(error: ServiceError) -> str:

@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from server.core import auth, telemetry, tracing
 from server.core.metrics import Metrics
 from server.errors import PayloadTooLarge, ServiceError, SlowRequest, wire_of
-from server.rest import converters
+from server.rest import converters, oip
 
 
 class BodyRefused(HTTPException):
@@ -50,7 +50,7 @@ class RequestTracking:
             return value.decode("latin-1") if value is not None else None
 
         request_id = telemetry.request_id_from(header(telemetry.REQUEST_ID_HEADER))
-        path = scope["path"] if scope["path"] in self._paths else "other"
+        path = scope["path"] if scope["path"] in self._paths else (oip.template(scope["path"]) or "other")
         method = f"{scope.get('method', 'WS')} {path}"
         id_header = (telemetry.REQUEST_ID_HEADER.encode(), request_id.encode())
 
@@ -88,13 +88,14 @@ class RequestTracking:
         with telemetry.track(self._metrics, "rest", method, request_id, tracing.carrier(headers)):
             try:
                 self._admit(scope, header)
-                if self._admit_load is not None and scope["path"] in self._predict_paths:
+                if self._admit_load is not None and (scope["path"] in self._predict_paths or path == oip.INFER):
                     self._admit_load()
                 declared = header("content-length") or "0"
                 if declared.isdigit() and int(declared) > self._max_body:  # before reading a byte
                     raise PayloadTooLarge(f"the request body exceeds {self._max_body} bytes")
             except ServiceError as error:
-                await converters.error_response(error)(scope, receive, send_with_id)
+                respond = converters.oip_error_response if oip.is_oip(scope["path"]) else converters.error_response
+                await respond(error)(scope, receive, send_with_id)
                 return
             if scope["type"] == "websocket":  # no body; streams have their own idle limit
                 await self._app(scope, receive, send_with_id)
