@@ -59,8 +59,14 @@ async def _worker(args: argparse.Namespace, texts: list[str], index: int) -> dic
         # A lean keep-alive HTTP/1.1 client (httpx cost more CPU per request than the server):
         # a pool of connections, pre-encoded requests, responses read by Content-Length.
         host, port = args.target.split("//")[-1].rsplit(":", 1)
-        bodies = {t: json.dumps({"text": t, "confidence_threshold": 0}).encode() for t in set(texts)}
-        requests = {t: (f"POST /v1/predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        if args.oip:  # the Open Inference Protocol's infer, one text a request
+            bodies = {t: json.dumps({"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": [t]}]})
+                      .encode() for t in set(texts)}
+            path = "/v2/models/bet/infer"
+        else:
+            bodies = {t: json.dumps({"text": t, "confidence_threshold": 0}).encode() for t in set(texts)}
+            path = "/v1/predict"
+        requests = {t: (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
                         f"Content-Length: {len(b)}\r\n\r\n").encode() + b for t, b in bodies.items()}
         pool: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
 
@@ -107,13 +113,28 @@ async def _worker(args: argparse.Namespace, texts: list[str], index: int) -> dic
         # 4, so that the kernel spreads them over `bet serve --workers` (it does so by connection)
         channels = [grpc.aio.insecure_channel(args.target, options=[("grpc.use_local_subchannel_pool", 1)])
                     for _ in range(max(4, connections // 16))]
-        stubs = [pb_grpc.InferenceStub(c) for c in channels]
         closers = [c.close for c in channels]
+        if args.oip:
+            from server.grpc.gen.inference import open_inference_grpc_pb2 as oip_pb
+            from server.grpc.gen.inference import open_inference_grpc_pb2_grpc as oip_grpc
+
+            infer = [oip_grpc.GRPCInferenceServiceStub(c).ModelInfer for c in channels]
+
+            def send(k: int, text: str):  # type: ignore[no-untyped-def]
+                request = oip_pb.ModelInferRequest(model_name="bet")
+                request.inputs.add(name="text", datatype="BYTES", shape=[1]).contents.bytes_contents.append(
+                    text.encode())
+                return infer[k % len(infer)](request, timeout=args.timeout)
+        else:
+            stubs = [pb_grpc.InferenceStub(c) for c in channels]
+
+            def send(k: int, text: str):  # type: ignore[no-untyped-def]
+                return stubs[k % len(stubs)].Predict(pb.PredictRequest(text=text, confidence_threshold=0),
+                                                     timeout=args.timeout)
 
         async def call(k: int, text: str) -> tuple[str, float]:
             try:
-                await stubs[k % len(stubs)].Predict(pb.PredictRequest(text=text, confidence_threshold=0),
-                                                    timeout=args.timeout)
+                await send(k, text)
                 return "ok", 0.0
             except grpc.aio.AioRpcError as exc:
                 if exc.code() == grpc.StatusCode.UNAVAILABLE:
@@ -210,6 +231,7 @@ def main() -> None:
     ap.add_argument("--procs", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=60.0)
     ap.add_argument("--honor-retry-after", action="store_true")
+    ap.add_argument("--oip", action="store_true", help="the Open Inference Protocol's infer, not bet.v1's Predict")
     ap.add_argument("--texts", help="CSV with a text column (default: the test set)")
     args = ap.parse_args()
     host = args.target.split("//")[-1].rsplit(":", 1)[0].strip("[]")

@@ -36,6 +36,12 @@ class MalformedTensor(InvalidInput):
     outcome = "malformed_tensor"
 
 
+class UnsupportedMediaType(InvalidInput):
+    """A REST body whose content type is not JSON's."""
+
+    outcome = "unsupported_media_type"
+
+
 class PayloadTooLarge(InvalidInput):
     """A body or message over the size limit, refused before it is parsed."""
 
@@ -115,6 +121,7 @@ class Wire:
 ERROR_TABLE: dict[type[ServiceError], Wire] = {
     UnparsableInput: Wire(400, grpc.StatusCode.INVALID_ARGUMENT),
     MalformedTensor: Wire(400, grpc.StatusCode.INVALID_ARGUMENT),
+    UnsupportedMediaType: Wire(415, grpc.StatusCode.INVALID_ARGUMENT),
     InvalidInput: Wire(422, grpc.StatusCode.INVALID_ARGUMENT),
     PayloadTooLarge: Wire(413, grpc.StatusCode.INVALID_ARGUMENT),
     SlowRequest: Wire(408, grpc.StatusCode.DEADLINE_EXCEEDED),

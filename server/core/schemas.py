@@ -4,14 +4,24 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-MAX_TEXT_CHARS = 10_000  # per text, counted after stripping surrounding whitespace
+MAX_TEXT_CHARS = 10_000  # per text, counted as sent
 MAX_BATCH_TEXTS = 256  # texts per batch request
 
-# Stripped before validation and before the model sees it.
+
+def _stripped(text: str) -> str:
+    """The model reads a text without its surrounding whitespace; all whitespace is no text."""
+    stripped = text.strip()
+    if not stripped:
+        raise ValueError("the text holds only whitespace")
+    return stripped
+
+
+# The limits apply to the text as sent, as the JSON schema states them; then it is stripped.
 Text = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT_CHARS)
+    str, Field(min_length=1, max_length=MAX_TEXT_CHARS, json_schema_extra={"pattern": r"\S"}),
+    AfterValidator(_stripped),
 ]
 Threshold = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 
@@ -43,7 +53,7 @@ class PredictRequest(PredictOptions):
         json_schema_extra={"examples": [{"text": "What a wonderful film!", "return_cot": True}]}
     )
 
-    text: Text = Field(description="1 to 10,000 characters after stripping.")
+    text: Text = Field(description="1 to 10,000 characters, not all whitespace.")
 
 
 class PredictBatchRequest(PredictOptions):

@@ -86,13 +86,15 @@ def create_rest_app(
 
     guard = guard or Guard.open(metrics.registry)
     _document_refusals(app, guard)
-    paths = frozenset(p for r in (*app.routes, *router.routes) if (p := getattr(r, "path", None)))
+    paths = frozenset(p for r in (*app.routes, *router.routes) if (p := getattr(r, "path", None))) | set(
+        fast_path.ROUTES)
     tracking: dict[str, Any] = {
         "metrics": metrics, "max_body_bytes": max_request_bytes, "paths": paths, "guard": guard,
-        "body_timeout_s": body_timeout_s, "admit": lambda: service.admit(), "predict_paths": fast_path.PATHS,
+        "body_timeout_s": body_timeout_s, "admit": lambda: service.admit(),
+        "predict_paths": frozenset(fast_path.ROUTES),
     }
     app.add_middleware(RequestTracking, **tracking)
-    return FastPath(app, RequestTracking(PredictRoutes(service), **tracking))
+    return FastPath(app, RequestTracking(PredictRoutes(service, oip_model_name), **tracking))
 
 
 _GUARD_REFUSALS = {
@@ -117,6 +119,7 @@ def _document_refusals(app: FastAPI, guard: Guard) -> None:
         if app.openapi_schema is not None:
             return app.openapi_schema
         document = build()  # FastAPI's: keeps the document as app.openapi_schema
+        fast_path.document(document)  # the prediction routes, which are not FastAPI's
         error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
         for path, operations in document["paths"].items():
             for operation in operations.values():

@@ -14,25 +14,35 @@ from pydantic import BaseModel
 
 from server.core import schemas, telemetry
 from server.core.validation import describe, load_json, missing, not_json, parse
-from server.errors import BelowThreshold, InvalidInput, ServiceError, wire_of
+from server.errors import BelowThreshold, InvalidInput, ServiceError, UnsupportedMediaType, wire_of
 
 M = TypeVar("M", bound=BaseModel)
 
 
 def request_from_body(model: type[M], body: bytes, content_type: str | None) -> M:
-    """The request in a REST body, read as FastAPI reads a JSON body parameter (the hot
-    routes' fast path and FastAPI must answer alike): JSON only under a JSON content type,
-    read as Python's json reads it; any other body is validated as the bytes it is (refused:
-    not a dictionary); no body at all is a missing field."""
+    """The request in a REST body, by the body rules (BODY_RULES): a JSON object under a JSON
+    content type. No body is invalid input (422), another content type 415, a body that is
+    not JSON 400, an object the request type refuses 422."""
     if not body:
         raise missing()
-    return parse(model, load_json(body) if _is_json(content_type) else body, from_attributes=True)
+    if not is_json(content_type):
+        raise UnsupportedMediaType(f"the body must be JSON, with content-type application/json "
+                                   f"(or application/*+json), not {content_type or 'none'}")
+    return parse(model, load_json(body))
+
+
+BODY_RULES = """**Bodies** are JSON (RFC 8259, UTF-8) under `content-type: application/json` or
+`application/*+json`: another content type is 415, a body that is not JSON (NaN, Infinity,
+another encoding, a byte order mark, an escaped lone surrogate) 400, no body or an object the
+request type refuses 422.
+Unknown fields are refused and types are strict (`"true"` is not a boolean). A text counts
+its characters as sent, at most 10,000, and must hold a character that is not whitespace;
+the model reads it without its surrounding whitespace."""
 
 
 @functools.lru_cache(maxsize=64)
-def _is_json(content_type: str | None) -> bool:
-    """application/json or application/*+json (parameters and case aside), parsed as FastAPI
-    parses it."""
+def is_json(content_type: str | None) -> bool:
+    """application/json or application/*+json (parameters and case aside)."""
     if not content_type:
         return False
     message = email.message.Message()

@@ -21,14 +21,15 @@ from starlette.requests import HTTPConnection
 from server.core import oip
 from server.core.service import InferenceService
 from server.core.validation import load_json, parse
-from server.errors import InvalidInput, MalformedTensor, NotReady, ServiceError, UnparsableInput
+from server.errors import InvalidInput, MalformedTensor, ModelNotFound, NotReady, ServiceError, UnparsableInput
 from server.rest.converters import oip_error_response
 
 HEADER_LENGTH = "inference-header-content-length"
 INFER = "/v2/models/{model}/infer"  # the route's label; a prediction, admitted as the native ones
 _MODEL = r"/v2/models/(?P<model>[^/]+)(?:/versions/(?P<version>[^/]+))?"
+INFER_PATH = re.compile(_MODEL + r"/infer")
 _TEMPLATES = (  # a path's label in the metrics and logs
-    (re.compile(_MODEL + r"/infer"), INFER),
+    (INFER_PATH, INFER),
     (re.compile(_MODEL + r"/ready"), "/v2/models/{model}/ready"),
     (re.compile(_MODEL), "/v2/models/{model}"),
 )
@@ -137,17 +138,22 @@ async def _model_metadata(request: Request, service: InferenceService) -> Respon
     return _json(oip.metadata(request.app.state.oip_model_name, service.model.info))
 
 
-async def _infer(request: Request, service: InferenceService) -> Response:
-    """Texts as the BYTES input `text`; outputs in the model metadata; options as parameters."""
-    _model(request, service)
-    body = await request.body()
-    infer, binary = _read(body, request.headers.get(HEADER_LENGTH))
+async def infer(service: InferenceService, model_name: str, path: str, body: bytes,
+                header_length: str | None) -> Response:
+    """POST /v2/models/{model}[/versions/{version}]/infer, served by fast_path.py as the
+    native predictions are: texts as the BYTES input `text`, outputs as the model metadata
+    lists them, options as request parameters."""
+    match = INFER_PATH.fullmatch(path)
+    if match is None:
+        raise ModelNotFound(f"no such route: {path}")
+    oip.check_model(match["model"], match["version"] or "", model_name, service.version)
+    request, binary = _read(body, header_length)
     if not service.ready:
         raise NotReady("the model is not ready yet")
-    batch, threshold = oip.to_batch(infer)
+    batch, threshold = oip.to_batch(request)
     answers = (await service.predict_batch(batch)).predictions
-    outputs = oip.to_outputs(infer, answers, service.model.info.labels, threshold)
-    return _write(infer, outputs, binary, request.app.state.oip_model_name, answers[0].model_version)
+    outputs = oip.to_outputs(request, answers, service.model.info.labels, threshold)
+    return _write(request, outputs, binary, model_name, answers[0].model_version)
 
 
 def _inline(schema: dict[str, Any]) -> dict[str, Any]:
@@ -170,14 +176,26 @@ for path in ("/v2/models/{model}", "/v2/models/{model}/versions/{version}"):
                          summary="Model metadata (Open Inference Protocol)")
     router.add_api_route(path + "/ready", _answering(_model_ready), methods=["GET"], responses=_ERRORS,
                          summary="Model readiness (Open Inference Protocol)")
-    router.add_api_route(
-        path + "/infer", _answering(_infer), methods=["POST"], summary="Inference (Open Inference Protocol)",
-        responses={**_ERRORS, 400: {"description": "A malformed request or tensor: `{\"error\": \"...\"}`."}},
-        openapi_extra={"requestBody": {"required": True, "content": {
-            "application/json": {"schema": _inline(InferenceRequest.model_json_schema())},
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"},
-                                         "description": "Binary tensor extension: JSON of "
-                                         "Inference-Header-Content-Length bytes, then the tensors."}}}})
+
+
+# How fast_path.py documents the infer route, which is not a FastAPI route.
+INFER_DOC: dict[str, Any] = {
+    "summary": "Inference (Open Inference Protocol)",
+    "tags": ["Open Inference Protocol (v2)"],
+    "responses": {
+        "200": {"description": "The output tensors: JSON, or with binary outputs the JSON "
+                               "(Inference-Header-Content-Length bytes) and then the tensors."},
+        **{str(k): v for k, v in _ERRORS.items()},
+        "400": {"description": "A malformed request or tensor: `{\"error\": \"...\"}`."},
+        "422": {"description": "Texts the native batch refuses (too long, all whitespace, too "
+                               "many): `{\"error\": \"...\"}`."},
+    },
+    "requestBody": {"required": True, "content": {
+        "application/json": {"schema": _inline(InferenceRequest.model_json_schema())},
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"},
+                                     "description": "Binary tensor extension: JSON of "
+                                     "Inference-Header-Content-Length bytes, then the tensors."}}},
+}
 
 
 class _Binary:

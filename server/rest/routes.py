@@ -1,13 +1,12 @@
-"""The REST endpoints: each converts, delegates to the core and returns. Errors raised here
-are answered by the handlers in app.py, from the one error table. The two prediction
-routes are served by fast_path.py; they are declared here too, for the OpenAPI document
-and as the reference the fast path is tested against."""
+"""The REST endpoints but the prediction routes (fast_path.py): each converts, delegates to
+the core and returns. Errors raised here are answered by the handlers in app.py, from the
+one error table."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, WebSocket
+from fastapi import APIRouter, Depends, WebSocket
 from fastapi.responses import Response
 from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocketDisconnect
@@ -18,7 +17,6 @@ from server.core.service import InferenceService
 from server.core.validation import parse_json
 from server.errors import NotReady, ServiceError
 from server.rest.converters import json_response, stream_error_frame
-from server.rest.fast_path import PREDICT, PREDICT_BATCH, answer
 
 
 # async: FastAPI runs a plain `def` dependency on a worker thread, a hop per request
@@ -32,39 +30,7 @@ async def _metrics(conn: HTTPConnection) -> Metrics:
 
 Service = Annotated[InferenceService, Depends(_service)]
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": schemas.ErrorBody, "description": "The body is not JSON."},
-    503: {"model": schemas.ErrorBody, "description": "Overloaded (with Retry-After) or not ready."},
-    504: {"model": schemas.ErrorBody, "description": "Waited past the request timeout."},
-}
-
-
-def _with_422(body: type, what: str) -> dict[int | str, dict[str, Any]]:
-    return {**_ERRORS, 422: {"model": body | schemas.ErrorBody, "description": what}}
-
-
 router = APIRouter()
-
-
-@router.post(
-    PREDICT, response_model=schemas.PredictResponse, response_model_exclude_none=True,
-    responses=_with_422(schemas.LowConfidenceBody,
-                        "Invalid input, or a confidence below the threshold (with the prediction)."),
-    summary="One prediction",
-)
-async def predict(body: schemas.PredictRequest, request: Request, service: Service) -> Any:
-    return await answer(request.receive, service.predict(body))
-
-
-@router.post(
-    PREDICT_BATCH, response_model=schemas.PredictBatchResponse,
-    response_model_exclude_none=True,
-    responses=_with_422(schemas.LowConfidenceBatchBody,
-                        "Invalid input, or some text below the threshold (with every prediction)."),
-    summary="Up to 256 predictions, in order",
-)
-async def predict_batch(body: schemas.PredictBatchRequest, request: Request, service: Service) -> Any:
-    return await answer(request.receive, service.predict_batch(body))
 
 
 @router.get("/v1/model", response_model=schemas.ModelInfo, summary="The serving model")

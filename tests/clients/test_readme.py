@@ -1,6 +1,7 @@
-"""The README's client examples run as written, against the shared live server (its
-addresses put in place of the default ports): each Python block in a fresh interpreter,
-and the JavaScript block in a fresh npm project that installs clients/typescript."""
+"""The client examples run as written, against the shared live server (its addresses put in
+place of the default ports): each Python block of the README's client libraries and of
+clients/python/README.md in a fresh interpreter, and the JavaScript block of clients/typescript/README.md in a fresh npm project
+that installs clients/typescript."""
 from __future__ import annotations
 
 import re
@@ -12,13 +13,16 @@ import pytest
 
 from tests.clients.conftest import npm
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _blocks(language: str) -> list[str]:
-    text = README.read_text()
-    section = text[text.index("## Client libraries"):]
-    section = section[:section.index("\n## ", 1)]
+    if language == "js":
+        section = (ROOT / "clients" / "typescript" / "README.md").read_text()
+    else:  # the README's first example, then the Python client's own page
+        text = (ROOT / "README.md").read_text()
+        section = text[text.index("## Client libraries"):]
+        section = section[:section.index("\n## ", 1)] + (ROOT / "clients" / "python" / "README.md").read_text()
     return re.findall(rf"```{language}\n(.*?)```", section, flags=re.S)
 
 

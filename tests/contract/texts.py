@@ -45,5 +45,5 @@ def varied_texts(n: int = 220, seed: int = 7) -> list[str]:
         text = " ".join(parts)[:length].strip() or "x"
         texts.append(text)
     texts.append("y" * 10_000)  # the longest allowed
-    texts.append("  \n" + "z" * 10_000 + "\t ")  # allowed: counted after stripping
+    texts.append("  \n" + "z" * 9_995 + "\t ")  # 10,000 as sent; the model reads it stripped
     return texts

@@ -180,5 +180,6 @@ def test_the_readme_makes_a_token_and_a_key_file_the_server_accepts(tmp_path: Pa
     assert done.returncode == 0, done.stderr
     v = verifier(issuer="https://auth.example.com", audience="bet")
     assert v.verify(done.stdout.strip()) == auth.Principal("jwt:reporting-job", frozenset({PREDICT}))
-    [key_file] = re.findall(r"```\n(# bet API keys\n.*?)```", section, flags=re.S)
+    security = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text()
+    [key_file] = re.findall(r"```\n(# bet API keys\n.*?)```", security, flags=re.S)
     assert [p.id for p in auth.parse_api_keys(key_file).values()] == ["key:reporting", "key:ops"]

@@ -133,7 +133,9 @@ async def test_forward_worker_uses_the_configured_torch_threads(predictor) -> No
     batcher.start()
     [answer] = await batcher.submit(["one thread"], with_reasoning=False, deadline=_far())
     assert seen == [1]
-    assert answer == predictor.predict(["one thread"])[0]  # the same answer as the caller's threads
+    alone = predictor.predict(["one thread"])[0]  # the caller's threads: the same answer, to 1e-6
+    assert answer.label == alone.label and answer.confidence == pytest.approx(alone.confidence, abs=1e-6)
+    assert answer.uncertainty.epistemic == pytest.approx(alone.uncertainty.epistemic, abs=1e-6)
     await batcher.drain(5)
 
 

@@ -11,6 +11,7 @@ CONTRACT = {
     errors.InvalidInput: (422, grpc.StatusCode.INVALID_ARGUMENT),
     errors.UnparsableInput: (400, grpc.StatusCode.INVALID_ARGUMENT),
     errors.MalformedTensor: (400, grpc.StatusCode.INVALID_ARGUMENT),
+    errors.UnsupportedMediaType: (415, grpc.StatusCode.INVALID_ARGUMENT),
     errors.BelowThreshold: (422, grpc.StatusCode.FAILED_PRECONDITION),
     errors.Unauthenticated: (401, grpc.StatusCode.UNAUTHENTICATED),
     errors.PermissionDenied: (403, grpc.StatusCode.PERMISSION_DENIED),

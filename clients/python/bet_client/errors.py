@@ -32,9 +32,10 @@ class BetError(Exception):
 
 
 class InvalidArgumentError(BetError):
-    """Malformed, oversized or out-of-range input (REST 400 / 413 / 422, gRPC INVALID_ARGUMENT)."""
+    """Malformed, oversized or out-of-range input, or a body that is not JSON (REST 400 / 413 / 415 /
+    422, gRPC INVALID_ARGUMENT)."""
 
-    http_statuses = (400, 413, 422)
+    http_statuses = (400, 413, 415, 422)
     grpc_code = grpc.StatusCode.INVALID_ARGUMENT
 
 

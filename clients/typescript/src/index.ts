@@ -59,6 +59,7 @@ const BY_STATUS: Record<number, typeof BetError> = {
   408: DeadlineExceededError,
   409: ConflictError,
   413: InvalidArgumentError,
+  415: InvalidArgumentError,
   422: InvalidArgumentError,
   429: RateLimitedError,
   500: InternalError,

@@ -4,40 +4,6 @@
  */
 
 export interface paths {
-    "/v1/predict": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** One prediction */
-        post: operations["predict_v1_predict_post"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/predict/batch": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Up to 256 predictions, in order */
-        post: operations["predict_batch_v1_predict_batch_post"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/v1/model": {
         parameters: {
             query?: never;
@@ -213,26 +179,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v2/models/{model}/infer": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Inference (Open Inference Protocol)
-         * @description Texts as the BYTES input `text`; outputs in the model metadata; options as parameters.
-         */
-        post: operations["_infer_v2_models__model__infer_post"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/v2/models/{model}/versions/{version}": {
         parameters: {
             query?: never;
@@ -267,7 +213,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v2/models/{model}/versions/{version}/infer": {
+    "/v1/predict": {
         parameters: {
             query?: never;
             header?: never;
@@ -277,10 +223,76 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Inference (Open Inference Protocol)
-         * @description Texts as the BYTES input `text`; outputs in the model metadata; options as parameters.
+         * One prediction
+         * @description **Bodies** are JSON (RFC 8259, UTF-8) under `content-type: application/json` or
+         *     `application/*+json`: another content type is 415, a body that is not JSON (NaN, Infinity,
+         *     another encoding, a byte order mark, an escaped lone surrogate) 400, no body or an object the
+         *     request type refuses 422.
+         *     Unknown fields are refused and types are strict (`"true"` is not a boolean). A text counts
+         *     its characters as sent, at most 10,000, and must hold a character that is not whitespace;
+         *     the model reads it without its surrounding whitespace.
          */
-        post: operations["_infer_v2_models__model__versions__version__infer_post"];
+        post: operations["predict_v1_predict_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/predict/batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Up to 256 predictions, in order
+         * @description **Bodies** are JSON (RFC 8259, UTF-8) under `content-type: application/json` or
+         *     `application/*+json`: another content type is 415, a body that is not JSON (NaN, Infinity,
+         *     another encoding, a byte order mark, an escaped lone surrogate) 400, no body or an object the
+         *     request type refuses 422.
+         *     Unknown fields are refused and types are strict (`"true"` is not a boolean). A text counts
+         *     its characters as sent, at most 10,000, and must hold a character that is not whitespace;
+         *     the model reads it without its surrounding whitespace.
+         */
+        post: operations["predict_batch_v1_predict_batch_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/models/{model}/infer": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Inference (Open Inference Protocol) */
+        post: operations["infer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/models/{model}/versions/{version}/infer": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Inference (Open Inference Protocol) */
+        post: operations["infer_version"];
         delete?: never;
         options?: never;
         head?: never;
@@ -301,46 +313,6 @@ export interface components {
         ErrorBody: {
             /** Detail */
             detail: string;
-        };
-        /**
-         * LowConfidenceBatchBody
-         * @description REST 422 for POST /v1/predict/batch when any text is below the threshold.
-         * @example {
-         *       "detail": "text: String should have at least 1 character"
-         *     }
-         */
-        LowConfidenceBatchBody: {
-            /** Detail */
-            detail: string;
-            /** Predictions */
-            predictions: components["schemas"]["PredictResponse"][];
-        };
-        /**
-         * LowConfidenceBody
-         * @description REST 422 for POST /v1/predict when confidence < confidence_threshold.
-         * @example {
-         *       "detail": "confidence 0.93 is below the threshold 0.95",
-         *       "prediction": {
-         *         "confidence": 0.93,
-         *         "label_id": 1,
-         *         "model_version": "1.0.0",
-         *         "prediction": "positive",
-         *         "probabilities": {
-         *           "negative": 0.07,
-         *           "positive": 0.93
-         *         },
-         *         "uncertainty": {
-         *           "aleatoric": 0.241,
-         *           "epistemic": 0.013,
-         *           "total": 0.254
-         *         }
-         *       }
-         *     }
-         */
-        LowConfidenceBody: {
-            /** Detail */
-            detail: string;
-            prediction: components["schemas"]["PredictResponse"];
         };
         /**
          * ModelInfo
@@ -460,6 +432,70 @@ export interface components {
             serving: boolean;
         };
         /**
+         * ReloadRequest
+         * @example {
+         *       "version": "1.0.0"
+         *     }
+         * @example {}
+         */
+        ReloadRequest: {
+            /**
+             * Version
+             * @description The version to serve; absent: the pinned version, else the newest.
+             */
+            version?: string | null;
+        };
+        /** ReloadResponse */
+        ReloadResponse: {
+            /**
+             * Previous Version
+             * @description The version that served before the reload.
+             */
+            previous_version: string;
+            /** @description The model now serving, with the list of versions. */
+            model: components["schemas"]["ModelInfo"];
+        };
+        /**
+         * LowConfidenceBatchBody
+         * @description REST 422 for POST /v1/predict/batch when any text is below the threshold.
+         * @example {
+         *       "detail": "text: String should have at least 1 character"
+         *     }
+         */
+        LowConfidenceBatchBody: {
+            /** Detail */
+            detail: string;
+            /** Predictions */
+            predictions: components["schemas"]["PredictResponse"][];
+        };
+        /**
+         * LowConfidenceBody
+         * @description REST 422 for POST /v1/predict when confidence < confidence_threshold.
+         * @example {
+         *       "detail": "confidence 0.93 is below the threshold 0.95",
+         *       "prediction": {
+         *         "confidence": 0.93,
+         *         "label_id": 1,
+         *         "model_version": "1.0.0",
+         *         "prediction": "positive",
+         *         "probabilities": {
+         *           "negative": 0.07,
+         *           "positive": 0.93
+         *         },
+         *         "uncertainty": {
+         *           "aleatoric": 0.241,
+         *           "epistemic": 0.013,
+         *           "total": 0.254
+         *         }
+         *       }
+         *     }
+         */
+        LowConfidenceBody: {
+            /** Detail */
+            detail: string;
+            prediction: components["schemas"]["PredictResponse"];
+        };
+        /**
          * PredictBatchRequest
          * @example {
          *       "texts": [
@@ -529,7 +565,7 @@ export interface components {
             confidence_threshold: number;
             /**
              * Text
-             * @description 1 to 10,000 characters after stripping.
+             * @description 1 to 10,000 characters, not all whitespace.
              */
             text: string;
         };
@@ -574,47 +610,28 @@ export interface components {
             probabilities: {
                 [key: string]: number;
             };
-            /** @description Absent when not asked for. */
-            uncertainty?: components["schemas"]["Uncertainty"] | null;
+            /**
+             * @description Absent when not asked for.
+             * @default null
+             */
+            uncertainty: components["schemas"]["Uncertainty"] | null;
             /**
              * Cot Length
              * @description Chain-of-thought length k*; with return_cot.
+             * @default null
              */
-            cot_length?: number | null;
+            cot_length: number | null;
             /**
              * Reasoning
              * @description Evidence steps; with return_cot.
+             * @default null
              */
-            reasoning?: string[] | null;
+            reasoning: string[] | null;
             /**
              * Model Version
              * @description Version of the checkpoint that answered.
              */
             model_version: string;
-        };
-        /**
-         * ReloadRequest
-         * @example {
-         *       "version": "1.0.0"
-         *     }
-         * @example {}
-         */
-        ReloadRequest: {
-            /**
-             * Version
-             * @description The version to serve; absent: the pinned version, else the newest.
-             */
-            version?: string | null;
-        };
-        /** ReloadResponse */
-        ReloadResponse: {
-            /**
-             * Previous Version
-             * @description The version that served before the reload.
-             */
-            previous_version: string;
-            /** @description The model now serving, with the list of versions. */
-            model: components["schemas"]["ModelInfo"];
         };
         /** Uncertainty */
         Uncertainty: {
@@ -643,216 +660,6 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
-    predict_v1_predict_post: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["PredictRequest"];
-            };
-        };
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PredictResponse"];
-                };
-            };
-            /** @description The body is not JSON. */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description Missing or bad credentials (authentication on). */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description The credentials lack the scope this call needs. */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description The body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description The body is over the size limit. */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description Invalid input, or a confidence below the threshold (with the prediction). */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["LowConfidenceBody"] | components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description Over the caller's rate limit; Retry-After says when to come back. */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description Overloaded (with Retry-After) or not ready. */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description Waited past the request timeout. */
-            504: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-        };
-    };
-    predict_batch_v1_predict_batch_post: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["PredictBatchRequest"];
-            };
-        };
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PredictBatchResponse"];
-                };
-            };
-            /** @description The body is not JSON. */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description Missing or bad credentials (authentication on). */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description The credentials lack the scope this call needs. */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description The body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description The body is over the size limit. */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description Invalid input, or some text below the threshold (with every prediction). */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["LowConfidenceBatchBody"] | components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description Over the caller's rate limit; Retry-After says when to come back. */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description Overloaded (with Retry-After) or not ready. */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description Waited past the request timeout. */
-            504: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-        };
-    };
     model_info_v1_model_get: {
         parameters: {
             query?: never;
@@ -1218,132 +1025,6 @@ export interface operations {
             };
         };
     };
-    _infer_v2_models__model__infer_post: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": {
-                    /**
-                     * Id
-                     * @default
-                     */
-                    id?: string;
-                    /** Parameters */
-                    parameters?: {
-                        [key: string]: unknown;
-                    };
-                    /** Inputs */
-                    inputs: {
-                        /** Name */
-                        name: string;
-                        /** Shape */
-                        shape: number[];
-                        /** Datatype */
-                        datatype: string;
-                        /** Parameters */
-                        parameters?: {
-                            [key: string]: unknown;
-                        };
-                        /** Data */
-                        data?: unknown;
-                    }[];
-                    /** Outputs */
-                    outputs?: {
-                        /** Name */
-                        name: string;
-                        /** Parameters */
-                        parameters?: {
-                            [key: string]: unknown;
-                        };
-                    }[] | null;
-                };
-                /** @description Binary tensor extension: JSON of Inference-Header-Content-Length bytes, then the tensors. */
-                "application/octet-stream": string;
-            };
-        };
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": unknown;
-                };
-            };
-            /** @description A malformed request or tensor: `{"error": "..."}`. */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            /** @description Missing or bad credentials (authentication on). */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description The credentials lack the scope this call needs. */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description Not this server's model, or not its serving version: `{"error": "..."}`. */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            /** @description The body did not arrive in time. */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description The body is over the size limit. */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description Over the caller's rate limit; Retry-After says when to come back. */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description Not ready, or overloaded (with Retry-After): `{"error": "..."}`. */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-        };
-    };
     _model_metadata_v2_models__model__versions__version__get: {
         parameters: {
             query?: never;
@@ -1412,11 +1093,241 @@ export interface operations {
             };
         };
     };
-    _infer_v2_models__model__versions__version__infer_post: {
+    predict_v1_predict_post: {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PredictRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PredictResponse"];
+                };
+            };
+            /** @description The body is not JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or bad credentials (authentication on). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credentials lack the scope this call needs. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body did not arrive in time. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is over the size limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body's content type is not JSON. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input, or below the threshold (with the answers). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LowConfidenceBody"] | components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Over the caller's rate limit; Retry-After says when to come back. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Overloaded (with Retry-After) or not ready. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Waited past the request timeout. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    predict_batch_v1_predict_batch_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PredictBatchRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PredictBatchResponse"];
+                };
+            };
+            /** @description The body is not JSON. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing or bad credentials (authentication on). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credentials lack the scope this call needs. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body did not arrive in time. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is over the size limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body's content type is not JSON. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Invalid input, or below the threshold (with the answers). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LowConfidenceBatchBody"] | components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Over the caller's rate limit; Retry-After says when to come back. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Overloaded (with Retry-After) or not ready. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Waited past the request timeout. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    infer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model: string;
+            };
             cookie?: never;
         };
         requestBody: {
@@ -1443,10 +1354,16 @@ export interface operations {
                         parameters?: {
                             [key: string]: unknown;
                         };
-                        /** Data */
+                        /**
+                         * Data
+                         * @default null
+                         */
                         data?: unknown;
                     }[];
-                    /** Outputs */
+                    /**
+                     * Outputs
+                     * @default null
+                     */
                     outputs?: {
                         /** Name */
                         name: string;
@@ -1461,14 +1378,12 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Successful Response */
+            /** @description The output tensors: JSON, or with binary outputs the JSON (Inference-Header-Content-Length bytes) and then the tensors. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content: {
-                    "application/json": unknown;
-                };
+                content?: never;
             };
             /** @description A malformed request or tensor: `{"error": "..."}`. */
             400: {
@@ -1519,6 +1434,153 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
+            };
+            /** @description Texts the native batch refuses (too long, all whitespace, too many): `{"error": "..."}`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Over the caller's rate limit; Retry-After says when to come back. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not ready, or overloaded (with Retry-After): `{"error": "..."}`. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    infer_version: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                model: string;
+                version: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * Id
+                     * @default
+                     */
+                    id?: string;
+                    /** Parameters */
+                    parameters?: {
+                        [key: string]: unknown;
+                    };
+                    /** Inputs */
+                    inputs: {
+                        /** Name */
+                        name: string;
+                        /** Shape */
+                        shape: number[];
+                        /** Datatype */
+                        datatype: string;
+                        /** Parameters */
+                        parameters?: {
+                            [key: string]: unknown;
+                        };
+                        /**
+                         * Data
+                         * @default null
+                         */
+                        data?: unknown;
+                    }[];
+                    /**
+                     * Outputs
+                     * @default null
+                     */
+                    outputs?: {
+                        /** Name */
+                        name: string;
+                        /** Parameters */
+                        parameters?: {
+                            [key: string]: unknown;
+                        };
+                    }[] | null;
+                };
+                /** @description Binary tensor extension: JSON of Inference-Header-Content-Length bytes, then the tensors. */
+                "application/octet-stream": string;
+            };
+        };
+        responses: {
+            /** @description The output tensors: JSON, or with binary outputs the JSON (Inference-Header-Content-Length bytes) and then the tensors. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A malformed request or tensor: `{"error": "..."}`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing or bad credentials (authentication on). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credentials lack the scope this call needs. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not this server's model, or not its serving version: `{"error": "..."}`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The body did not arrive in time. */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The body is over the size limit. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Texts the native batch refuses (too long, all whitespace, too many): `{"error": "..."}`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Over the caller's rate limit; Retry-After says when to come back. */
             429: {

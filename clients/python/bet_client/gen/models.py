@@ -31,8 +31,25 @@ class ModelVersion(BaseModel):
     """
 
 
+class Version(RootModel[str]):
+    root: Annotated[str, Field(max_length=255, min_length=1, title='Version')]
+    """
+    The version to serve; absent: the pinned version, else the newest.
+    """
+
+
+class ReloadRequest(BaseModel):
+    model_config = ConfigDict(
+        extra='forbid',
+    )
+    version: Annotated[Version | None, Field(title='Version')] = None
+    """
+    The version to serve; absent: the pinned version, else the newest.
+    """
+
+
 class Text(RootModel[str]):
-    root: Annotated[str, Field(max_length=10000, min_length=1)]
+    root: Annotated[str, Field(max_length=10000, min_length=1, pattern='\\S')]
 
 
 class PredictBatchRequest(BaseModel):
@@ -77,26 +94,11 @@ class PredictRequest(BaseModel):
     """
     A confidence below this is answered as an error carrying the answer.
     """
-    text: Annotated[str, Field(max_length=10000, min_length=1, title='Text')]
+    text: Annotated[
+        str, Field(max_length=10000, min_length=1, pattern='\\S', title='Text')
+    ]
     """
-    1 to 10,000 characters after stripping.
-    """
-
-
-class Version(RootModel[str]):
-    root: Annotated[str, Field(max_length=255, min_length=1, title='Version')]
-    """
-    The version to serve; absent: the pinned version, else the newest.
-    """
-
-
-class ReloadRequest(BaseModel):
-    model_config = ConfigDict(
-        extra='forbid',
-    )
-    version: Annotated[Version | None, Field(title='Version')] = None
-    """
-    The version to serve; absent: the pinned version, else the newest.
+    1 to 10,000 characters, not all whitespace.
     """
 
 
@@ -157,6 +159,17 @@ class ModelInfo(BaseModel):
     """
 
 
+class ReloadResponse(BaseModel):
+    previous_version: Annotated[str, Field(title='Previous Version')]
+    """
+    The version that served before the reload.
+    """
+    model: ModelInfo
+    """
+    The model now serving, with the list of versions.
+    """
+
+
 class PredictResponse(BaseModel):
     prediction: Annotated[str, Field(title='Prediction')]
     """
@@ -189,17 +202,6 @@ class PredictResponse(BaseModel):
     model_version: Annotated[str, Field(title='Model Version')]
     """
     Version of the checkpoint that answered.
-    """
-
-
-class ReloadResponse(BaseModel):
-    previous_version: Annotated[str, Field(title='Previous Version')]
-    """
-    The version that served before the reload.
-    """
-    model: ModelInfo
-    """
-    The model now serving, with the list of versions.
     """
 
 
