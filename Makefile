@@ -33,13 +33,13 @@ test: install monitoring-tools $(TS_CLIENT)/node_modules/.package-lock.json oip-
 # The Open Inference Protocol's clients, unmodified, each in a venv of its own with its own
 # grpcio/protobuf (tests/oip/requirements-*.txt pin everything): tests/oip/test_clients.py runs
 # their scripts against a real `bet serve`. The stamp is newer than its pins once installed, so
-# a second run does nothing. A fresh creation takes about a minute (tests/oip/README.md).
+# a second run does nothing. A fresh creation takes about 40 s here (tests/oip/README.md).
 OIP := tests/oip
 OIP_CLIENTS := tritonclient kserve
 
 $(OIP)/.venv-%/.installed: $(OIP)/requirements-%.txt
 	test -x $(OIP)/.venv-$*/bin/python || $(PYTHON) -m venv $(OIP)/.venv-$*
-	$(OIP)/.venv-$*/bin/pip install -q -r $<
+	$(OIP)/.venv-$*/bin/pip install -q --no-compile -r $<
 	touch $@
 
 oip-clients: $(foreach c,$(OIP_CLIENTS),$(OIP)/.venv-$(c)/.installed)

@@ -13,6 +13,7 @@ threshold; a below-threshold text is answered, never refused, since a generic cl
 read the native doors' below-threshold details."""
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import math
 import struct
@@ -29,6 +30,10 @@ from server.errors import MalformedTensor, ModelNotFound
 
 INPUT = "text"
 PLATFORM = "pytorch"
+try:  # the server's own release, as ServerMetadata reports it (the model's version is the model's)
+    SERVER_VERSION = importlib.metadata.version("bet")
+except importlib.metadata.PackageNotFoundError:
+    SERVER_VERSION = "unknown"
 EXTENSIONS = ("binary_tensor_data", "model_version", "parameters")
 DEFAULT_THRESHOLD = 0.5  # what `accepted` compares with when the caller sets no threshold
 
@@ -195,15 +200,13 @@ def _values(name: str, answers: Sequence[schemas.PredictResponse], labels: Seque
 
 
 def _text_input(inputs: Sequence[Tensor]) -> Tensor:
+    """The one input (named `text`, or any name: a client may name it after its own model)."""
     if not inputs:
         raise MalformedTensor(f"no input: send the texts as input {INPUT!r} (BYTES)")
-    named = [t for t in inputs if t.name == INPUT]
-    if named:
-        tensor = named[0]
-    elif len(inputs) == 1:
-        tensor = inputs[0]  # a single BYTES input, whatever its name
-    else:
-        raise MalformedTensor(f"no input named {INPUT!r} among {[t.name for t in inputs]}")
+    if len(inputs) > 1:
+        raise MalformedTensor(f"the model takes one input, {INPUT!r}; the request has {len(inputs)}: "
+                              f"{[t.name for t in inputs]}")
+    tensor = inputs[0]
     if tensor.datatype != "BYTES":
         raise MalformedTensor(f"input {tensor.name!r} has datatype {tensor.datatype!r}; texts are BYTES")
     return tensor

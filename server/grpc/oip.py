@@ -40,6 +40,9 @@ def to_request(message: pb.ModelInferRequest | Undecodable) -> oip.InferRequest:
     for i, t in enumerate(message.inputs):
         tensor = oip.Tensor(t.name, t.datatype, list(t.shape))
         if raw:
+            if t.HasField("contents"):
+                raise MalformedTensor(f"input {t.name!r} has contents, and raw_input_contents is used: "
+                                      "send one or the other")
             tensor.raw = raw[i]
         else:
             field = _CONTENTS.get(t.datatype)
@@ -82,7 +85,7 @@ class OipServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     @_answering_errors
     async def ServerMetadata(self, request: Any, context: grpc.aio.ServicerContext) -> pb.ServerMetadataResponse:
-        return pb.ServerMetadataResponse(name="bet", version=self._service.version, extensions=oip.EXTENSIONS)
+        return pb.ServerMetadataResponse(name="bet", version=oip.SERVER_VERSION, extensions=oip.EXTENSIONS)
 
     @_answering_errors
     async def ModelMetadata(self, request: Any, context: grpc.aio.ServicerContext) -> pb.ModelMetadataResponse:

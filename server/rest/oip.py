@@ -113,7 +113,7 @@ def _answering(handler: Any) -> Any:
 @router.get("/v2", summary="Server metadata (Open Inference Protocol)")
 @_answering
 async def server_metadata(request: Request, service: InferenceService) -> Response:
-    return _json({"name": "bet", "version": service.version, "extensions": list(oip.EXTENSIONS)})
+    return _json({"name": "bet", "version": oip.SERVER_VERSION, "extensions": list(oip.EXTENSIONS)})
 
 
 @router.get("/v2/health/live", summary="Server liveness (Open Inference Protocol)")
