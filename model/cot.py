@@ -6,7 +6,7 @@ inputs need more steps, but only as the square root, and each halving of the tol
 error costs a constant number of extra steps.
 
 For this model:
-- n is the number of word pieces in the input (before truncation): the evidence the
+- n is the number of word pieces in the whole input (every window): the evidence the
   classifier aggregates, the analogue of the paper's in-context items.
 - eps is the error the reasoning should reach: the model's own error estimate for the
   input, 1 - confidence, capped to [EPS_MIN, EPS_MAX]. A hard input (confidence near

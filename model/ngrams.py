@@ -1,6 +1,6 @@
 """The wide part of the model (as in wide-and-deep, or fastText): one linear map over
-n-grams of the word pieces the transformer reads (so both parts see the same normalised,
-truncated text) and over the character n-grams of those pieces. It gives
+n-grams of the word pieces the transformer reads (so both parts see the same normalised
+text, all of it) and over the character n-grams of those pieces. It gives
 
 - class logits, added to every view's transformer logits with a weight fitted on
   validation: on this data it corrects the compact transformer where a word or phrase

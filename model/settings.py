@@ -61,7 +61,7 @@ class TrainSettings:
     # The similarity's decay past the threshold, the prior's spread far from the data and
     # the gentle fall of the similarity (HeadConfig.gentle: its slope, and the validation
     # quantile of the worst score where it starts): chosen on validation and the dev OOD
-    # sets by bench/head_grid.py (docs/model-card.md).
+    # sets by bench/head_grid.py (MODEL_CARD.md).
     decay: float = 8.0
     sigma0: float = 5.0
     gentle: float = 0.01
