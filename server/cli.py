@@ -98,18 +98,33 @@ def add_predict(subparsers: Subparsers) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from server.client import credentials, predict_grpc, predict_rest
+    """One request through the client library (clients/python, installed beside bet by `make
+    install`; not a dependency of the server's package, so imported here). No retries: one
+    request, one answer or error body."""
+    try:
+        from bet_client import NO_RETRY, BetError, Client, LowConfidenceError
+    except ImportError:
+        print("bet predict needs the client library: pip install ./clients/python", file=sys.stderr)
+        return 2
 
-    request = {"text": args.text, "return_uncertainty": not args.no_uncertainty,
-               "return_cot": args.cot, "confidence_threshold": args.threshold}
-    sent = credentials(args.token, args.api_key)
-    if args.grpc:
-        ok, answer = predict_grpc(args.grpc, request, args.timeout, metadata=sent, ca_file=args.ca_file)
-    else:
-        ok, answer = predict_rest(args.url or "http://127.0.0.1:8000", request, args.timeout,
-                                  headers=sent, ca_file=args.ca_file)
+    rest = not args.grpc
+    address = (args.url or "http://127.0.0.1:8000") if rest else args.grpc
+    answer: Any
+    try:
+        with Client(address, "rest" if rest else "grpc", timeout=args.timeout, retry=NO_RETRY, token=args.token,
+                    api_key=args.api_key, ca_file=args.ca_file) as client:
+            answer = client.predict(args.text, return_uncertainty=not args.no_uncertainty, return_cot=args.cot,
+                                    confidence_threshold=args.threshold).model_dump(mode="json", exclude_none=True)
+        code = 0
+    except BetError as error:  # the error body: status (REST) or code (gRPC), detail, and the answer if any
+        where = {"status": error.http_status} if error.http_status is not None else (
+            {"code": error.code.name} if error.code is not None else {})
+        answer = {**where, "detail": error.detail}
+        if isinstance(error, LowConfidenceError):
+            answer["prediction"] = error.prediction.model_dump(mode="json", exclude_none=True)
+        code = 1
     print(json.dumps(answer, indent=2, ensure_ascii=False))
-    return 0 if ok else 1
+    return code
 
 
 # The subcommands, in help order; the model's own (data fetch, train, eval) live in model/cli.py.

@@ -127,7 +127,15 @@ def test_predict_against_real_servers(served, capsys: pytest.CaptureFixture) -> 
     assert cli.main(["predict", "Lovely!", "--grpc", served.grpc_target]) == 0
     assert_close(json.loads(capsys.readouterr().out), rest)
     assert cli.main(["predict", "Lovely!", "--grpc", served.grpc_target, "--threshold", "1"]) == 1
-    assert "prediction" in json.loads(capsys.readouterr().out)
+    below = json.loads(capsys.readouterr().out)
+    assert below["code"] == "FAILED_PRECONDITION" and "threshold" in below["detail"]
+    assert_close(below["prediction"], rest)
+    assert cli.main(["predict", "Lovely!", "--url", served.rest_url, "--threshold", "1"]) == 1
+    below = json.loads(capsys.readouterr().out)
+    assert below["status"] == 422 and "threshold" in below["detail"]
+    assert_close(below["prediction"], rest)
+    assert cli.main(["predict", "Lovely!", "--url", "http://127.0.0.1:1"]) == 1  # nobody there
+    assert "cannot reach" in json.loads(capsys.readouterr().out)["detail"]
 
 
 def test_model_commands_are_registered() -> None:
