@@ -126,7 +126,8 @@ class BetServer:
         sock = self._rest_sockets[0] if self._rest_sockets else _listen(s.host, s.rest_port)
         app = create_rest_app(self.service, self.metrics, guard=self.guard, body_timeout_s=s.body_timeout_s,
                               max_request_bytes=s.max_request_bytes,
-                              reloader=self.reloader, oip_model_name=s.oip_model_name)
+                              reloader=self.reloader, oip_model_name=s.oip_model_name,
+                              demo_page=s.demo_page, cors_origins=s.cors_origins)
         config = uvicorn.Config(
             app, log_config=None, access_log=False, lifespan="off",
             timeout_graceful_shutdown=max(1, math.ceil(s.drain_timeout_s)),  # whole seconds, as uvicorn declares

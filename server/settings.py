@@ -5,14 +5,17 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+import re
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field, FilePath, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, FilePath, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from server.core.schemas import MAX_BATCH_TEXTS
 
 DEFAULT_WORKERS = 2
+_ORIGIN = re.compile(r"https?://[^/\s:]+(:\d{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:\d{1,5})?")
 
 
 class Settings(BaseSettings):
@@ -71,6 +74,11 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # The model's name on the Open Inference Protocol (/v2, inference.GRPCInferenceService)
     oip_model_name: str = Field("bet", min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
+    # The demo page for people at GET / (server/rest/static/demo.html); false: / is 404.
+    demo_page: bool = True
+    # Origins (scheme://host[:port], or *) whose pages may call the REST door from a browser;
+    # comma-separated in BET_CORS_ORIGINS. Empty: no CORS headers at all.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # Authentication (see server/core/auth.py): on when any of these five is set.
     auth_jwt_secret: SecretStr | None = Field(None, min_length=32)  # HS256 shared secret
@@ -94,6 +102,19 @@ class Settings(BaseSettings):
     keep_alive_timeout_s: int = Field(5, ge=1)
     max_connections: int = Field(2048, ge=16)  # REST connections and calls; past it, 503
     max_stream_message_bytes: int = Field(1024 * 1024, ge=1024)  # one WebSocket / stream message
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.split(",")
+        if not isinstance(value, (list, tuple)):
+            return value
+        origins = [str(o).strip() for o in value if str(o).strip()]
+        for origin in origins:
+            if origin != "*" and not _ORIGIN.fullmatch(origin):
+                raise ValueError(f"{origin!r} is not an origin: scheme://host[:port], without a path")
+        return origins
 
     @property
     def auth_enabled(self) -> bool:

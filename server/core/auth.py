@@ -50,7 +50,10 @@ MAX_SUBJECT_CHARS = 256
 
 # Which scope each operation needs: None = open. Anything not named needs ADMIN.
 OPEN_PATHS = frozenset({"/health/live", "/health/ready", "/openapi.json", "/docs",
-                        "/docs/oauth2-redirect", "/redoc"})
+                        "/docs/oauth2-redirect", "/redoc", "/"})  # "/": the demo page
+# The documentation's own scripts and styles (server/rest/app.py DOCS_ASSETS), served from
+# the installed package: open, as the pages that load them are.
+OPEN_PREFIXES = ("/docs/assets/",)
 PREDICT_PATHS = frozenset({"/v1/predict", "/v1/predict/batch", "/v1/model", "/v1/stream"})
 METRICS_PATH = "/metrics"
 OPEN_GRPC_SERVICES = ("grpc.health.", "grpc.reflection.")  # prefixes of full service names
@@ -64,7 +67,7 @@ OIP_GRPC_SERVICE = "inference.GRPCInferenceService/"
 
 
 def rest_scope(path: str, *, metrics_open: bool = True) -> str | None:
-    if path in OPEN_PATHS or (path == METRICS_PATH and metrics_open):
+    if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES) or (path == METRICS_PATH and metrics_open):
         return None
     if path == OIP_PATH or path.startswith(OIP_PATH + "/"):
         return PREDICT if path.endswith("/infer") else None

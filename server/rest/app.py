@@ -1,13 +1,20 @@
 """Builds the FastAPI app around a core service: routes, error handlers, middleware."""
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
+import re
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, Response
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.core import auth
 from server.core.auth import Guard
@@ -22,6 +29,18 @@ from server.rest.middleware import RequestTracking
 from server.rest.routes import router
 
 log = logging.getLogger(__name__)
+
+# Swagger UI's and ReDoc's scripts and styles, from the installed fastapi-offline: the docs
+# pages load nothing from any other host. Open without credentials (auth.OPEN_PREFIXES).
+DOCS_ASSETS = "/docs/assets"
+DEMO_PAGE = Path(__file__).parent / "static" / "demo.html"
+# The docs pages may load and call only this server: the bundled ReDoc still asks
+# cdn.redoc.ly for its attribution logo, which this policy stops in the browser.
+DOCS_PAGES = frozenset({"/docs", "/redoc"})
+DOCS_POLICY = [(b"content-security-policy",
+                b"default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+                b"img-src 'self' data:; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
+                b"base-uri 'none'; frame-ancestors 'none'")]
 
 DESCRIPTION = """Text classification with calibrated probabilities and uncertainty split into
 aleatoric and epistemic parts. The same answers are served over gRPC (`bet.v1.Inference`).
@@ -44,14 +63,18 @@ ready, 504 waited past the request timeout; 408 a body too slow, 413 a body too 
 def create_rest_app(
     service: InferenceService, metrics: Metrics, *, max_request_bytes: int,
     guard: Guard | None = None, body_timeout_s: float | None = None,
-    reloader: Reloader | None = None, oip_model_name: str = "bet",
+    reloader: Reloader | None = None, oip_model_name: str = "bet", demo_page: bool = True,
+    cors_origins: Sequence[str] = (),
 ) -> FastPath:
     """The app to serve: the two prediction routes in plain ASGI, the rest (and the whole
-    OpenAPI document) FastAPI, which is the result's `api`."""
+    OpenAPI document) FastAPI, which is the result's `api`; the demo page at `/` unless
+    `demo_page` is false; CORS for `cors_origins` around all of it."""
     # FastAPI's own OpenTelemetry is off: server/core/tracing.py traces both doors alike,
-    # and FastAPI's would look up the global providers on every request.
-    app = FastAPI(title="bet", version=service.version, description=DESCRIPTION,
-                  telemetry={"tracing": False, "metrics": False, "logs": False})
+    # and FastAPI's would look up the global providers on every request. No validator badge:
+    # Swagger UI would send the document to validator.swagger.io.
+    app = FastAPIOffline(title="bet", version=service.version, description=DESCRIPTION, static_url=DOCS_ASSETS,
+                         swagger_ui_parameters={"validatorUrl": None},
+                         telemetry={"tracing": False, "metrics": False, "logs": False})
     app.state.service = service
     app.state.metrics = metrics
     app.state.reloader = reloader
@@ -59,6 +82,8 @@ def create_rest_app(
     app.include_router(router)
     app.include_router(admin.router)
     app.include_router(oip.router)
+    if demo_page:
+        _serve_demo_page(app)
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> Response:
@@ -84,6 +109,7 @@ def create_rest_app(
         log.exception("unhandled error in a REST call")  # the trace stays in the log
         return converters.error_response(Internal("internal error"))
 
+    app.add_middleware(DocsPolicy)
     guard = guard or Guard.open(metrics.registry)
     _document_refusals(app, guard)
     paths = frozenset(p for r in (*app.routes, *router.routes) if (p := getattr(r, "path", None))) | set(
@@ -94,7 +120,48 @@ def create_rest_app(
         "predict_paths": frozenset(fast_path.ROUTES),
     }
     app.add_middleware(RequestTracking, **tracking)
-    return FastPath(app, RequestTracking(PredictRoutes(service, oip_model_name), **tracking))
+    return FastPath(app, RequestTracking(PredictRoutes(service, oip_model_name), **tracking),
+                    cors_origins=cors_origins)
+
+
+class DocsPolicy:
+    """Adds DOCS_POLICY to the answers of the docs pages (FastAPIOffline's routes)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in DOCS_PAGES:
+            await self._app(scope, receive, send)
+            return
+
+        async def with_policy(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *DOCS_POLICY]
+            await send(message)
+
+        await self._app(scope, receive, with_policy)
+
+
+def _serve_demo_page(app: FastAPI) -> None:
+    """GET / answers the one-file demo page; its inline script and style are allowed by
+    their hashes, and it may call only this origin."""
+    html = DEMO_PAGE.read_text(encoding="utf-8")
+
+    def hashes(tag: str) -> str:
+        return " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()}'"
+                        for body in re.findall(rf"<{tag}>(.*?)</{tag}>", html, re.S))
+
+    headers = {
+        "content-security-policy": f"default-src 'none'; script-src {hashes('script')}; style-src {hashes('style')}; "
+                                   "img-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+                                   "frame-ancestors 'none'",
+        "x-content-type-options": "nosniff", "referrer-policy": "no-referrer", "cache-control": "no-cache",
+    }
+
+    @app.get("/", include_in_schema=False)
+    async def demo() -> HTMLResponse:
+        return HTMLResponse(html, headers=headers)
 
 
 _GUARD_REFUSALS = {

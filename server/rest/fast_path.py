@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.core import schemas, telemetry
@@ -156,15 +157,33 @@ def is_hot(path: str) -> bool:
     return path in ROUTES or rest_oip.INFER_PATH.fullmatch(path) is not None
 
 
+# What a page on an allowed origin may send and read (BET_CORS_ORIGINS): the credentials,
+# a request id, the OIP binary extension's header; the request id and the advice to wait.
+CORS_METHODS = ("GET", "POST")
+CORS_REQUEST_HEADERS = ("authorization", "x-api-key", telemetry.REQUEST_ID_HEADER, rest_oip.HEADER_LENGTH)
+CORS_EXPOSED_HEADERS = (telemetry.REQUEST_ID_HEADER, "retry-after")
+
+
 class FastPath:
     """The REST app as served: the prediction routes go to `hot` (PredictRoutes inside its
-    own RequestTracking), everything else, lifespan included, to the FastAPI app `api`."""
+    own RequestTracking), everything else, lifespan included, to the FastAPI app `api`.
+    With `cors_origins`, one CORS layer (Starlette's) wraps both, outside either
+    RequestTracking: a preflight is answered before credentials are asked for, and it is not
+    counted as a request of the path it asks about."""
 
-    def __init__(self, api: FastAPI, hot: ASGIApp) -> None:
+    def __init__(self, api: FastAPI, hot: ASGIApp, *, cors_origins: Sequence[str] = ()) -> None:
         self.api = api
         self._hot = hot
+        self._app: ASGIApp = self._route
+        if cors_origins:
+            self._app = CORSMiddleware(
+                self._route, allow_origins=list(cors_origins), allow_methods=CORS_METHODS,
+                allow_headers=CORS_REQUEST_HEADERS, expose_headers=CORS_EXPOSED_HEADERS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._app(scope, receive, send)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and is_hot(scope["path"]):
             if scope["method"] == "POST":
                 await self._hot(scope, receive, send)

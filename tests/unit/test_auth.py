@@ -166,20 +166,17 @@ def test_scope_tables_close_what_they_do_not_name() -> None:
     assert auth.grpc_scope("/bet.v1.Inference/ReloadModel") == ADMIN
 
 
-def test_the_readme_makes_a_token_and_a_key_file_the_server_accepts(tmp_path: Path) -> None:
+def test_the_docs_make_a_token_and_a_key_file_the_server_accepts(tmp_path: Path) -> None:
     import re
     import subprocess
     import sys
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme[readme.index("## Security"):]
-    section = section[:section.index("\n## ", 1)]
-    [snippet] = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    security = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text()
+    [snippet] = re.findall(r"```python\n(.*?)```", security, flags=re.S)  # the README points there
     env = {"BET_AUTH_JWT_SECRET": sec.SECRET, "PATH": os.environ.get("PATH", "")}
     done = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 0, done.stderr
     v = verifier(issuer="https://auth.example.com", audience="bet")
     assert v.verify(done.stdout.strip()) == auth.Principal("jwt:reporting-job", frozenset({PREDICT}))
-    security = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text()
     [key_file] = re.findall(r"```\n(# bet API keys\n.*?)```", security, flags=re.S)
     assert [p.id for p in auth.parse_api_keys(key_file).values()] == ["key:reporting", "key:ops"]
