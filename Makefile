@@ -12,7 +12,7 @@ TS_CLIENT := clients/typescript
 CLIENT_GEN := clients/python/bet_client/gen
 PYTEST_ARGS ?=
 
-.PHONY: install serve test lint proto clients bench bench-quick soak monitoring-tools oip-clients
+.PHONY: install serve test lint proto clients bench bench-quick soak monitoring-tools browser-tools oip-clients
 
 # The stamp is newer than pyproject.toml once the project is installed into .venv.
 $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
@@ -27,7 +27,7 @@ install: $(VENV)/.installed
 serve: install
 	$(BIN)/bet serve
 
-test: install monitoring-tools $(TS_CLIENT)/node_modules/.package-lock.json oip-clients
+test: install monitoring-tools browser-tools $(TS_CLIENT)/node_modules/.package-lock.json oip-clients
 	$(BIN)/python -m pytest -q --timeout=300 $(PYTEST_ARGS)
 
 # The Open Inference Protocol's clients, unmodified, each in a venv of its own with its own
@@ -63,6 +63,17 @@ monitoring-tools:
 	  if [ ! -e $$rcd ]; then printf '#!/bin/sh\nexit 101\n' > $$rcd && chmod +x $$rcd && made=1; fi; \
 	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; \
 	  rc=$$?; [ -z "$$made" ] || rm -f $$rcd; exit $$rc; }
+
+# Headless Chromium and its driver (Debian packages `chromium`, `chromium-driver`) for
+# tests/browser (selenium drives them); nothing to do when both are installed. Installs as
+# root. Not root: a warning, and the browser tests skip (an error under CI, where they fail).
+browser-tools:
+	@{ [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; } || { \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "chromium is missing: run 'make browser-tools' as root (Debian packages chromium, chromium-driver)" >&2; \
+	    [ -z "$$CI" ] || exit 1; exit 0; \
+	  fi; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver; }
 
 # Generated code lives under server/grpc/gen/bet/v1 (folders follow the proto package);
 # its imports are rewritten so that it imports as server.grpc.gen.bet.v1.
