@@ -24,7 +24,7 @@ class Call:
     door: str
     start: float
     end: float
-    outcome: str  # ok | retriable (503, UNAVAILABLE, a reset) | hang | failed
+    outcome: str  # ok | retriable (503, UNAVAILABLE, a reset) | cancelled (gRPC CANCELLED) | hang | failed
     version: str = ""
     detail: str = ""
 
@@ -96,7 +96,7 @@ class Load:
                                           timeout=CALL_TIMEOUT_S)
                 except grpc.RpcError as exc:
                     code = exc.code()
-                    outcome = {grpc.StatusCode.UNAVAILABLE: "retriable",
+                    outcome = {grpc.StatusCode.UNAVAILABLE: "retriable", grpc.StatusCode.CANCELLED: "cancelled",
                                grpc.StatusCode.DEADLINE_EXCEEDED: "hang"}.get(code, "failed")
                     self._record(Call("grpc", start, time.monotonic(), outcome, detail=f"{code} {exc.details()}"))
                     time.sleep(0.05)

@@ -157,9 +157,14 @@ def test_sigterm_during_a_reload_exits_0_within_the_drain_limit_and_loses_nothin
           f"{len(calls)} calls {count(calls)}")
     assert code == 0 and took <= 10 + 2
     assert replies and replies[0] in (200, 503)
-    # calls after the signal find the doors closed (retriable); none that was taken fails
-    assert {c.outcome for c in calls} <= {"ok", "retriable"}
+    # Calls sent after the signal find the doors closing: refused (retriable), or on gRPC a call
+    # that races the server's shutdown is CANCELLED by grpc; a call sent before it never fails.
+    before = [c for c in calls if c.start < began]
+    assert {c.outcome for c in before} <= {"ok", "retriable"}, [c for c in before if c.outcome != "ok"]
     assert all(c.outcome == "ok" for c in calls if c.end < began)
+    after = [c for c in calls if c.start >= began]
+    assert {c.outcome for c in after} <= {"ok", "retriable", "cancelled"}, [
+        c for c in after if c.outcome not in ("ok", "retriable", "cancelled")]
 
 
 def test_a_version_that_breaks_while_it_loads_leaves_the_old_one_serving(server: Workers, store: Path) -> None:
