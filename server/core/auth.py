@@ -66,10 +66,15 @@ OIP_PATH = "/v2"
 OIP_GRPC_SERVICE = "inference.GRPCInferenceService/"
 
 
+def is_oip_path(path: str) -> bool:
+    """A REST path of the Open Inference Protocol."""
+    return path == OIP_PATH or path.startswith(OIP_PATH + "/")
+
+
 def rest_scope(path: str, *, metrics_open: bool = True) -> str | None:
     if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES) or (path == METRICS_PATH and metrics_open):
         return None
-    if path == OIP_PATH or path.startswith(OIP_PATH + "/"):
+    if is_oip_path(path):
         return PREDICT if path.endswith("/infer") else None
     return PREDICT if path in PREDICT_PATHS else ADMIN
 

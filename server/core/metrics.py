@@ -95,6 +95,7 @@ class Metrics:
             "bet_answers_unfamiliar", "Answered texts whose epistemic uncertainty was above the "
             "server's unfamiliar line (BET_UNFAMILIAR_EPISTEMIC_NATS).", _ANSWER_LABELS, registry=registry,
         )
+        self._answer_children: dict[tuple[str, str], tuple[Histogram, Histogram, Histogram]] = {}
         self.ready = Gauge(
             "bet_model_ready", "1 when the model is loaded and warm and the server takes requests.",
             registry=registry, multiprocess_mode="livemin",  # several workers: 0 while any is not
@@ -134,8 +135,12 @@ class Metrics:
         """The uncertainty telemetry of the texts of one answered request, `below` of them
         under the caller's threshold."""
         labels = (protocol, version)
-        confidence, total, epistemic = (m.labels(*labels) for m in
-                                        (self.confidence, self.total_uncertainty, self.epistemic))
+        children = self._answer_children.get(labels)
+        if children is None:  # once per door and version, not per request
+            children = self._answer_children[labels] = (
+                self.confidence.labels(*labels), self.total_uncertainty.labels(*labels),
+                self.epistemic.labels(*labels))
+        confidence, total, epistemic = children
         unfamiliar = 0
         for p in predictions:
             confidence.observe(p.confidence)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from server.core import schemas
-from server.core.service import below_threshold
+from server.core.service import InferenceService, below_threshold
 from server.core.validation import parse
 from server.errors import MalformedTensor, ModelNotFound
 
@@ -105,6 +105,29 @@ def check_model(name: str, version: str, serving_name: str, serving_version: str
     if version and version != serving_version:
         raise ModelNotFound(f"model {name!r} has no version {version!r} serving: the serving version "
                             f"is {serving_version!r}")
+
+
+def server_metadata() -> dict[str, Any]:
+    """The server metadata object (REST body; the gRPC door copies it into its message)."""
+    return {"name": "bet", "version": SERVER_VERSION, "extensions": list(EXTENSIONS)}
+
+
+@dataclass
+class InferAnswer:
+    outputs: list[OutputTensor]
+    model_version: str  # the version that answered
+
+
+async def infer(service: InferenceService, served_name: str, name: str, version: str, request: InferRequest,
+                timeout_s: float | None = None) -> InferAnswer:
+    """One inference of the protocol, whichever door read it: the model named, the texts
+    read, answered by the core's batch (not-ready and overload as the native doors refuse
+    them), written as the outputs asked for."""
+    check_model(name, version, served_name, service.version)
+    batch, threshold = to_batch(request)
+    answers = (await service.predict_batch(batch, timeout_s=timeout_s)).predictions
+    outputs = to_outputs(request, answers, service.model.info.labels, threshold)
+    return InferAnswer(outputs, answers[0].model_version)
 
 
 def metadata(name: str, info: schemas.ModelInfo) -> dict[str, Any]:

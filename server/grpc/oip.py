@@ -11,7 +11,7 @@ import grpc
 
 from server.core import oip
 from server.core.service import InferenceService
-from server.errors import MalformedTensor, NotReady
+from server.errors import MalformedTensor
 from server.grpc.converters import Undecodable
 from server.grpc.gen.inference import open_inference_grpc_pb2 as pb
 from server.grpc.gen.inference import open_inference_grpc_pb2_grpc as pb_grpc
@@ -85,12 +85,12 @@ class OipServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     @_answering_errors
     async def ServerMetadata(self, request: Any, context: grpc.aio.ServicerContext) -> pb.ServerMetadataResponse:
-        return pb.ServerMetadataResponse(name="bet", version=oip.SERVER_VERSION, extensions=oip.EXTENSIONS)
+        return pb.ServerMetadataResponse(**oip.server_metadata())
 
     @_answering_errors
     async def ModelMetadata(self, request: Any, context: grpc.aio.ServicerContext) -> pb.ModelMetadataResponse:
         self._check(request)
-        meta = oip.metadata(self._name, self._service.model_info())
+        meta = oip.metadata(self._name, self._service.model.info)
         return pb.ModelMetadataResponse(
             name=meta["name"], versions=meta["versions"], platform=meta["platform"],
             inputs=[pb.ModelMetadataResponse.TensorMetadata(**t) for t in meta["inputs"]],
@@ -113,20 +113,13 @@ class OipServicer(pb_grpc.GRPCInferenceServiceServicer):
                 continue
             yield pb.ModelStreamInferResponse(infer_response=answer)
 
-    def _check(self, request: Any) -> None:
-        if isinstance(request, Undecodable):
-            raise request.error
+    def _check(self, request: Any) -> None:  # an undecodable unary request: the interceptor answered it
         oip.check_model(request.name, request.version, self._name, self._service.version)
 
     async def _infer(self, message: Any, timeout_s: float | None) -> pb.ModelInferResponse:
         request = to_request(message)
-        oip.check_model(message.model_name, message.model_version, self._name, self._service.version)
-        if not self._service.ready:
-            raise NotReady("the model is not ready yet")
-        batch, threshold = oip.to_batch(request)
-        answer = await self._service.predict_batch(batch, timeout_s=timeout_s)
-        answers = answer.predictions
-        outputs = oip.to_outputs(request, answers, self._service.model.info.labels, threshold)
-        return to_response(request, self._name, answers[0].model_version, outputs,
+        answer = await oip.infer(self._service, self._name, message.model_name, message.model_version, request,
+                                 timeout_s)
+        return to_response(request, self._name, answer.model_version, answer.outputs,
                            raw=bool(message.raw_input_contents))
 

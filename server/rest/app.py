@@ -87,7 +87,7 @@ def create_rest_app(
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> Response:
-        return converters.error_response(exc)
+        return converters.error_response(exc, request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_body(request: Request, exc: RequestValidationError) -> Response:
@@ -98,16 +98,14 @@ def create_rest_app(
         # routing's own answers (404, 405) and the body limits (408, 413) keep their status;
         # a body FastAPI could not read at all (not UTF-8) is unparsable, as bad JSON is
         if exc.status_code == 400:
-            return converters.error_response(not_json())
-        if oip.is_oip(request.url.path):  # the protocol's error body
-            return converters.http_error_response(exc.status_code, str(exc.detail), getattr(exc, "headers", None),
-                                                  key="error")
-        return converters.http_error_response(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+            return converters.error_response(not_json(), request.url.path)
+        return converters.http_error_response(exc.status_code, str(exc.detail), getattr(exc, "headers", None),
+                                              path=request.url.path)
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error in a REST call")  # the trace stays in the log
-        return converters.error_response(Internal("internal error"))
+        return converters.error_response(Internal("internal error"), request.url.path)
 
     app.add_middleware(DocsPolicy)
     guard = guard or Guard.open(metrics.registry)

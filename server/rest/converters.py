@@ -13,6 +13,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from server.core import schemas, telemetry
+from server.core.auth import is_oip_path
 from server.core.validation import describe, load_json, missing, not_json, parse
 from server.errors import BelowThreshold, InvalidInput, ServiceError, UnsupportedMediaType, wire_of
 
@@ -68,13 +69,12 @@ def from_validation_error(exc: RequestValidationError) -> ServiceError:
 
 
 def http_error_response(
-    status: int, detail: str, headers: dict[str, str] | None = None, *, key: str = "detail"
+    status: int, detail: str, headers: dict[str, str] | None = None, *, path: str = ""
 ) -> Response:
     """An answer the framework's rules give before the core sees the request (routing's 404
-    and 405, the body limits' 408 and 413): the status as it is, the one error body (`key`
-    "error": the Open Inference Protocol's)."""
-    if key != "detail":
-        return Response(orjson.dumps({key: detail}), status, headers, media_type="application/json")
+    and 405, the body limits' 408 and 413): the status as it is, the error body of `path`."""
+    if is_oip_path(path):  # the protocol's body, which tritonclient and KServe's client read
+        return Response(orjson.dumps({"error": detail}), status, headers, media_type="application/json")
     return json_response(schemas.ErrorBody(detail=detail), status, headers)
 
 
@@ -86,18 +86,14 @@ def error_body(error: ServiceError) -> BaseModel:
     return schemas.ErrorBody(detail=error.detail)
 
 
-def error_response(error: ServiceError) -> Response:
+def error_response(error: ServiceError, path: str = "") -> Response:
+    """The error table's answer to a request for `path`: its status, Retry-After, and the
+    error body of that path (the Open Inference Protocol's under /v2)."""
     telemetry.mark(error.outcome)
     headers = {"retry-after": str(error.retry_after_s)} if error.retry_after_s is not None else None
+    if is_oip_path(path):
+        return http_error_response(wire_of(error).http_status, error.detail, headers, path=path)
     return json_response(error_body(error), wire_of(error).http_status, headers)
-
-
-def oip_error_response(error: ServiceError) -> Response:
-    """An error on the Open Inference Protocol's routes: the table's status, its body
-    `{"error": "..."}` (which tritonclient and KServe's client read)."""
-    telemetry.mark(error.outcome)
-    headers = {"retry-after": str(error.retry_after_s)} if error.retry_after_s is not None else None
-    return http_error_response(wire_of(error).http_status, error.detail, headers, key="error")
 
 
 def stream_error_frame(error: ServiceError) -> str:

@@ -128,8 +128,8 @@ class PredictRoutes:
         self._oip_model_name = oip_model_name
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = ROUTES.get(scope["path"])
-        errors = converters.error_response if route is not None else converters.oip_error_response
+        path = scope["path"]
+        route = ROUTES.get(path)
         try:
             body = await read_body(receive)
             if route is not None:
@@ -141,15 +141,14 @@ class PredictRoutes:
                     self._service, self._oip_model_name, scope["path"], body,
                     _header(scope, rest_oip.HEADER_LENGTH.encode())), _as_is)
         except ServiceError as error:
-            response = errors(error)
+            response = converters.error_response(error, path)
         except BodyRefused as refused:  # over the body's size or time limit
-            response = converters.http_error_response(
-                refused.status_code, str(refused.detail), key="detail" if route else "error")
+            response = converters.http_error_response(refused.status_code, str(refused.detail), path=path)
         except ClientGone:  # nobody reads this answer
-            response = errors(not_json())
+            response = converters.error_response(not_json(), path)
         except Exception:
             log.exception("unhandled error in a REST call")  # the trace stays in the log
-            response = errors(Internal("internal error"))
+            response = converters.error_response(Internal("internal error"), path)
         await response(scope, receive, send)
 
 

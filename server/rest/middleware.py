@@ -94,8 +94,7 @@ class RequestTracking:
                 if declared.isdigit() and int(declared) > self._max_body:  # before reading a byte
                     raise PayloadTooLarge(f"the request body exceeds {self._max_body} bytes")
             except ServiceError as error:
-                respond = converters.oip_error_response if oip.is_oip(scope["path"]) else converters.error_response
-                await respond(error)(scope, receive, send_with_id)
+                await converters.error_response(error, scope["path"])(scope, receive, send_with_id)
                 return
             if scope["type"] == "websocket":  # no body; streams have their own idle limit
                 await self._app(scope, receive, send_with_id)

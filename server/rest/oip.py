@@ -1,6 +1,6 @@
 """The Open Inference Protocol's REST routes (/v2): JSON and Triton's binary tensor
 extension to and from the core's OIP model (server/core/oip.py). Errors are the one table's
-statuses with the protocol's body, `{"error": "..."}` (converters.oip_error_response).
+statuses with the protocol's body, `{"error": "..."}` (converters.error_response).
 
 Binary extension: with an `Inference-Header-Content-Length` header, the body is that many
 bytes of JSON followed by the inputs' bytes, each input that carries a `binary_data_size`
@@ -21,8 +21,7 @@ from starlette.requests import HTTPConnection
 from server.core import oip
 from server.core.service import InferenceService
 from server.core.validation import load_json, parse
-from server.errors import InvalidInput, MalformedTensor, ModelNotFound, NotReady, ServiceError, UnparsableInput
-from server.rest.converters import oip_error_response
+from server.errors import InvalidInput, MalformedTensor, ModelNotFound, UnparsableInput
 
 HEADER_LENGTH = "inference-header-content-length"
 INFER = "/v2/models/{model}/infer"  # the route's label; a prediction, admitted as the native ones
@@ -33,10 +32,6 @@ _TEMPLATES = (  # a path's label in the metrics and logs
     (re.compile(_MODEL + r"/ready"), "/v2/models/{model}/ready"),
     (re.compile(_MODEL), "/v2/models/{model}"),
 )
-
-
-def is_oip(path: str) -> bool:
-    return path == "/v2" or path.startswith("/v2/")
 
 
 def template(path: str) -> str | None:
@@ -97,43 +92,28 @@ def _model(request: Request, service: InferenceService) -> None:
                     service.version)
 
 
-def _answering(handler: Any) -> Any:
-    """Every ServiceError of a /v2 route as the protocol's error body."""
-    async def route(request: Request, service: Service) -> Response:
-        try:
-            return await handler(request, service)
-        except ServiceError as error:
-            return oip_error_response(error)
-
-    route.__name__ = handler.__name__
-    route.__doc__ = handler.__doc__
-    return route
-
-
+# Errors raised here are answered by the app's handlers, with the protocol's body for its paths.
 @router.get("/v2", summary="Server metadata (Open Inference Protocol)")
-@_answering
-async def server_metadata(request: Request, service: InferenceService) -> Response:
-    return _json({"name": "bet", "version": oip.SERVER_VERSION, "extensions": list(oip.EXTENSIONS)})
+async def server_metadata() -> Response:
+    return _json(oip.server_metadata())
 
 
 @router.get("/v2/health/live", summary="Server liveness (Open Inference Protocol)")
-@_answering
-async def server_live(request: Request, service: InferenceService) -> Response:
+async def server_live() -> Response:
     return _json({"live": True})
 
 
 @router.get("/v2/health/ready", summary="Server readiness (Open Inference Protocol)", responses=_ERRORS)
-@_answering
-async def server_ready(request: Request, service: InferenceService) -> Response:
+async def server_ready(service: Service) -> Response:
     return _json({"ready": service.ready}, 200 if service.ready else 503)
 
 
-async def _model_ready(request: Request, service: InferenceService) -> Response:
+async def _model_ready(request: Request, service: Service) -> Response:
     _model(request, service)
     return _json({"name": request.path_params["model"], "ready": service.ready}, 200 if service.ready else 503)
 
 
-async def _model_metadata(request: Request, service: InferenceService) -> Response:
+async def _model_metadata(request: Request, service: Service) -> Response:
     _model(request, service)
     return _json(oip.metadata(request.app.state.oip_model_name, service.model.info))
 
@@ -146,14 +126,9 @@ async def infer(service: InferenceService, model_name: str, path: str, body: byt
     match = INFER_PATH.fullmatch(path)
     if match is None:
         raise ModelNotFound(f"no such route: {path}")
-    oip.check_model(match["model"], match["version"] or "", model_name, service.version)
     request, binary = _read(body, header_length)
-    if not service.ready:
-        raise NotReady("the model is not ready yet")
-    batch, threshold = oip.to_batch(request)
-    answers = (await service.predict_batch(batch)).predictions
-    outputs = oip.to_outputs(request, answers, service.model.info.labels, threshold)
-    return _write(request, outputs, binary, model_name, answers[0].model_version)
+    answer = await oip.infer(service, model_name, match["model"], match["version"] or "", request)
+    return _write(request, answer.outputs, binary, model_name, answer.model_version)
 
 
 def _inline(schema: dict[str, Any]) -> dict[str, Any]:
@@ -172,9 +147,9 @@ def _inline(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 for path in ("/v2/models/{model}", "/v2/models/{model}/versions/{version}"):
-    router.add_api_route(path, _answering(_model_metadata), methods=["GET"], responses=_ERRORS,
+    router.add_api_route(path, _model_metadata, methods=["GET"], responses=_ERRORS,
                          summary="Model metadata (Open Inference Protocol)")
-    router.add_api_route(path + "/ready", _answering(_model_ready), methods=["GET"], responses=_ERRORS,
+    router.add_api_route(path + "/ready", _model_ready, methods=["GET"], responses=_ERRORS,
                          summary="Model readiness (Open Inference Protocol)")
 
 
