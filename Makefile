@@ -12,7 +12,7 @@ TS_CLIENT := clients/typescript
 CLIENT_GEN := clients/python/bet_client/gen
 PYTEST_ARGS ?=
 
-.PHONY: install serve test lint proto clients bench bench-quick soak monitoring-tools browser-tools oip-clients
+.PHONY: install serve test lint proto clients bench bench-mlserver bench-quick soak monitoring-tools browser-tools oip-clients
 
 # The stamp is newer than pyproject.toml once the project is installed into .venv.
 $(VENV)/.installed: pyproject.toml clients/python/pyproject.toml
@@ -110,10 +110,22 @@ clients: install $(TS_CLIENT)/node_modules/.package-lock.json
 	cd $(TS_CLIENT) && npm run --silent generate
 
 # Load benchmark (not part of `make test`): needs wrk and h2load (Debian packages `wrk`,
-# `nghttp2-client`); LitServe peer
+# `nghttp2-client`); the MLServer peer is installed (bench-mlserver), the LitServe peer runs
 # when bench/.venv-peers exists (see bench/README.md). BENCH_SECONDS per row (default 20).
-bench: install
+bench: install bench-mlserver
 	$(BIN)/python -m bench.run
+
+# MLServer peer (bench/peers/mlserver_runtime.py) in an environment of its own with its pins;
+# torch and model/ come from the project's .venv through a .pth file, as for LitServe.
+MLS := bench/.venv-mlserver
+$(MLS)/.installed: bench/peers/requirements-mlserver.txt
+	test -x $(MLS)/bin/python || $(PYTHON) -m venv $(MLS)
+	$(MLS)/bin/pip install -q --no-compile -r $<
+	printf '%s\n' "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" "$(CURDIR)" \
+		> "$$($(MLS)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/zz_bet_project.pth"
+	touch $@
+
+bench-mlserver: install $(MLS)/.installed
 
 bench-quick: install
 	BENCH_SECONDS=$${BENCH_SECONDS:-3} BENCH_WARMUP=1 BENCH_CONNECTIONS="64 256" $(BIN)/python -m bench.run

@@ -3,9 +3,11 @@
 Measures the raw limit (bench/model_limit.py at the serving batch size), then starts each
 server on free loopback ports and drives it closed-loop at each connection count: `bet serve`
 (REST with wrk, gRPC with bench/load.py over several processes) with 1 and 2 workers, the per-request FastAPI peer
-and LitServe (when bench/.venv-peers exists). Then, on `bet serve` with admission budgets:
-the overload check at 1,000 connections and the open-loop latency at 70% of capacity
-(h2load, bench/h2open.py).
+and LitServe (when bench/.venv-peers exists); both doors of the default configuration also
+under h2load at 64 and 256 connections (bench/h2closed.py). Then, on `bet serve` with its
+defaults (admission on): the overload check at 1,000 connections on each door, with
+generators that retry at once and that wait Retry-After, and the open-loop latency at 70% of
+capacity (h2load, bench/h2open.py); then overload with admission off, for comparison.
 Writes bench/results/report.{md,json} and latency_vs_throughput.png.
 
 Each load row also says who used the CPU (bench/cpu.py): the server's processes, the load
@@ -34,16 +36,17 @@ from server.settings import DEFAULT_WORKERS
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 PEERS_PY = ROOT / "bench" / ".venv-peers" / "bin" / "python"
+MLSERVER = ROOT / "bench" / ".venv-mlserver" / "bin" / "mlserver"
 SECONDS = float(os.environ.get("BENCH_SECONDS", "20"))
 WARMUP = float(os.environ.get("BENCH_WARMUP", "5"))
 LEVELS = [int(x) for x in os.environ.get("BENCH_CONNECTIONS", "64 256 512 1000").split()]
-PEERS = os.environ.get("BENCH_PEERS", "per_request litserve").split()
+PEERS = os.environ.get("BENCH_PEERS", "per_request litserve mlserver").split()
 WORKERS = [int(x) for x in os.environ.get("BENCH_WORKERS", "1 2").split()]
 PROCS = int(os.environ.get("BENCH_PROCS", "2"))
 OUT = Path(os.environ.get("BENCH_OUT", ROOT / "bench" / "results"))
 BATCH = int(os.environ.get("BET_MAX_BATCH_SIZE", "32"))
 THREADS = int(os.environ.get("BET_TORCH_THREADS", "1"))
-TIGHT_BUDGET_MS = "150"  # the overload check is also run with this admission budget
+H2_LEVELS = (64, 256)  # the doors side by side under one C generator (bench/h2closed.py)
 # The capacity sweep: a queue that sheds nothing at 1,000 connections, admission off.
 SWEEP_ENV = {"BET_MAX_QUEUE": "4096", "BET_ADMISSION_BUDGET_MS": "0", "BET_REQUEST_TIMEOUT_S": "120"}
 
@@ -147,6 +150,14 @@ def load(proto: str, target: str, seconds: float, *, connections: int = 64, rate
     return _generator("bench.load", args, seconds, server)
 
 
+def h2closed(proto: str, target: str, seconds: float, connections: int, server: Server | None = None,
+             api: str = "bet") -> dict:
+    """Closed loop with h2load, retrying at once (bench/h2closed.py); api "oip": the Open
+    Inference Protocol's request, which bet and MLServer both answer."""
+    return _generator("bench.h2closed", ["--proto", proto, "--target", target, "--seconds", str(seconds),
+                                         "--connections", str(connections), "--api", api], seconds, server)
+
+
 def h2open(proto: str, target: str, seconds: float, rate: float, clients: int, server: Server | None = None) -> dict:
     """Open loop at `rate` requests/s with h2load (bench/h2open.py)."""
     return _generator("bench.h2open", ["--proto", proto, "--target", target, "--rate", str(rate),
@@ -199,6 +210,26 @@ def sweep_rest(name: str, url: str, rows: list[dict], server: Server) -> None:
             f"cpu server {r['server_cores']} generator {r['generator_cores']}")
 
 
+def h2_row(name: str, proto: str, api: str, target: str, c: int, rows: list[dict], server: Server) -> None:
+    r = h2closed(proto, target, SECONDS, c, server, api)
+    label = f"{proto}{' oip' if api == 'oip' else ''} h2load"
+    rows.append({"server": name, **r, "proto": label})
+    log(f"{name} {label} c={c}: {r['ok_rps']} ok/s p95 {r['p95_ms']} ms errors {r['errors']}")
+
+
+def mlserver(rows: list[dict]) -> None:
+    """MLServer 1.7.1 (bench/peers/mlserver_runtime.py), both of its doors under h2load with
+    the OIP request, as bet's "oip h2load" rows."""
+    rest, grpc = free_port(), free_port()
+    env = {"MLSERVER_HTTP_PORT": str(rest), "MLSERVER_GRPC_PORT": str(grpc), "MLSERVER_METRICS_PORT": str(free_port())}
+    cmd = [str(MLSERVER), "start", "bench/peers/mlserver"]
+    with Server("mlserver", cmd, f"http://127.0.0.1:{rest}/v2/models/bet/ready", env) as server:
+        h2closed("rest", f"http://127.0.0.1:{rest}", WARMUP, 64, api="oip")
+        for c in LEVELS:
+            for proto, target in (("rest", f"http://127.0.0.1:{rest}"), ("grpc", f"127.0.0.1:{grpc}")):
+                h2_row("mlserver", proto, "oip", target, c, rows, server)
+
+
 def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     from bench.load import load_texts
@@ -227,6 +258,18 @@ def main() -> int:
                 rows.append({"server": name, **r})
                 log(f"{name} grpc c={c}: {r['rps']} req/s p95 {r['p95_ms']} ms errors {r['errors']} "
                     f"cpu server {r['server_cores']} generator {r['generator_cores']}")
+            if workers == default_workers():  # both doors under h2load, interleaved by level
+                for c in H2_LEVELS:
+                    for api in ("bet", "oip"):
+                        for proto, target in (("rest", rest), ("grpc", grpc)):
+                            h2_row(name, proto, api, target, c, rows, server)
+                report["bulk"] = {}
+                for method in ("PredictBatch", "PredictStream"):
+                    r = _generator("bench.grpc_bulk", ["--target", grpc, "--method", method, "--seconds",
+                                                       str(SECONDS), "--batch", str(BATCH)], SECONDS, server)
+                    r["served_raw"] = round(r["texts_per_s"] / raw["texts_per_s"], 3)
+                    report["bulk"][method] = r
+                    log(f"{name} {method}: {r['texts_per_s']} texts/s ({r['served_raw']} of raw)")
 
     for peer in PEERS:
         port = free_port()
@@ -234,8 +277,11 @@ def main() -> int:
             cmd = [PY, "-m", "bench.peers.per_request", "--port", str(port)]
         elif peer == "litserve" and PEERS_PY.exists():
             cmd = [str(PEERS_PY), "bench/peers/litserve_app.py", "--port", str(port), "--max-batch-size", str(BATCH)]
+        elif peer == "mlserver" and MLSERVER.exists():
+            mlserver(rows)
+            continue
         else:
-            log(f"skipping peer {peer} (bench/.venv-peers missing?)")
+            log(f"skipping peer {peer} (bench/.venv-peers or bench/.venv-mlserver missing?)")
             continue
         with Server(peer, cmd, f"http://127.0.0.1:{port}/health/ready") as server:
             sweep_rest(peer, f"http://127.0.0.1:{port}", rows, server)
@@ -244,9 +290,10 @@ def main() -> int:
         r["served_raw"] = round(r["ok_rps"] / raw["texts_per_s"], 3)
     report["rows"] = rows
 
-    # Overload at 1,000 connections with the default settings (admission off); then the open
-    # loop at 70% of the default configuration's capacity on the same server; then overload
-    # again with an admission budget.
+    # Overload at 1,000 connections with the default settings (admission on) on each door,
+    # with generators that retry at once (wrk, h2load) and that wait Retry-After
+    # (bench/load.py); then the open loop at 70% of the default configuration's capacity on
+    # the same server; then overload with admission off, for comparison.
     default = bet_name(default_workers())
     report["default_server"] = default
     server, rest, grpc = bet({})
@@ -256,6 +303,7 @@ def main() -> int:
             "rest_wrk": wrk(rest, 1000, SECONDS, server),
             "rest": load("rest", rest, SECONDS, connections=1000, honor=True, server=server),
             "grpc": load("grpc", grpc, SECONDS, connections=1000, honor=True, server=server),
+            "grpc_h2load": h2closed("grpc", grpc, SECONDS, 1000, server),
         }
         log(f"overload: {json.dumps(over)}")
         report["open_loop"] = {}
@@ -270,15 +318,24 @@ def main() -> int:
             r = h2open(proto, target, SECONDS, round(0.7 * cap, 1), clients, server)
             report["open_loop"][proto] = {"capacity_rps": cap, **r}
             log(f"open loop {proto} at {r['rate']}/s: p95 {r['p95_ms']} ms errors {r['errors']}")
-    server, rest, grpc = bet({"BET_ADMISSION_BUDGET_MS": TIGHT_BUDGET_MS})
+    server, rest, grpc = bet({"BET_ADMISSION_BUDGET_MS": "0"})
     with server:
         load("grpc", grpc, WARMUP, connections=64)
-        over[f"rest_wrk budget {TIGHT_BUDGET_MS} ms"] = wrk(rest, 1000, SECONDS, server)
-        over[f"rest budget {TIGHT_BUDGET_MS} ms"] = load("rest", rest, SECONDS, connections=1000, honor=True,
-                                                         server=server)
-        over[f"grpc budget {TIGHT_BUDGET_MS} ms"] = load("grpc", grpc, SECONDS, connections=1000, honor=True,
-                                                         server=server)
-        log(f"overload, tight budget: {json.dumps(over)}")
+        over["rest_wrk admission off"] = wrk(rest, 1000, SECONDS, server)
+        over["grpc_h2load admission off"] = h2closed("grpc", grpc, SECONDS, 1000, server)
+        log(f"overload, admission off: {json.dumps(over)}")
+    capacity = {p: next((r for r in rows if r["server"] == default and r["proto"] == p and r["connections"] == 256),
+                        None) for p in ("rest", "grpc")}
+    for k, r in over.items():
+        cap = capacity["grpc" if k.startswith("grpc") else "rest"]
+        if cap:
+            r["goodput"] = round(r["ok_rps"] / cap["ok_rps"], 2)
+            # the server's CPU left after answering at the capacity row's cost per answer
+            answer_s = cap["server_cores"] / cap["ok_rps"]
+            seconds = r.get("seconds") or SECONDS
+            if r["refused"]:
+                r["cpu_ms_per_refusal"] = round(
+                    max(0.0, r["server_cores"] * seconds - r["ok_rps"] * seconds * answer_s) / r["refused"] * 1000, 3)
 
     (OUT / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (OUT / "report.md").write_text(markdown(report))
@@ -304,19 +361,29 @@ def markdown(rep: dict) -> str:
         lines.append(f"| {r['server']} | {r['proto']} | {r['connections']} | {r['rps']} | {r['ok_rps']} | "
                      f"{r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | {r['errors']} | {r['refused']} | "
                      f"{r['served_raw']:.2f} | {_cpu(r)} |")
+    if rep.get("bulk"):
+        lines += ["", f"gRPC bulk calls ({rep.get('default_server', 'bet')}, capacity settings; bench/grpc_bulk.py: "
+                  "PredictBatch of a full batch a call, PredictStream keeping a batch of requests ahead a stream, "
+                  "4 in flight):", "",
+                  "| method | texts/s | served/raw | server CPU | generator CPU | machine CPU | load |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for m, r in rep["bulk"].items():
+            lines.append(f"| {m} | {r['texts_per_s']} | {r['served_raw']:.2f} | {_cpu(r)} |")
     if "overload" in rep:
         lines += ["", f"Overload, 1,000 connections, default settings ({rep.get('default_server', 'bet')}, admission "
-                  "off) unless a budget is named (refused = 503 + Retry-After / UNAVAILABLE; the Python clients wait "
-                  "Retry-After after a refusal, wrk does not):", "",
-                  "| client | ok/s | accepted p95 ms | refused | refused p50 ms | refused p99 ms | errors "
-                  "| server CPU | generator CPU | machine CPU | load |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "on) unless admission is off (refused = 503 + Retry-After / UNAVAILABLE; the Python clients wait "
+                  "Retry-After after a refusal, wrk and h2load retry at once and time answers and refusals together; "
+                  "goodput: ok/s over the 256-connection capacity row of the door; CPU per refusal: the server's CPU "
+                  "left after the answers at that row's cost per answer):", "",
+                  "| client | ok/s | goodput | p95 ms (accepted, or all) | refused | refused p50 ms | refused p99 ms "
+                  "| errors | CPU ms/refusal | server CPU | generator CPU | machine CPU | load |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for k, r in rep["overload"].items():
             refused = r.get("refused_latency", {})
             p50, p99 = (refused.get("p50_ms") or "–", refused.get("p99_ms") or "–") if refused else (
-                "n/a (wrk mixes both)",) * 2
-            lines.append(f"| {k} | {r['ok_rps']} | {r['p95_ms']} | {r['refused']} | {p50} | {p99} | {r['errors']} "
-                         f"| {_cpu(r)} |")
+                "n/a (mixed)",) * 2
+            lines.append(f"| {k} | {r['ok_rps']} | {r.get('goodput', '–')} | {r['p95_ms']} | {r['refused']} | {p50} "
+                         f"| {p99} | {r['errors']} | {r.get('cpu_ms_per_refusal', '–')} | {_cpu(r)} |")
     if "open_loop" in rep:
         lines += ["", f"Open loop at 70% of capacity (capacity = {rep.get('default_server', 'bet')} at 256 connections), "
                   "default settings, h2load (bench/h2open.py; one text, the median-length test sentence):", "",

@@ -1,7 +1,9 @@
--- wrk script: POST /v1/predict cycling realistic bodies (one JSON body a line in the file
--- named by BENCH_BODIES), counting answers by class; done() prints one JSON line.
+-- wrk script: POST /v1/predict (or the path in BENCH_PATH) cycling realistic bodies (one JSON
+-- body a line in the file named by BENCH_BODIES), counting answers by class; done() prints one
+-- JSON line.
 local bodies = {}
 local path = os.getenv("BENCH_BODIES") or "bench/results/bodies.jsonl"
+local route = os.getenv("BENCH_PATH") or "/v1/predict"
 for line in io.lines(path) do bodies[#bodies + 1] = line end
 local threads = {}
 
@@ -19,7 +21,7 @@ end
 
 function request()
   i = i + 1
-  return wrk.format(nil, "/v1/predict", nil, bodies[(i % #bodies) + 1])
+  return wrk.format(nil, route, nil, bodies[(i % #bodies) + 1])
 end
 
 function response(status, headers, body)

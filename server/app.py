@@ -22,6 +22,7 @@ from server.core.auth import Guard
 from server.core.batching import Batcher
 from server.core.metrics import Metrics
 from server.core.models import LoadedModel, Predictor
+from server.core.overload import Refusals
 from server.core.reload import Loader, ModelSource, Reloader
 from server.core.service import InferenceService
 from server.core.serving_state import FILE_NAME, Follower, ServingState
@@ -31,7 +32,7 @@ from server.errors import ModelNotFound, ServiceError
 from server.grpc.server import SERVICE_NAME, create_grpc_server
 from server.logs import configure_logging
 from server.rest.app import create_rest_app
-from server.rest.protocol import with_header_timeout
+from server.rest.protocol import http_protocol
 from server.settings import Settings, hostport
 from server.workers import WorkerLink
 
@@ -98,6 +99,7 @@ class BetServer:
         self.service = InferenceService(model, request_timeout_s=s.request_timeout_s, versions=source.listing,
                                         metrics=self.metrics, unfamiliar_epistemic_nats=s.unfamiliar_epistemic_nats)
         self.service.stream_idle_timeout_s = s.stream_idle_timeout_s
+        self.refusals = Refusals(self.service, self.metrics, pace_s=s.refusal_pace_ms / 1000)
         self.reloader = Reloader(
             self.service, source, self._loader, self._make_batcher, self.metrics,
             retire_timeout_s=s.request_timeout_s,
@@ -107,7 +109,7 @@ class BetServer:
             self.service, self.metrics, address=hostport(s.host, s.grpc_port),
             guard=self.guard, max_stream_message_bytes=s.max_stream_message_bytes, tls=self._tls(),
             max_request_bytes=s.max_request_bytes, reloader=self.reloader, shared_port=self._rest_sockets is not None,
-            oip_model_name=s.oip_model_name,
+            oip_model_name=s.oip_model_name, refusals=self.refusals,
         )
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         await self._grpc.start()
@@ -127,14 +129,14 @@ class BetServer:
         app = create_rest_app(self.service, self.metrics, guard=self.guard, body_timeout_s=s.body_timeout_s,
                               max_request_bytes=s.max_request_bytes,
                               reloader=self.reloader, oip_model_name=s.oip_model_name,
-                              demo_page=s.demo_page, cors_origins=s.cors_origins)
+                              demo_page=s.demo_page, cors_origins=s.cors_origins, refusals=self.refusals)
         config = uvicorn.Config(
             app, log_config=None, access_log=False, lifespan="off",
             timeout_graceful_shutdown=max(1, math.ceil(s.drain_timeout_s)),  # whole seconds, as uvicorn declares
             ws_max_size=s.max_stream_message_bytes,
             # slow or idle clients: idle keep-alive connections close; past the cap, 503
             timeout_keep_alive=s.keep_alive_timeout_s, limit_concurrency=s.max_connections,
-            http=with_header_timeout(s.header_timeout_s),
+            http=http_protocol(s.header_timeout_s, app.fast_no),
             ssl_certfile=s.tls_cert_file, ssl_keyfile=s.tls_key_file,
         )
         self._uvicorn = _Uvicorn(config)

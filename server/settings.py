@@ -56,9 +56,11 @@ class Settings(BaseSettings):
     retry_after_s: int = Field(1, ge=0)  # advice sent with 503 / UNAVAILABLE when overloaded
     # Refuse a text at once (503 / UNAVAILABLE) when its expected wait, queue depth divided by
     # the measured throughput, is over this budget; 0 turns it off (the queue limit remains).
-    # Off by default: any budget refuses part of a burst of 500 concurrent requests (ADR-002)
-    # once the model does fewer than 500 / budget texts/s. bench/README.md measures 500 and 150.
-    admission_budget_ms: float = Field(0.0, ge=0)
+    # The default was chosen under overload by `make bench` (bench/README.md, "Overload").
+    admission_budget_ms: float = Field(150.0, ge=0)
+    # A caller refused under overload that sends again at once on the same connection is
+    # answered no sooner than this after its refusal (server/core/overload.py); 0: at once.
+    refusal_pace_ms: float = Field(100.0, ge=0, le=1000)
     # torch threads of each worker's forward pass (model/shards.py splits its texts over them);
     # None: the cores this process may use, divided among the workers (2 cores: 1 with two
     # workers, 2 with one; more threads than that per worker answered less, bench/README.md);

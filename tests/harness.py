@@ -58,6 +58,10 @@ class ServerThread:
     def __init__(
         self, predictor: Any, *, warm: bool = True, tracing: Any = None, loader: Any = None, **settings: Any
     ) -> None:
+        # Tests of answers run with the queue's limit only: the admission budget refuses by
+        # measured throughput, which a shared test machine makes a matter of chance; its own
+        # tests (tests/integration/test_fast_no.py, tests/unit/test_batching.py) set it.
+        settings.setdefault("admission_budget_ms", 0)
         self.settings = Settings(rest_port=0, grpc_port=0, **settings)
         self.server = BetServer(self.settings, predictor, tracing=tracing, loader=loader)
         self._warm = warm
@@ -93,8 +97,9 @@ def start_bet_serve(
 ) -> tuple[subprocess.Popen, str, str]:
     """`bet serve` on free ports; returns the process, its REST URL and gRPC target once it
     has printed both (it prints them when it accepts connections)."""
-    # one process unless the test asks for more (tests/integration/test_workers.py does)
-    env = {**os.environ, "BET_WORKERS": "1", **extra_env}
+    # one process unless the test asks for more (tests/integration/test_workers.py does); no
+    # admission budget unless asked (as ServerThread)
+    env = {**os.environ, "BET_WORKERS": "1", "BET_ADMISSION_BUDGET_MS": "0", **extra_env}
     proc = subprocess.Popen([BET, "serve", "--rest-port", "0", "--grpc-port", "0", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     lines: queue.Queue[str] = queue.Queue()

@@ -109,16 +109,16 @@ class Batcher:
         if self._closing:
             raise Overloaded("the server is shutting down", retry_after_s=self._retry_after_s)
         if self._queued + count > self._max_queue:
-            self._metrics.dropped.labels("queue_full").inc(count)
+            self._metrics.child(self._metrics.dropped, "queue_full").inc(count)
             raise Overloaded(
                 f"the queue is full ({self._max_queue} windows of text); retry later",
                 retry_after_s=self._retry_after_s,
             )
         wait_s = self.expected_wait_s()
         if wait_s is not None and wait_s > self._admission_budget_s > 0:
-            self._metrics.dropped.labels("expected_wait").inc(count)
+            self._metrics.child(self._metrics.dropped, "expected_wait").inc(count)
             raise Overloaded(
-                f"the expected wait ({wait_s * 1000:.0f} ms) is over the admission budget "
+                f"the expected wait ({round(wait_s * 100) * 10} ms) is over the admission budget "
                 f"({self._admission_budget_s * 1000:.0f} ms); retry later",
                 retry_after_s=self._retry_after_s,
             )

@@ -2,6 +2,8 @@
 interceptor that gives every call a request id, a log line and metrics."""
 from __future__ import annotations
 
+import functools
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -11,10 +13,11 @@ from grpc_reflection.v1alpha import reflection
 
 from server.core import auth, telemetry, tracing
 from server.core.metrics import Metrics
+from server.core.overload import Refusals
 from server.core.reload import Reloader
 from server.core.service import InferenceService
-from server.errors import ServiceError
-from server.grpc.converters import Undecodable, abort, safe_deserializer
+from server.errors import Overloaded, ServiceError
+from server.grpc.converters import Undecodable, abort, safe_deserializer, to_status
 from server.grpc.gen.bet.v1 import inference_pb2 as pb
 from server.grpc.gen.bet.v1 import inference_pb2_grpc as pb_grpc
 from server.grpc.gen.inference import open_inference_grpc_pb2_grpc as oip_pb_grpc
@@ -33,20 +36,27 @@ class _Tracking(grpc.aio.ServerInterceptor):
 
     def __init__(
         self, metrics: Metrics, max_bytes: int, guard: auth.Guard, max_stream_bytes: int,
-        admit: Callable[[], None] | None = None,
+        admit: Callable[[], None] | None = None, refusals: Refusals | None = None,
     ) -> None:
         self._metrics = metrics
         self._admit_load = admit  # raises Overloaded when a prediction would be refused now
+        self._refusals = refusals  # the fast no (server/core/overload.py)
         self._max_bytes = max_bytes
         self._guard = guard
         self._max_stream_bytes = max_stream_bytes  # one message of a stream
 
     async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
+        method = details.method.rsplit("/", 1)[-1]
+        metadata = dict(details.invocation_metadata or ())
+        if self._refusals is not None and method in _PREDICT_METHODS:
+            error = self._refusals.refusal()
+            # with authentication on, a call without credentials is answered 401's way first
+            if error is not None and (not self._guard.authenticator.enabled
+                                      or auth.AUTHORIZATION in metadata or auth.API_KEY in metadata):
+                return _fast_no(self._refusals, method, error, metadata.get(telemetry.REQUEST_ID_HEADER))
         handler = await continuation(details)
         if handler is None:
             return None
-        method = details.method.rsplit("/", 1)[-1]
-        metadata = dict(details.invocation_metadata or ())
         given = metadata.get(telemetry.REQUEST_ID_HEADER)
         metrics = self._metrics
         trace_context = tracing.carrier(metadata)
@@ -108,6 +118,27 @@ class _Tracking(grpc.aio.ServerInterceptor):
         )
 
 
+def _fast_no(refusals: Refusals, method: str, error: Overloaded, given: str | bytes | None) -> Any:
+    """A handler that answers `error` without reading the request (no deserializer) or
+    raising: the status, its RetryInfo and Retry-After set on the context."""
+    status = _status_of(error.detail, error.retry_after_s)
+
+    async def refuse(request: bytes, context: grpc.aio.ServicerContext) -> None:
+        start = time.perf_counter()
+        await context.send_initial_metadata(((telemetry.REQUEST_ID_HEADER, telemetry.request_id_from(_text(given))),))
+        context.set_trailing_metadata(status.trailing_metadata)
+        context.set_code(status.code)
+        context.set_details(status.details)
+        refusals.refused("grpc", method, time.perf_counter() - start)
+
+    return grpc.unary_unary_rpc_method_handler(refuse)
+
+
+@functools.lru_cache(maxsize=256)
+def _status_of(detail: str, retry_after_s: int | None) -> grpc.Status:
+    return to_status(Overloaded(detail, retry_after_s=retry_after_s))
+
+
 def _text(value: str | bytes | None) -> str | None:
     return value.decode("latin-1") if isinstance(value, bytes) else value
 
@@ -125,13 +156,15 @@ def create_grpc_server(
     guard: auth.Guard | None = None, max_stream_message_bytes: int | None = None,
     tls: tuple[bytes, bytes] | None = None,
     reloader: Reloader | None = None, shared_port: bool = False, oip_model_name: str = "bet",
+    refusals: Refusals | None = None,
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
     """Returns the server (not started), the port it bound (address may end in :0) and its
     health servicer, which reports NOT_SERVING until the caller says otherwise.
     `shared_port`: one of several worker processes on this port."""
     server = grpc.aio.server(
         interceptors=[_Tracking(metrics, max_request_bytes, guard or auth.Guard.open(metrics.registry),
-                               max_stream_message_bytes or max_request_bytes, admit=service.admit)],
+                               max_stream_message_bytes or max_request_bytes, admit=service.admit,
+                               refusals=refusals)],
         options=[
             # grpc's own limit (it answers RESOURCE_EXHAUSTED past it) sits above ours, so
             # messages a little over ours get INVALID_ARGUMENT from the table.

@@ -19,11 +19,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from server.core import auth
 from server.core.auth import Guard
 from server.core.metrics import Metrics
+from server.core.overload import Refusals
 from server.core.reload import Reloader
 from server.core.service import InferenceService
 from server.core.validation import not_json
 from server.errors import Internal, ServiceError
 from server.rest import admin, converters, fast_path, oip
+from server.rest.fast_no import FastNo
 from server.rest.fast_path import FastPath, PredictRoutes
 from server.rest.middleware import RequestTracking
 from server.rest.routes import router
@@ -64,11 +66,12 @@ def create_rest_app(
     service: InferenceService, metrics: Metrics, *, max_request_bytes: int,
     guard: Guard | None = None, body_timeout_s: float | None = None,
     reloader: Reloader | None = None, oip_model_name: str = "bet", demo_page: bool = True,
-    cors_origins: Sequence[str] = (),
+    cors_origins: Sequence[str] = (), refusals: Refusals | None = None,
 ) -> FastPath:
     """The app to serve: the two prediction routes in plain ASGI, the rest (and the whole
     OpenAPI document) FastAPI, which is the result's `api`; the demo page at `/` unless
-    `demo_page` is false; CORS for `cors_origins` around all of it."""
+    `demo_page` is false; CORS for `cors_origins` around all of it. With `refusals`, the
+    result's `fast_no` is the HTTP protocol's (server/rest/protocol.py)."""
     # FastAPI's own OpenTelemetry is off: server/core/tracing.py traces both doors alike,
     # and FastAPI's would look up the global providers on every request. No validator badge:
     # Swagger UI would send the document to validator.swagger.io.
@@ -118,8 +121,11 @@ def create_rest_app(
         "predict_paths": frozenset(fast_path.ROUTES),
     }
     app.add_middleware(RequestTracking, **tracking)
-    return FastPath(app, RequestTracking(PredictRoutes(service, oip_model_name), **tracking),
-                    cors_origins=cors_origins)
+    served = FastPath(app, RequestTracking(PredictRoutes(service, oip_model_name), **tracking),
+                      cors_origins=cors_origins)
+    if refusals is not None:
+        served.fast_no = FastNo(refusals, credentials_needed=guard.authenticator.enabled, cors=bool(cors_origins))
+    return served
 
 
 class DocsPolicy:

@@ -86,14 +86,22 @@ def error_body(error: ServiceError) -> BaseModel:
     return schemas.ErrorBody(detail=error.detail)
 
 
-def error_response(error: ServiceError, path: str = "") -> Response:
+def error_parts(error: ServiceError, path: str = "") -> tuple[int, dict[str, str] | None, bytes]:
     """The error table's answer to a request for `path`: its status, Retry-After, and the
-    error body of that path (the Open Inference Protocol's under /v2)."""
-    telemetry.mark(error.outcome)
+    JSON error body of that path (the Open Inference Protocol's under /v2)."""
     headers = {"retry-after": str(error.retry_after_s)} if error.retry_after_s is not None else None
-    if is_oip_path(path):
-        return http_error_response(wire_of(error).http_status, error.detail, headers, path=path)
-    return json_response(error_body(error), wire_of(error).http_status, headers)
+    if isinstance(error, BelowThreshold):
+        body = to_json(error_body(error))
+    else:  # ErrorBody's JSON, or the protocol's body under /v2, written directly (the fast no's cost)
+        body = orjson.dumps({"error" if is_oip_path(path) else "detail": error.detail})
+    return wire_of(error).http_status, headers, body
+
+
+def error_response(error: ServiceError, path: str = "") -> Response:
+    """The answer of `error_parts`, as the current request's outcome."""
+    telemetry.mark(error.outcome)
+    status, headers, body = error_parts(error, path)
+    return Response(body, status, headers, media_type="application/json")
 
 
 def stream_error_frame(error: ServiceError) -> str:

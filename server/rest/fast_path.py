@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from fastapi.responses import Response
@@ -28,6 +28,9 @@ from server.errors import Internal, ServiceError
 from server.rest import converters
 from server.rest import oip as rest_oip
 from server.rest.middleware import BodyRefused
+
+if TYPE_CHECKING:
+    from server.rest.fast_no import FastNo
 
 log = logging.getLogger("server.rest.app")  # the logger of FastAPI's handler for the same fault
 
@@ -169,6 +172,8 @@ class FastPath:
     With `cors_origins`, one CORS layer (Starlette's) wraps both, outside either
     RequestTracking: a preflight is answered before credentials are asked for, and it is not
     counted as a request of the path it asks about."""
+
+    fast_no: FastNo | None = None  # the HTTP protocol's refusals (server/rest/fast_no.py)
 
     def __init__(self, api: FastAPI, hot: ASGIApp, *, cors_origins: Sequence[str] = ()) -> None:
         self.api = api

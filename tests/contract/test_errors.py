@@ -167,7 +167,8 @@ def test_not_ready_both(predictor) -> None:
 
 def test_overload_is_refused_at_once_both(predictor) -> None:
     gated = Gated(predictor)
-    with ServerThread(gated, max_batch_size=1, max_queue=MAX_BATCH_TEXTS) as server:
+    # the queue's own limit (no admission budget, which would refuse the filler's followers first)
+    with ServerThread(gated, max_batch_size=1, max_queue=MAX_BATCH_TEXTS, admission_budget_ms=0) as server:
         gated.gate.clear()
         gated.entered.clear()
         filler = threading.Thread(target=server.http.post, args=("/v1/predict/batch",),

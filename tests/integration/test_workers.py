@@ -34,7 +34,8 @@ class Workers:
         self.log = log
         self.proc = subprocess.Popen(
             [BET, "serve", "--workers", "2", "--rest-port", "0", "--grpc-port", "0", *args],
-            stdout=subprocess.PIPE, stderr=log.open("w"), text=True, env={**os.environ, **extra})
+            stdout=subprocess.PIPE, stderr=log.open("w"), text=True,
+            env={**os.environ, "BET_ADMISSION_BUDGET_MS": "0", **extra})  # as tests/harness.py
         assert self.proc.stdout is not None
         lines = []
         for line in self.proc.stdout:  # the parent prints the addresses once both workers serve
