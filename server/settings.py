@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     admission_budget_ms: float = Field(150.0, ge=0)
     # A caller refused under overload that sends again at once on the same connection is
     # answered no sooner than this after its refusal (server/core/overload.py); 0: at once.
-    refusal_pace_ms: float = Field(100.0, ge=0, le=1000)
+    refusal_pace_ms: float = Field(400.0, ge=0, le=1000)
     # torch threads of each worker's forward pass (model/shards.py splits its texts over them);
     # None: the cores this process may use, divided among the workers (2 cores: 1 with two
     # workers, 2 with one; more threads than that per worker answered less, bench/README.md);
