@@ -71,7 +71,10 @@ METHODS = {"PredictBatch": batch_calls, "PredictStream": stream_calls}
 
 async def run(target: str, method: str, seconds: float, batch: int, calls: int) -> dict:
     texts = load_texts()
-    channels = [grpc.aio.insecure_channel(target) for _ in range(calls)]
+    # a subchannel pool each, so that every channel is its own connection (channels to one
+    # target otherwise share one, and the kernel spreads connections over the workers)
+    channels = [grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+                for _ in range(calls)]
     stubs = [pb_grpc.InferenceStub(c) for c in channels]
     try:
         await METHODS[method](stubs, texts, batch, min(2.0, seconds))  # warm-up
