@@ -68,10 +68,14 @@ async def _worker(args: argparse.Namespace, texts: list[str], index: int) -> dic
             path = "/v1/predict"
         requests = {t: (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
                         f"Content-Length: {len(b)}\r\n\r\n").encode() + b for t, b in bodies.items()}
+        # closed loop: each caller its own connection, as wrk's (a shared pool would hand a
+        # connection the server just refused, and paces, to another caller); open loop: a pool
         pool: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        own: dict[int, tuple[asyncio.StreamReader, asyncio.StreamWriter]] = {}
 
-        async def exchange(text: str) -> tuple[int, dict[str, str], bool]:
-            reader, writer = pool.pop() if pool else await asyncio.open_connection(host, int(port))
+        async def exchange(k: int, text: str) -> tuple[int, dict[str, str], bool]:
+            held = own.pop(k, None) if args.rate is None else (pool.pop() if pool else None)
+            reader, writer = held or await asyncio.open_connection(host, int(port))
             writer.write(requests[text])
             try:
                 raw = await reader.readuntil(b"\r\n\r\n")
@@ -87,19 +91,21 @@ async def _worker(args: argparse.Namespace, texts: list[str], index: int) -> dic
             await reader.readexactly(int(headers.get("content-length", 0)))
             if headers.get("connection", "").lower() == "close":
                 writer.close()
+            elif args.rate is None:
+                own[k] = (reader, writer)
             else:
                 pool.append((reader, writer))
             return int(head[0].split()[1]), headers, True
 
         def close_pool() -> asyncio.Future:
-            for _, w in pool:
+            for _, w in [*pool, *own.values()]:
                 w.close()
             return asyncio.sleep(0)
 
         closers = [close_pool]
 
         async def call(k: int, text: str) -> tuple[str, float]:
-            status, headers, _ = await asyncio.wait_for(exchange(text), args.timeout)
+            status, headers, _ = await asyncio.wait_for(exchange(k, text), args.timeout)
             if status == 200:
                 return "ok", 0.0
             if status == 503:
