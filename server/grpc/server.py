@@ -36,10 +36,9 @@ class _Tracking(grpc.aio.ServerInterceptor):
 
     def __init__(
         self, metrics: Metrics, max_bytes: int, guard: auth.Guard, max_stream_bytes: int,
-        admit: Callable[[], None] | None = None, refusals: Refusals | None = None,
+        refusals: Refusals,
     ) -> None:
         self._metrics = metrics
-        self._admit_load = admit  # raises Overloaded when a prediction would be refused now
         self._refusals = refusals  # the fast no (server/core/overload.py)
         self._max_bytes = max_bytes
         self._guard = guard
@@ -48,7 +47,7 @@ class _Tracking(grpc.aio.ServerInterceptor):
     async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
         method = details.method.rsplit("/", 1)[-1]
         metadata = dict(details.invocation_metadata or ())
-        if self._refusals is not None and method in _PREDICT_METHODS:
+        if method in _PREDICT_METHODS:
             error = self._refusals.refusal()
             # with authentication on, a call without credentials is answered 401's way first
             if error is not None and (not self._guard.authenticator.enabled
@@ -62,8 +61,6 @@ class _Tracking(grpc.aio.ServerInterceptor):
         trace_context = tracing.carrier(metadata)
         needed = auth.grpc_scope(details.method)
         guard = self._guard
-        # predictions are refused under overload before the servicer converts them
-        admit_load = self._admit_load if method in _PREDICT_METHODS else None
 
         async def admit(context: grpc.aio.ServicerContext) -> None:
             """A stream is charged per message (by the core), not for opening."""
@@ -74,8 +71,6 @@ class _Tracking(grpc.aio.ServerInterceptor):
                 api_key=_text(metadata.get(auth.API_KEY)), client=_peer_host(context.peer()))
             try:
                 guard.admit(credentials, needed, charge=not handler.request_streaming)
-                if admit_load is not None:
-                    admit_load()
             except ServiceError as error:
                 await abort(context, error)
 
@@ -160,11 +155,12 @@ def create_grpc_server(
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
     """Returns the server (not started), the port it bound (address may end in :0) and its
     health servicer, which reports NOT_SERVING until the caller says otherwise.
-    `shared_port`: one of several worker processes on this port."""
+    `shared_port`: one of several worker processes on this port. `refusals`: the fast no's
+    (the app's, paced; unpaced ones of `service` when not given)."""
     server = grpc.aio.server(
         interceptors=[_Tracking(metrics, max_request_bytes, guard or auth.Guard.open(metrics.registry),
-                               max_stream_message_bytes or max_request_bytes, admit=service.admit,
-                               refusals=refusals)],
+                               max_stream_message_bytes or max_request_bytes,
+                               refusals or Refusals(service, metrics, pace_s=0))],
         options=[
             # grpc's own limit (it answers RESOURCE_EXHAUSTED past it) sits above ours, so
             # messages a little over ours get INVALID_ARGUMENT from the table.

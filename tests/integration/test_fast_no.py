@@ -82,8 +82,8 @@ def test_rest_refusal_comes_from_the_protocol_paced_on_its_connection(predictor:
     with overloaded(predictor) as (server, gated):
         host, port = server.rest_url.removeprefix("http://").split(":")
         conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        sent = time.monotonic()  # before the refusal; the reply may be read late (one GIL)
         reply, body = _post(conn, "/v1/predict", b'{"text": "refused"}', **{"x-request-id": "fast-no-1"})
-        first = time.monotonic()
         assert reply.status == 503 and reply.getheader("retry-after") == "1"
         assert reply.getheader("x-request-id") == "fast-no-1"
         assert reply.getheader("content-type") == "application/json"
@@ -92,7 +92,7 @@ def test_rest_refusal_comes_from_the_protocol_paced_on_its_connection(predictor:
         # connection's next answer comes no sooner than the pace after the refusal
         reply, body = _post(conn, "/v1/predict", b"{not json")
         assert reply.status == 503 and "full" in json.loads(body)["detail"]
-        assert time.monotonic() - first >= PACE_S - 0.05
+        assert time.monotonic() - sent >= PACE_S
         assert reply.getheader("x-request-id")  # a fresh id when none was sent
         reply, body = _post(conn, "/v2/models/bet/infer", b"{}")
         assert reply.status == 503 and "full" in json.loads(body)["error"]  # the protocol's body
