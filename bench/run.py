@@ -230,13 +230,18 @@ def mlserver(rows: list[dict]) -> None:
                 h2_row("mlserver", proto, "oip", target, c, rows, server)
 
 
-def main() -> int:
-    OUT.mkdir(parents=True, exist_ok=True)
+def write_bodies() -> None:
+    """The request bodies wrk sends (bench/wrk_predict.lua), under OUT."""
     from bench.load import load_texts
 
+    OUT.mkdir(parents=True, exist_ok=True)
     with (OUT / "bodies.jsonl").open("w") as f:
         for t in load_texts():
             f.write(json.dumps({"text": t, "confidence_threshold": 0}) + "\n")
+
+
+def main() -> int:
+    write_bodies()
     report: dict = {"machine": f"{os.cpu_count()} cores, {platform.machine()}, shared with the load generators "
                                "and with other engineers' test runs", "seconds": SECONDS, "warmup": WARMUP,
                     "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

@@ -113,7 +113,7 @@ class OipServicer(pb_grpc.GRPCInferenceServiceServicer):
                 continue
             yield pb.ModelStreamInferResponse(infer_response=answer)
 
-    def _check(self, request: Any) -> None:  # an undecodable unary request: the interceptor answered it
+    def _check(self, request: Any) -> None:  # an undecodable unary request: the call wrapper answered it
         oip.check_model(request.name, request.version, self._name, self._service.version)
 
     async def _infer(self, message: Any, timeout_s: float | None) -> pb.ModelInferResponse:

@@ -1,5 +1,5 @@
-"""Builds the gRPC server: the Inference servicer, standard health and reflection, and an
-interceptor that gives every call a request id, a log line and metrics."""
+"""Builds the gRPC server: the Inference and Open Inference servicers, standard health and
+reflection, each method wrapped once to give every call a request id, a log line and metrics."""
 from __future__ import annotations
 
 import functools
@@ -9,7 +9,7 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from server.core import auth, telemetry, tracing
 from server.core.metrics import Metrics
@@ -29,14 +29,15 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Inference"].full_name
 _PREDICT_METHODS = frozenset(("Predict", "PredictBatch", "ModelInfer"))  # refused early under overload
 
 
-class _Tracking(grpc.aio.ServerInterceptor):
-    """Wraps each handler: reads requests safely, returns x-request-id in the initial
-    metadata, tracks the call (one log line, metrics) and has the core's Guard admit it
-    (credentials, scope, rate limit) unless it is health or reflection."""
+class _Tracking:
+    """Wraps each method's handler once, when it is registered (an interceptor would build a
+    wrapper per call): the wrapper reads the request safely, returns x-request-id in the
+    initial metadata, tracks the call (one log line, metrics) and has the core's Guard admit
+    it (credentials, scope, rate limit) unless it is health or reflection. A prediction the
+    core would refuse now gets its fast no first, before its message is deserialized."""
 
     def __init__(
-        self, metrics: Metrics, max_bytes: int, guard: auth.Guard, max_stream_bytes: int,
-        refusals: Refusals,
+        self, metrics: Metrics, max_bytes: int, guard: auth.Guard, max_stream_bytes: int, refusals: Refusals,
     ) -> None:
         self._metrics = metrics
         self._refusals = refusals  # the fast no (server/core/overload.py)
@@ -44,48 +45,51 @@ class _Tracking(grpc.aio.ServerInterceptor):
         self._guard = guard
         self._max_stream_bytes = max_stream_bytes  # one message of a stream
 
-    async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
-        method = details.method.rsplit("/", 1)[-1]
-        metadata = dict(details.invocation_metadata or ())
-        if method in _PREDICT_METHODS:
-            error = self._refusals.refusal()
-            # with authentication on, a call without credentials is answered 401's way first
-            if error is not None and (not self._guard.authenticator.enabled
-                                      or auth.AUTHORIZATION in metadata or auth.API_KEY in metadata):
-                return _fast_no(self._refusals, method, error, metadata.get(telemetry.REQUEST_ID_HEADER))
-        handler = await continuation(details)
-        if handler is None:
-            return None
-        given = metadata.get(telemetry.REQUEST_ID_HEADER)
-        metrics = self._metrics
-        trace_context = tracing.carrier(metadata)
-        needed = auth.grpc_scope(details.method)
-        guard = self._guard
+    def wrap(self, path: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        method = path.rsplit("/", 1)[-1]
+        metrics, guard, refusals = self._metrics, self._guard, self._refusals
+        needed = auth.grpc_scope(path)
+        charge = not handler.request_streaming  # a stream is charged per message (by the core)
+        refusable = method in _PREDICT_METHODS
 
-        async def admit(context: grpc.aio.ServicerContext) -> None:
-            """A stream is charged per message (by the core), not for opening."""
+        async def begin(context: grpc.aio.ServicerContext, metadata: dict[str, Any]) -> str:
+            request_id = telemetry.request_id_from(_text(metadata.get(telemetry.REQUEST_ID_HEADER)))
+            await context.send_initial_metadata(((telemetry.REQUEST_ID_HEADER, request_id),))
+            return request_id
+
+        async def admit(context: grpc.aio.ServicerContext, metadata: dict[str, Any]) -> None:
             if needed is None:
                 return
             credentials = auth.Credentials(
                 authorization=_text(metadata.get(auth.AUTHORIZATION)),
                 api_key=_text(metadata.get(auth.API_KEY)), client=_peer_host(context.peer()))
             try:
-                guard.admit(credentials, needed, charge=not handler.request_streaming)
+                guard.admit(credentials, needed, charge=charge)
             except ServiceError as error:
                 await abort(context, error)
 
-        async def begin(context: grpc.aio.ServicerContext) -> str:
-            request_id = telemetry.request_id_from(given)
-            await context.send_initial_metadata(((telemetry.REQUEST_ID_HEADER, request_id),))
-            return request_id
+        if handler.request_streaming:  # each message read by grpc, through the safe reader
+            changes: dict[str, Any] = {"request_deserializer": safe_deserializer(
+                handler.request_deserializer, self._max_stream_bytes) if handler.request_deserializer else None}
+            read = None
+        else:  # the message's bytes reach the wrapper, which reads them after the fast no
+            changes = {"request_deserializer": None}
+            read = safe_deserializer(handler.request_deserializer, self._max_bytes) \
+                if handler.request_deserializer else None
 
         behavior: Callable[[Any, grpc.aio.ServicerContext], Any]  # an async generator or a coroutine
         if handler.response_streaming:
             inner = handler.stream_stream or handler.unary_stream
 
             async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                with telemetry.track(metrics, "grpc", method, await begin(context), trace_context):
-                    await admit(context)
+                metadata = dict(context.invocation_metadata() or ())
+                if read is not None:
+                    request = read(request)
+                with telemetry.track(metrics, "grpc", method, await begin(context, metadata),
+                                     tracing.carrier(metadata)):
+                    await admit(context, metadata)
+                    if isinstance(request, Undecodable):
+                        await abort(context, request.error)
                     async for response in inner(request, context):
                         yield response
 
@@ -94,8 +98,18 @@ class _Tracking(grpc.aio.ServerInterceptor):
             inner = handler.stream_unary or handler.unary_unary
 
             async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                with telemetry.track(metrics, "grpc", method, await begin(context), trace_context):
-                    await admit(context)
+                metadata = dict(context.invocation_metadata() or ())
+                if refusable:
+                    error = refusals.refusal()
+                    # with authentication on, a call without credentials is answered 401's way first
+                    if error is not None and (not guard.authenticator.enabled
+                                              or auth.AUTHORIZATION in metadata or auth.API_KEY in metadata):
+                        return await _refuse(refusals, context, method, error, metadata)
+                if read is not None:
+                    request = read(request)
+                with telemetry.track(metrics, "grpc", method, await begin(context, metadata),
+                                     tracing.carrier(metadata)):
+                    await admit(context, metadata)
                     if isinstance(request, Undecodable):  # whichever method: nothing to answer
                         await abort(context, request.error)
                     return await inner(request, context)
@@ -104,29 +118,47 @@ class _Tracking(grpc.aio.ServerInterceptor):
 
         kind = ("stream" if handler.request_streaming else "unary") + "_" + (
             "stream" if handler.response_streaming else "unary")
-        return handler._replace(
-            request_deserializer=safe_deserializer(
-                handler.request_deserializer,
-                self._max_stream_bytes if handler.request_streaming else self._max_bytes)
-            if handler.request_deserializer else None,
-            **{kind: behavior},
-        )
+        return handler._replace(**changes, **{kind: behavior})
 
 
-def _fast_no(refusals: Refusals, method: str, error: Overloaded, given: str | bytes | None) -> Any:
-    """A handler that answers `error` without reading the request (no deserializer) or
-    raising: the status, its RetryInfo and Retry-After set on the context."""
+class _Registry:
+    """Stands in for the server while the generated `add_*_to_server` functions register a
+    service: it hands the server each method's handler wrapped by `_Tracking`. The generated
+    code registers every service twice (a generic handler and its registered methods); the
+    wrapped methods serve both, and `check` makes sure no service came only the first way."""
+
+    def __init__(self, server: grpc.aio.Server, tracking: _Tracking) -> None:
+        self._server = server
+        self._tracking = tracking
+        self._generic: set[str] = set()
+        self._registered: set[str] = set()
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        self._generic.update(handler.service_name() for handler in handlers)
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+        wrapped = {name: self._tracking.wrap(f"/{service}/{name}", handler) for name, handler in handlers.items()}
+        self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, wrapped),))
+        self._server.add_registered_method_handlers(service, wrapped)
+        self._registered.add(service)
+
+    def check(self) -> None:
+        if unwrapped := self._generic - self._registered:
+            raise RuntimeError(f"services registered without their methods, so not wrapped: {sorted(unwrapped)}")
+
+
+async def _refuse(refusals: Refusals, context: grpc.aio.ServicerContext, method: str, error: Overloaded,
+                  metadata: dict[str, Any]) -> None:
+    """Answers `error` without reading the request or raising: the status, its RetryInfo and
+    Retry-After set on the context."""
+    start = time.perf_counter()
     status = _status_of(error.detail, error.retry_after_s)
-
-    async def refuse(request: bytes, context: grpc.aio.ServicerContext) -> None:
-        start = time.perf_counter()
-        await context.send_initial_metadata(((telemetry.REQUEST_ID_HEADER, telemetry.request_id_from(_text(given))),))
-        context.set_trailing_metadata(status.trailing_metadata)
-        context.set_code(status.code)
-        context.set_details(status.details)
-        refusals.refused("grpc", method, time.perf_counter() - start)
-
-    return grpc.unary_unary_rpc_method_handler(refuse)
+    given = _text(metadata.get(telemetry.REQUEST_ID_HEADER))
+    await context.send_initial_metadata(((telemetry.REQUEST_ID_HEADER, telemetry.request_id_from(given)),))
+    context.set_trailing_metadata(status.trailing_metadata)
+    context.set_code(status.code)
+    context.set_details(status.details)
+    refusals.refused("grpc", method, time.perf_counter() - start)
 
 
 @functools.lru_cache(maxsize=256)
@@ -158,9 +190,6 @@ def create_grpc_server(
     `shared_port`: one of several worker processes on this port. `refusals`: the fast no's
     (the app's, paced; unpaced ones of `service` when not given)."""
     server = grpc.aio.server(
-        interceptors=[_Tracking(metrics, max_request_bytes, guard or auth.Guard.open(metrics.registry),
-                               max_stream_message_bytes or max_request_bytes,
-                               refusals or Refusals(service, metrics, pace_s=0))],
         options=[
             # grpc's own limit (it answers RESOURCE_EXHAUSTED past it) sits above ours, so
             # messages a little over ours get INVALID_ARGUMENT from the table.
@@ -171,15 +200,19 @@ def create_grpc_server(
             ("grpc.so_reuseport", int(shared_port)),
         ],
     )
-    pb_grpc.add_InferenceServicer_to_server(InferenceServicer(service, reloader), server)
-    oip_pb_grpc.add_GRPCInferenceServiceServicer_to_server(OipServicer(service, oip_model_name), server)
+    tracking = _Tracking(metrics, max_request_bytes, guard or auth.Guard.open(metrics.registry),
+                         max_stream_message_bytes or max_request_bytes,
+                         refusals or Refusals(service, metrics, pace_s=0))
+    registry: Any = _Registry(server, tracking)  # what the generated functions call on a server
+    pb_grpc.add_InferenceServicer_to_server(InferenceServicer(service, reloader), registry)
+    oip_pb_grpc.add_GRPCInferenceServiceServicer_to_server(OipServicer(service, oip_model_name), registry)
     health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, OIP_SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-         reflection.SERVICE_NAME),
-        server,
-    )
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, registry)
+    names = (SERVICE_NAME, OIP_SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+             reflection.SERVICE_NAME)
+    # what reflection.enable_server_reflection does for an aio server, through the registry
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(reflection.aio.ReflectionServicer(names), registry)
+    registry.check()
     if tls is None:
         port = server.add_insecure_port(address)
     else:  # (certificate chain, private key), PEM

@@ -69,7 +69,7 @@ class InferenceServicer(pb_grpc.InferenceServicer):
     async def ReloadModel(
         self, request: pb.ReloadModelRequest, context: grpc.aio.ServicerContext
     ) -> pb.ReloadModelResponse:
-        require_scope(ADMIN)()  # administration (the interceptor's Guard checked it first)
+        require_scope(ADMIN)()  # administration (the call wrapper's Guard checked it first)
         wanted = conv.to_reload_request(request)
         if self._reloader is None:
             raise NotReady("this server cannot reload its model")

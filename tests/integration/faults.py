@@ -2,7 +2,6 @@
 call's door, time, outcome and the version that answered."""
 from __future__ import annotations
 
-import json
 import threading
 import time
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ import httpx
 
 from server.grpc.gen.bet.v1 import inference_pb2 as pb
 from server.grpc.gen.bet.v1 import inference_pb2_grpc as pb_grpc
-from tests.integration.test_workers import Workers
+from tests.integration.test_workers import Workers, json_lines
 
 CALL_TIMEOUT_S = 15.0  # a call that takes longer is a hang
 TEXTS = ("A warm, funny and well acted film.", "Dull and far too long.", "It was fine, I guess.")
@@ -132,12 +131,11 @@ def wait_for(check, timeout: float, step: float = 0.05) -> float | None:  # type
 
 def ready_workers(server: Workers) -> set[int]:
     """Pids of the workers that reported serving (bet's "serving" log line, after warm-up)."""
-    lines = [json.loads(x) for x in server.log.read_text().splitlines() if x.startswith("{")]
-    return {e["pid"] for e in lines if e.get("msg") == "serving"}
+    return {e["pid"] for e in log_lines(server) if e.get("msg") == "serving"}
 
 
 def log_lines(server: Workers) -> list[dict]:
-    return [json.loads(x) for x in server.log.read_text().splitlines() if x.startswith("{")]
+    return json_lines(server.log)
 
 
 def start(log: Path, extra: dict[str, str], args: list[str]) -> Workers:

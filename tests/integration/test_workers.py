@@ -27,6 +27,12 @@ TEXTS = ["A warm, funny and well acted film.", "Dull and far too long.", "It was
          "The plot made no sense at all."]
 
 
+def json_lines(log: Path) -> list[dict[str, Any]]:
+    """A JSON log's whole lines: the last one may still be being written."""
+    *whole, _ = log.read_text().split("\n")
+    return [json.loads(x) for x in whole if x.startswith("{")]
+
+
 class Workers:
     """`bet serve --workers 2` on free ports, its log (stderr) in a file."""
 
@@ -49,8 +55,7 @@ class Workers:
 
     def requests(self, after: float = 0.0) -> list[dict[str, Any]]:
         """The request log lines of predictions, each with the worker that answered."""
-        lines = [json.loads(line) for line in self.log.read_text().splitlines() if line.startswith("{")]
-        return [e for e in lines if e.get("msg") == "request"
+        return [e for e in json_lines(self.log) if e.get("msg") == "request"
                 and e.get("method") in ("POST /v1/predict", "Predict") and _ts(e) >= after]
 
     def stop(self) -> int:
