@@ -20,8 +20,11 @@ from bench import run
 def measure(checkout: Path, rows: list[tuple[str, int]], seconds: float) -> dict[str, float]:
     server, rest, grpc = run.bet(run.SWEEP_ENV | {"PYTHONPATH": str(checkout)}, workers=2)
     with server:
-        run.h2closed("grpc", grpc, run.WARMUP, 64)
-        run.wrk(rest, 64, run.WARMUP)
+        for generator in dict.fromkeys(g for g, _ in rows):  # warm-up: each generator the rows use
+            if generator == "wrk":
+                run.wrk(rest, 64, run.WARMUP)
+            else:
+                run.h2closed(generator, grpc if generator == "grpc" else rest, run.WARMUP, 64)
         got: dict[str, float] = {}
         for generator, connections in rows:
             label = f"{generator}-{connections}"

@@ -52,11 +52,6 @@ class _Tracking:
         charge = not handler.request_streaming  # a stream is charged per message (by the core)
         refusable = method in _PREDICT_METHODS
 
-        async def begin(context: grpc.aio.ServicerContext, metadata: dict[str, Any]) -> str:
-            request_id = telemetry.request_id_from(_text(metadata.get(telemetry.REQUEST_ID_HEADER)))
-            await context.send_initial_metadata(((telemetry.REQUEST_ID_HEADER, request_id),))
-            return request_id
-
         async def admit(context: grpc.aio.ServicerContext, metadata: dict[str, Any]) -> None:
             if needed is None:
                 return
@@ -85,7 +80,7 @@ class _Tracking:
                 metadata = dict(context.invocation_metadata() or ())
                 if read is not None:
                     request = read(request)
-                with telemetry.track(metrics, "grpc", method, await begin(context, metadata),
+                with telemetry.track(metrics, "grpc", method, await _begin(context, metadata),
                                      tracing.carrier(metadata)):
                     await admit(context, metadata)
                     if isinstance(request, Undecodable):
@@ -107,7 +102,7 @@ class _Tracking:
                         return await _refuse(refusals, context, method, error, metadata)
                 if read is not None:
                     request = read(request)
-                with telemetry.track(metrics, "grpc", method, await begin(context, metadata),
+                with telemetry.track(metrics, "grpc", method, await _begin(context, metadata),
                                      tracing.carrier(metadata)):
                     await admit(context, metadata)
                     if isinstance(request, Undecodable):  # whichever method: nothing to answer
@@ -147,14 +142,20 @@ class _Registry:
             raise RuntimeError(f"services registered without their methods, so not wrapped: {sorted(unwrapped)}")
 
 
+async def _begin(context: grpc.aio.ServicerContext, metadata: dict[str, Any]) -> str:
+    """Sends the call's x-request-id (the caller's, or a new one) in the initial metadata."""
+    request_id = telemetry.request_id_from(_text(metadata.get(telemetry.REQUEST_ID_HEADER)))
+    await context.send_initial_metadata(((telemetry.REQUEST_ID_HEADER, request_id),))
+    return request_id
+
+
 async def _refuse(refusals: Refusals, context: grpc.aio.ServicerContext, method: str, error: Overloaded,
                   metadata: dict[str, Any]) -> None:
     """Answers `error` without reading the request or raising: the status, its RetryInfo and
     Retry-After set on the context."""
     start = time.perf_counter()
     status = _status_of(error.detail, error.retry_after_s)
-    given = _text(metadata.get(telemetry.REQUEST_ID_HEADER))
-    await context.send_initial_metadata(((telemetry.REQUEST_ID_HEADER, telemetry.request_id_from(given)),))
+    await _begin(context, metadata)
     context.set_trailing_metadata(status.trailing_metadata)
     context.set_code(status.code)
     context.set_details(status.details)
