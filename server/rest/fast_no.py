@@ -29,6 +29,7 @@ class Refused:
     response: bytes  # the whole HTTP/1.1 answer
     keep_alive: bool  # false: close the connection after it
     method: str  # the metrics' label, as RequestTracking names the route
+    body_length: int  # the refused request's body, discarded as it arrives
 
 
 class FastNo:
@@ -77,5 +78,5 @@ class FastNo:
         if not keep_alive:
             lines.append(b"connection: close")
         route = text if text in fast_path.ROUTES else oip.INFER
-        return Refused(b"\r\n".join(lines) + b"\r\n\r\n" + body, keep_alive, f"POST {route}")
+        return Refused(b"\r\n".join(lines) + b"\r\n\r\n" + body, keep_alive, f"POST {route}", length)
 

@@ -128,6 +128,43 @@ def test_refusal_of_a_closing_request_closes_the_connection(predictor: Any) -> N
         assert "full" in json.loads(rest)["detail"]
 
 
+def _read_replies(sock: socket.socket, count: int) -> list[tuple[bytes, bytes]]:
+    """`count` HTTP/1.1 answers with a content-length: each one's head and body."""
+    received, replies = b"", []
+    while len(replies) < count:
+        received += sock.recv(65536)
+        while b"\r\n\r\n" in received:
+            head, _, rest = received.partition(b"\r\n\r\n")
+            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length")))
+            if len(rest) < length:
+                break
+            replies.append((head, rest[:length]))
+            received = rest[length:]
+    return replies
+
+
+def test_the_pace_holds_for_a_request_read_with_the_refused_body(predictor: Any) -> None:
+    """A client that sends headers and body apart (as http.client and h11 do) gets its refusal
+    before the body is read; the body and its next request then arrive in one read. The
+    next request still waits out the pace, and every answer comes in order."""
+    with overloaded(predictor) as (server, _):
+        host, port = server.rest_url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            body = b'{"text": "refused"}'
+            head = b"POST /v1/predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n" \
+                   b"content-length: %d\r\n\r\n" % len(body)
+            sock.sendall(head)
+            [(first, _)] = _read_replies(sock, 1)
+            refused = time.monotonic()
+            assert first.startswith(b"HTTP/1.1 503 ")
+            sock.sendall(body + head + body + b"GET /health/live HTTP/1.1\r\nhost: x\r\n\r\n")
+            (second, text), (third, _) = _read_replies(sock, 2)
+            assert time.monotonic() - refused >= PACE_S
+            assert second.startswith(b"HTTP/1.1 503 ") and "full" in json.loads(text)["detail"]
+            assert third.startswith(b"HTTP/1.1 200 ")  # the pipelined request after it, answered
+
+
 def test_grpc_refusal_comes_before_the_message_is_read(predictor: Any) -> None:
     with overloaded(predictor) as (server, _):
         with pytest.raises(grpc.RpcError) as caught:
