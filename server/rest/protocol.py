@@ -28,16 +28,16 @@ class _Protocol(HttpToolsProtocol):
     fast_no: FastNo | None = None
     _header_timer: asyncio.TimerHandle | None = None
     _refused: tuple[float, bool] | None = None  # a refused request's (time, keep alive) until its end
-    _resume_timer: asyncio.TimerHandle | None = None
+    _resume_timer: asyncio.TimerHandle | None = None  # set while a pace runs
     _body_left = 0  # of a refused request's body, not yet read
-    _held: bytearray | None = None  # bytes read during a pace, parsed when it ends
+    _held = b""  # bytes read during a pace, parsed when it ends
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._start_header_clock()
 
     def data_received(self, data: bytes) -> None:
-        if self._held is not None:
+        if self._resume_timer is not None:
             self._unset_keepalive_if_required()  # bytes wait to be parsed: the connection is not idle
             self._held += data
             return
@@ -45,7 +45,7 @@ class _Protocol(HttpToolsProtocol):
             # the refused body ends inside this read: what follows it waits for the pace
             data, rest = data[:self._body_left], data[self._body_left:]
             super().data_received(data)
-            if self._held is not None:
+            if self._resume_timer is not None:
                 self._held += rest
                 return
             data = rest
@@ -100,8 +100,6 @@ class _Protocol(HttpToolsProtocol):
             self._arm_keep_alive()
             return
         self.flow.pause_reading()
-        if self._held is None:
-            self._held = bytearray()
         if self._resume_timer is not None:  # a pipelined refusal after another: its pace counts
             self._resume_timer.cancel()
         self._resume_timer = self.loop.call_later(pause, self._resume)
@@ -109,11 +107,11 @@ class _Protocol(HttpToolsProtocol):
     def _resume(self) -> None:
         """The pace is over: reads again, the keep-alive clock from now, held bytes first."""
         self._resume_timer = None
-        held, self._held = self._held, None
+        held, self._held = self._held, b""
         self.flow.resume_reading()
         self._arm_keep_alive()
         if held and not self.transport.is_closing():
-            self.data_received(bytes(held))
+            self.data_received(held)
 
     def _arm_keep_alive(self) -> None:
         if self.timeout_keep_alive_task is None:
