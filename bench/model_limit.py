@@ -3,7 +3,9 @@ the server runs it: on one worker thread (not the main thread: there, 2 torch th
 6x slower on this 2-core machine), with the server's torch thread count.
 --chars N measures texts of about N characters instead of the test sentences: consecutive
 test sentences joined, so a text longer than a window is read in several.
-Usage: python -m bench.model_limit [--model DIR] [--batch 32] [--threads 1] [--seconds 10] [--chars N] [--json]"""
+--dtype bfloat16 runs the transformer blocks in bfloat16 (BET_COMPUTE_DTYPE).
+Usage: python -m bench.model_limit [--model DIR] [--batch 32] [--threads 1] [--seconds 10] [--chars N]
+       [--dtype float32|bfloat16] [--json]"""
 from __future__ import annotations
 
 import argparse
@@ -22,23 +24,39 @@ def main() -> None:
     ap.add_argument("--model", help="checkpoint directory (default: the embedded model)")
     ap.add_argument("--batch", type=int, default=32, help="texts per forward (the server's max batch size)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads in the worker (0: leave as is)")
-    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--seconds", type=float, default=10.0, help="per precision, over all rounds")
     ap.add_argument("--chars", type=int, default=0, help="texts of about this many characters (0: the test sentences)")
+    ap.add_argument("--dtype", nargs="+", choices=("float32", "bfloat16"), default=["float32"],
+                    help="the blocks' precision; several are measured interleaved, round by round")
+    ap.add_argument("--rounds", type=int, default=1, help="interleaved rounds (each precision seconds/rounds a round)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    pred = Predictor.load(args.model)
+    preds = {d: Predictor.load(args.model, dtype=d) for d in args.dtype}
     texts = [r.text for r in split_rows("test")]
     if args.chars:
         texts = joined(texts, args.chars)
     batches = [texts[i : i + args.batch] for i in range(0, len(texts) - args.batch + 1, args.batch)]
+    rates: dict[str, list[float]] = {d: [] for d in args.dtype}
     with ThreadPoolExecutor(1) as worker:
-        done, elapsed, threads = worker.submit(_measure, pred, batches, args.seconds, args.threads).result()
-    out = {"texts_per_s": done / elapsed, "batch": args.batch, "n_views": pred.ckpt.cfg.views.n_views,
-           "chars": args.chars or None, "windows_per_text": sum(pred.windows(texts)) / len(texts),
-           "texts": done, "seconds": elapsed, "torch_threads": threads, "device": str(pred.device)}
-    print(json.dumps(out) if args.json else f"{out['texts_per_s']:.0f} texts/s "
-          f"(batch {args.batch}, {out['n_views']} views, {out['windows_per_text']:.1f} windows a text, "
-          f"{threads} threads, {out['device']})")
+        for _ in range(args.rounds):
+            for d, pred in preds.items():
+                done, elapsed, threads = worker.submit(_measure, pred, batches, args.seconds / args.rounds,
+                                                       args.threads).result()
+                rates[d].append(done / elapsed)
+    first = next(iter(preds.values()))
+    for d, r in rates.items():
+        out = {"texts_per_s": sum(r) / len(r), "rounds": r, "batch": args.batch,
+               "n_views": first.ckpt.cfg.views.n_views, "chars": args.chars or None, "dtype": d,
+               "windows_per_text": sum(first.windows(texts)) / len(texts), "torch_threads": threads,
+               "device": str(first.device)}
+        print(json.dumps(out) if args.json else f"{out['texts_per_s']:.0f} texts/s (batch {args.batch}, {d}, "
+              f"{out['n_views']} views, {out['windows_per_text']:.1f} windows a text, {threads} threads, "
+              f"{out['device']}; rounds {', '.join(f'{x:.0f}' for x in r)})")
+    if len(rates) > 1 and not args.json:
+        base, *others = args.dtype
+        for d in others:
+            each = [a / b for a, b in zip(rates[d], rates[base], strict=True)]
+            print(f"{d} / {base}: {sum(rates[d]) / sum(rates[base]):.2f} (rounds {', '.join(f'{x:.2f}' for x in each)})")
 
 
 def joined(sentences: list[str], chars: int) -> list[str]:

@@ -155,6 +155,8 @@ def add_eval(subparsers: Any) -> None:
     p.add_argument("--model", type=Path, help="checkpoint directory (default: the embedded model)")
     p.add_argument("--data", required=True, type=Path, help="labelled rows (CSV text,label or JSONL)")
     p.add_argument("--report", type=Path, help="directory for reliability.png")
+    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                   help="precision of the transformer blocks, as BET_COMPUTE_DTYPE serves it (default float32)")
     p.set_defaults(run=run_eval)
 
 
@@ -163,7 +165,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from .evaluate import evaluate
 
     try:
-        result = evaluate(args.model, args.data, args.report)
+        result = evaluate(args.model, args.data, args.report, args.dtype)
     except (CheckpointError, OSError, ValueError) as e:
         print(f"bet eval: {e}", file=sys.stderr)
         return 2

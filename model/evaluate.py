@@ -35,11 +35,12 @@ def labelled_predictions(pred: Predictor, data: str | Path):
     return probs, y, unc
 
 
-def evaluate(model_dir: str | Path | None, data: str | Path, report: str | Path | None = None) -> dict:
-    pred = Predictor.load(model_dir)
+def evaluate(model_dir: str | Path | None, data: str | Path, report: str | Path | None = None,
+             dtype: str = "float32") -> dict:
+    pred = Predictor.load(model_dir, dtype=dtype)
     probs, y, (total, aleatoric, epistemic) = labelled_predictions(pred, data)
     wrong = probs.argmax(1) != y
-    out = {"model_version": pred.version, **summarize(probs, y, total),
+    out = {"model_version": pred.version, "compute_dtype": dtype, **summarize(probs, y, total),
            "misclassification_auroc_confidence_ci95": bootstrap_auroc(1.0 - probs.max(1), wrong),
            "misclassification_auroc_aleatoric": auroc(aleatoric, wrong),
            "mean_uncertainty": {"total": float(total.mean()), "aleatoric": float(aleatoric.mean()),

@@ -9,6 +9,9 @@ import torch.nn.functional as F
 
 from .config import NetworkConfig
 
+# The precisions the transformer blocks can run in at inference (Encoder.compute_in).
+COMPUTE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
 
 def split_runs(x: torch.Tensor, runs: list[tuple[int, int]]) -> list[torch.Tensor]:
     """(N, F) packed sequences -> one (count, length, F) view per run of equal length."""
@@ -30,9 +33,11 @@ class SelfAttention(nn.Module):
     def packed(self, x: torch.Tensor, runs: list[tuple[int, int]]) -> torch.Tensor:
         """x: (N, C), sequences laid end to end; runs: (length, count) of consecutive
         sequences of one length. Attention runs per run, so it needs no mask."""
-        qkv = self.qkv(x)  # (N, 3C)
+        # attention itself in float32 whatever the blocks' precision: on CPU float32
+        # attention over these short runs is faster than bfloat16, and exact
+        qkv = self.qkv(x).float()  # (N, 3C)
         y = [self._attend(run, None).flatten(0, 1) for run in split_runs(qkv, runs)]
-        return self.proj(torch.cat(y))  # (N, C)
+        return self.proj(torch.cat(y).to(x.dtype))  # (N, C)
 
     def _attend(self, qkv: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
         """(B, T, 3C) -> (B, T, C)"""
@@ -91,6 +96,15 @@ class Encoder(nn.Module):
         # Training-only head: regress a teacher's sentence embedding so the features keep
         # what a text is about (topic, language), which the density head relies on.
         self.distill = nn.Linear(cfg.d_model, cfg.distill_dim) if cfg.distill_dim else None
+        self.compute_dtype = torch.float32
+
+    def compute_in(self, dtype: torch.dtype) -> None:
+        """Inference only: the transformer blocks, weights and activations, in `dtype`.
+        Embeddings, the final norm and the heads stay float32, so the pooled features leave
+        the blocks in float32. bfloat16 rounds each element on its own (no scale shared by a
+        batch), so a text's answer still depends on that text alone."""
+        self.blocks.to(dtype)
+        self.compute_dtype = dtype
 
     def features(self, ids: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """ids, pos: (B, T) long; mask: (B, T) bool, True on real tokens -> (B, C) features."""
@@ -108,9 +122,10 @@ class Encoder(nn.Module):
         count) of consecutive sequences of one length -> (sequences, C) features. Inference
         uses it: no layer computes a padded position (12% of a padded batch's rows)."""
         x = self.drop(self.emb_proj(self.tok_emb(ids)) + self.pos_emb(pos))  # (N, C)
+        x = x.to(self.compute_dtype)
         for block in cast("list[Block]", self.blocks):  # a ModuleList's items are typed Module
             x = block.packed(x, runs)
-        x = self.ln_f(x)
+        x = self.ln_f(x.float())
         return torch.cat([run.mean(1) for run in split_runs(x, runs)])
 
     def forward(self, ids: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor):

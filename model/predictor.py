@@ -11,6 +11,7 @@ from . import checkpoint, windows
 from .cot import cot_length
 from .evidence import occlusion, reasoning_steps
 from .expectation import Expectation
+from .network import COMPUTE_DTYPES
 from .types import ModelInfo, Prediction, Uncertainty
 from .views import text_seed
 
@@ -24,17 +25,24 @@ def pick_device(device: str | None = None) -> torch.device:
 
 
 class Predictor:
-    def __init__(self, ckpt: checkpoint.Checkpoint, device: torch.device):
+    def __init__(self, ckpt: checkpoint.Checkpoint, device: torch.device, dtype: str = "float32"):
+        """dtype: the precision of the transformer blocks (network.COMPUTE_DTYPES): float32,
+        or bfloat16, faster where the processor multiplies it natively, and off float32's
+        answers by a few thousandths at most (bench/README.md, "bfloat16 blocks")."""
+        if dtype not in COMPUTE_DTYPES:
+            raise ValueError(f"compute dtype {dtype!r}: one of {', '.join(COMPUTE_DTYPES)}")
         self.ckpt = ckpt
         self.device = device
+        self.dtype = dtype
+        ckpt.encoder.compute_in(COMPUTE_DTYPES[dtype])
         self.expectation = Expectation(ckpt.encoder, ckpt.density, ckpt.unigram, ckpt.cfg, device, ckpt.ngrams)
         self.labels: list[str] = list(ckpt.labels)
         self.version: str = str(ckpt.metadata.get("version", "unknown"))
 
     @classmethod
-    def load(cls, path: str | Path | None = None, device: str | None = None) -> Predictor:
+    def load(cls, path: str | Path | None = None, device: str | None = None, dtype: str = "float32") -> Predictor:
         dev = pick_device(device)
-        return cls(checkpoint.load(path, dev), dev)
+        return cls(checkpoint.load(path, dev), dev, dtype)
 
     def info(self) -> ModelInfo:
         c = self.ckpt
@@ -43,7 +51,7 @@ class Predictor:
             n_views=c.cfg.views.n_views, n_draws=c.cfg.views.n_draws,
             window_pieces=windows.window_pieces(c.cfg.network), max_windows=c.cfg.views.max_windows,
             digest=c.digest, created_at=str(c.metadata.get("created_at", "")),
-            config=c.cfg.to_dict(), metrics=dict(c.metrics),
+            config={**c.cfg.to_dict(), "compute_dtype": self.dtype}, metrics=dict(c.metrics),
         )
 
     def windows(self, texts: Sequence[str]) -> list[int]:

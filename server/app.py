@@ -72,7 +72,7 @@ class BetServer:
         self.guard = Guard.from_settings(settings, self.metrics.registry)
         self.metrics.serving(predictor.version, predictor.info().digest)
         self._predictor = predictor
-        self._loader = loader or checkpoint_loader(settings.device)
+        self._loader = loader or checkpoint_loader(settings.device, settings.compute_dtype)
         self.service: InferenceService | None = None
         self.reloader: Reloader | None = None
         # Given: one of several workers, on the REST sockets the supervisor bound (and the
@@ -187,14 +187,14 @@ def model_source(settings: Settings) -> ModelSource:
     return ModelSource(path=settings.model)
 
 
-def checkpoint_loader(device: str | None) -> Loader:
+def checkpoint_loader(device: str | None, dtype: str = "float32") -> Loader:
     """Loads a checkpoint directory (None: the embedded model). From a store, the version
     served is the folder's name; the checkpoint's own metadata version is only logged."""
 
     def load(path: Path | None, version: str | None) -> Predictor:
         from model.predictor import Predictor as ModelPredictor  # torch is imported here, not at startup
 
-        predictor = ModelPredictor.load(path, device=device)
+        predictor = ModelPredictor.load(path, device=device, dtype=dtype)
         if version is not None:
             if predictor.version != version:
                 log.info("serving a checkpoint as its folder's name", extra={"fields": {
@@ -236,7 +236,7 @@ def load_predictor(settings: Settings, state: ServingState | None = None) -> Pre
         except ModelNotFound:
             log.warning("the recorded serving version is gone: serving the configured choice",
                         extra={"fields": {"recorded": record.version, "model_version": version}})
-    return checkpoint_loader(settings.device)(path, version)
+    return checkpoint_loader(settings.device, settings.compute_dtype)(path, version)
 
 
 def run(settings: Settings, link: WorkerLink | None = None) -> int:

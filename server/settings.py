@@ -7,7 +7,7 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, FilePath, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     model_version: str | None = None  # the pinned version in the store
     tracing: bool = False  # OpenTelemetry spans to OTLP (needs the `tracing` extra)
     device: str | None = None  # torch device; None lets the model choose
+    # The precision of the transformer blocks: float32 (exact, the same numbers on any
+    # processor), or bfloat16: faster on processors that multiply it natively (AVX512_BF16,
+    # AMX), and off float32's answers by a few thousandths (bench/README.md, "bfloat16 blocks").
+    compute_dtype: Literal["float32", "bfloat16"] = "float32"
     insecure: bool = False  # allow a non-loopback host without authentication
     # Serving processes sharing both ports (SO_REUSEPORT), each with its own model and batcher,
     # under a parent that forwards signals and relays reloads (server/workers.py). Default 2

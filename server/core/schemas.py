@@ -101,7 +101,7 @@ class ModelInfo(BaseModel):
         "n_draws": 32, "window_pieces": 126, "max_windows": 256,
         "digest": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
         "created_at": "2025-01-01T00:00:00+00:00",
-        "config": {"network": {"d_model": 128, "n_layers": 2}, "views": {"n_views": 4}},
+        "config": {"network": {"d_model": 128, "n_layers": 2}, "views": {"n_views": 4}, "compute_dtype": "float32"},
         "metrics": {"accuracy": 0.91, "ece": 0.02},
         "versions": [
             {"version": "1.1.0", "created_at": "2025-02-01T00:00:00+00:00", "serving": False},
@@ -120,7 +120,8 @@ class ModelInfo(BaseModel):
                                          "is refused as too long.")
     digest: str = Field(description="sha256 over the checkpoint manifest.")
     created_at: str = Field(description="ISO 8601.")
-    config: dict[str, Any] = Field(description="Network and view configuration.")
+    config: dict[str, Any] = Field(description="Network and view configuration, and `compute_dtype`: the "
+                                   "precision the transformer blocks run in (float32 or bfloat16).")
     metrics: dict[str, Any] = Field(description="Evaluation metrics stored with the checkpoint.")
     versions: list[ModelVersion] = Field(
         default_factory=list,

@@ -318,6 +318,7 @@ export interface components {
          * ModelInfo
          * @example {
          *       "config": {
+         *         "compute_dtype": "float32",
          *         "network": {
          *           "d_model": 128,
          *           "n_layers": 2
@@ -395,7 +396,7 @@ export interface components {
             created_at: string;
             /**
              * Config
-             * @description Network and view configuration.
+             * @description Network and view configuration, and `compute_dtype`: the precision the transformer blocks run in (float32 or bfloat16).
              */
             config: {
                 [key: string]: unknown;

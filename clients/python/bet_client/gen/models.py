@@ -147,7 +147,7 @@ class ModelInfo(BaseModel):
     """
     config: Annotated[dict[str, Any], Field(title='Config')]
     """
-    Network and view configuration.
+    Network and view configuration, and `compute_dtype`: the precision the transformer blocks run in (float32 or bfloat16).
     """
     metrics: Annotated[dict[str, Any], Field(title='Metrics')]
     """
