@@ -24,6 +24,20 @@ def pick_device(device: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def native_bfloat16(device: torch.device) -> bool:
+    """Whether the device multiplies bfloat16 in hardware: on CUDA, as torch says; on a CPU,
+    by the processor's flags (x86: AVX512_BF16 or AMX; Arm: BF16). Without it, bfloat16 is
+    emulated and slower than float32."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            flags = {word for line in fh if line.lower().startswith(("flags", "features")) for word in line.split()}
+    except OSError:
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
 class Predictor:
     def __init__(self, ckpt: checkpoint.Checkpoint, device: torch.device, dtype: str = "float32"):
         """dtype: the precision of the transformer blocks (network.COMPUTE_DTYPES): float32,

@@ -2,6 +2,7 @@
 alike, say so in the model's description, and a precision it does not know is refused."""
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 
@@ -9,6 +10,8 @@ import grpc
 import httpx
 import pytest
 
+import model.predictor
+from server.app import checkpoint_loader
 from server.grpc.gen.bet.v1 import inference_pb2 as pb
 from server.grpc.gen.bet.v1 import inference_pb2_grpc as pb_grpc
 from tests.harness import BET, start_bet_serve
@@ -42,3 +45,17 @@ def test_an_unknown_compute_dtype_is_refused_at_startup() -> None:
                           timeout=60, env={**os.environ, "BET_COMPUTE_DTYPE": "float16"})
     assert done.returncode == 2
     assert "compute_dtype" in done.stderr and "bfloat16" in done.stderr
+
+
+def test_bfloat16_without_native_support_is_served_with_a_warning(monkeypatch, caplog) -> None:
+    monkeypatch.setattr(model.predictor, "native_bfloat16", lambda device: False)
+    with caplog.at_level(logging.WARNING, logger="server.app"):
+        predictor = checkpoint_loader(None, "bfloat16")(None, None)
+    assert predictor.info().config["compute_dtype"] == "bfloat16"
+    assert any("without native bfloat16" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    monkeypatch.setattr(model.predictor, "native_bfloat16", lambda device: True)
+    with caplog.at_level(logging.WARNING, logger="server.app"):
+        checkpoint_loader(None, "bfloat16")(None, None)
+        checkpoint_loader(None, "float32")(None, None)
+    assert not any("bfloat16" in r.getMessage() for r in caplog.records)
