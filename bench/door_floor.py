@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -21,11 +23,11 @@ import time
 from pathlib import Path
 
 from bench.cpu import group_cpu_s
+from bench.h2closed import h2load_request, request
+from bench.h2open import median_text
 from bench.run import free_port
 
-REQUEST = b'{"text": "an unremarkable sentence of about median length for the test split", "confidence_threshold": 0}'
 ANSWER = b"x" * 600  # about the size of one of bet's answers
-GRPC_PATH = "/bet.v1.Inference/Predict"
 
 
 def serve_grpc(port: int) -> None:
@@ -68,20 +70,17 @@ def measure(proto: str, connections: int, seconds: int) -> dict[str, float]:
     server = subprocess.Popen([sys.executable, "-m", "bench.door_floor", "--serve", proto, str(port)],
                               start_new_session=True)
     try:
-        time.sleep(2.0)  # both servers are up well within this; h2load's errors would show it
+        _wait_listening(port, server)
+        # bet's own request, as the h2load rows send it: neither server reads it
+        payload, route = request(proto, "bet", median_text())
+        target = f"127.0.0.1:{port}" if proto == "grpc" else f"http://127.0.0.1:{port}"
         with tempfile.TemporaryDirectory() as tmp:
             body = Path(tmp, "body")
-            if proto == "grpc":
-                body.write_bytes(b"\0" + len(REQUEST).to_bytes(4, "big") + REQUEST)  # uncompressed, length
-                url = f"http://127.0.0.1:{port}{GRPC_PATH}"
-                flags = ["-H", "content-type: application/grpc", "-H", "te: trailers", "-m", "1"]
-            else:
-                body.write_bytes(REQUEST)
-                url = f"http://127.0.0.1:{port}/v1/predict"
-                flags = ["--h1", "-H", "content-type: application/json", "-m", "1"]
+            body.write_bytes(payload)
             cpu0, wall0 = group_cpu_s(server.pid), time.monotonic()
             out = subprocess.run(["h2load", "-c", str(connections), "-t", "1", "-D", str(seconds), "-d", str(body),
-                                  *flags, url], capture_output=True, text=True, timeout=seconds + 60)
+                                  *h2load_request(proto, target, route)],
+                                 capture_output=True, text=True, timeout=seconds + 60)
             cpu, wall = group_cpu_s(server.pid) - cpu0, time.monotonic() - wall0
         done = _field(out.stdout, "succeeded")
         if out.returncode != 0 or done == 0:
@@ -93,10 +92,24 @@ def measure(proto: str, connections: int, seconds: int) -> dict[str, float]:
         server.wait(timeout=30)
 
 
+def _wait_listening(port: int, server: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the bare server exited with {server.returncode}")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listened on port {port} within {timeout_s} s")
+
+
 def _field(h2load_out: str, name: str) -> int:
-    """A count from h2load's `requests: ... N succeeded, N failed` line."""
-    line = next(line for line in h2load_out.splitlines() if line.startswith("requests:"))
-    return int(line.split(f" {name}")[0].rsplit(",", 1)[-1].split()[-1])
+    """A count from h2load's `requests: N total, ..., N succeeded, N failed, ...` line."""
+    found = re.search(rf"^requests:.* (\d+) {name}\b", h2load_out, re.MULTILINE)
+    if found is None:
+        raise RuntimeError(f"no '{name}' count in h2load's output: {h2load_out[-600:]}")
+    return int(found.group(1))
 
 
 def main() -> None:

@@ -70,6 +70,15 @@ def request(proto: str, api: str, text: str) -> tuple[bytes, str]:
     return json.dumps({"text": text, "confidence_threshold": 0}).encode(), "/v1/predict"
 
 
+def h2load_request(proto: str, target: str, route: str, streams: int = 1) -> list[str]:
+    """h2load's arguments that say what each call is: gRPC over HTTP/2 with `streams` calls in
+    flight a connection, or REST over HTTP/1.1, one request a connection; then the URL."""
+    if proto == "grpc":
+        return ["-H", "content-type: application/grpc", "-H", "te: trailers", "-m", str(streams),
+                f"http://{target}{route}"]
+    return ["--h1", "-H", "content-type: application/json", "-m", "1", f"{target}{route}"]
+
+
 def run(proto: str, target: str, seconds: float, connections: int, streams: int = 1, api: str = "bet") -> dict:
     text = median_text()
     payload, route = request(proto, api, text)
@@ -78,13 +87,8 @@ def run(proto: str, target: str, seconds: float, connections: int, streams: int 
         body.write_bytes(payload)
         if proto == "grpc":
             size = answer_bytes(target, text, api)
-            url = f"http://{target}{route}"
-            flags = ["-H", "content-type: application/grpc", "-H", "te: trailers", "-m", str(streams)]
-        else:
-            url = f"{target}{route}"
-            flags = ["--h1", "-H", "content-type: application/json", "-m", "1"]
         cmd = ["h2load", "-c", str(connections), "-t", "2", "-D", str(max(1, round(seconds))), "-d", str(body),
-               "--log-file", str(log), "-T", "30", *flags, url]
+               "--log-file", str(log), "-T", "30", *h2load_request(proto, target, route, streams)]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120)
         if out.returncode != 0 or not log.exists():
             raise RuntimeError(f"h2load failed: {out.stdout[-600:]} {out.stderr[-600:]}")

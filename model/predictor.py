@@ -1,6 +1,7 @@
 """The batched inference API the serving core calls: texts in, one Prediction per text."""
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ from .types import ModelInfo, Prediction, Uncertainty
 from .views import text_seed
 
 _HANGUL = re.compile("[\uac00-\ud7a3]")
+log = logging.getLogger(__name__)
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -48,6 +50,9 @@ class Predictor:
         self.ckpt = ckpt
         self.device = device
         self.dtype = dtype
+        if dtype == "bfloat16" and not native_bfloat16(device):  # served, evaluated or benched alike
+            log.warning("bfloat16 blocks on a device without native bfloat16: slower than float32",
+                        extra={"fields": {"device": str(device)}})
         ckpt.encoder.compute_in(COMPUTE_DTYPES[dtype])
         self.expectation = Expectation(ckpt.encoder, ckpt.density, ckpt.unigram, ckpt.cfg, device, ckpt.ngrams)
         self.labels: list[str] = list(ckpt.labels)

@@ -192,14 +192,9 @@ def checkpoint_loader(device: str | None, dtype: str = "float32") -> Loader:
     served is the folder's name; the checkpoint's own metadata version is only logged."""
 
     def load(path: Path | None, version: str | None) -> Predictor:
-        # torch is imported here, not at startup
-        from model.predictor import Predictor as ModelPredictor
-        from model.predictor import native_bfloat16
+        from model.predictor import Predictor as ModelPredictor  # torch is imported here, not at startup
 
         predictor = ModelPredictor.load(path, device=device, dtype=dtype)
-        if dtype == "bfloat16" and not native_bfloat16(predictor.device):
-            log.warning("bfloat16 blocks on a device without native bfloat16: slower than float32",
-                        extra={"fields": {"device": str(predictor.device)}})
         if version is not None:
             if predictor.version != version:
                 log.info("serving a checkpoint as its folder's name", extra={"fields": {

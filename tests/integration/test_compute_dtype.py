@@ -49,13 +49,13 @@ def test_an_unknown_compute_dtype_is_refused_at_startup() -> None:
 
 def test_bfloat16_without_native_support_is_served_with_a_warning(monkeypatch, caplog) -> None:
     monkeypatch.setattr(model.predictor, "native_bfloat16", lambda device: False)
-    with caplog.at_level(logging.WARNING, logger="server.app"):
+    with caplog.at_level(logging.WARNING, logger="model.predictor"):
         predictor = checkpoint_loader(None, "bfloat16")(None, None)
     assert predictor.info().config["compute_dtype"] == "bfloat16"
     assert any("without native bfloat16" in r.getMessage() for r in caplog.records)
     caplog.clear()
     monkeypatch.setattr(model.predictor, "native_bfloat16", lambda device: True)
-    with caplog.at_level(logging.WARNING, logger="server.app"):
+    with caplog.at_level(logging.WARNING, logger="model.predictor"):
         checkpoint_loader(None, "bfloat16")(None, None)
         checkpoint_loader(None, "float32")(None, None)
     assert not any("bfloat16" in r.getMessage() for r in caplog.records)
