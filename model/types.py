@@ -1,7 +1,10 @@
-"""Protocol-neutral results of the model: what the serving core receives from a prediction."""
+"""Protocol-neutral results of the model: what the serving core receives from a prediction,
+and the one limit on a text that serving and training share."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+MAX_TEXT_CHARS = 10_000  # characters per text: bet serve accepts no more, bet train refuses more
 
 
 @dataclass(frozen=True)

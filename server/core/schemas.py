@@ -6,7 +6,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-MAX_TEXT_CHARS = 10_000  # per text, counted as sent
+from model.types import MAX_TEXT_CHARS  # per text, counted as sent; defined once, for training too
+
 MAX_BATCH_TEXTS = 256  # texts per batch request
 
 
