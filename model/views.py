@@ -56,22 +56,35 @@ def draw_views(seed: int, vcfg: ViewConfig, ncfg: NetworkConfig) -> TextViews:
 
 
 def draw_uniforms(k: int, m: int, c: int, rng: np.random.Generator) -> np.ndarray:
-    """(k, m, c - 1) stratified uniforms: each of the C - 1 coordinates a Latin hypercube
-    over m quantile strata per view. With two labels, one coordinate, whose strata are filled
-    in antithetic pairs (u, 1 - u), so that the draws' mean is exactly 0."""
+    """(k, m, c - 1) stratified uniforms. With two labels, one coordinate, whose strata are
+    filled in antithetic pairs (u, 1 - u), so that the draws' mean is exactly 0. With C > 2,
+    the same idea for C labels: g = ceil(m / C) generators, each of the C - 1 coordinates a
+    Latin hypercube over g quantile strata per view, each generator's uniforms in C rows in
+    a row (the last generator's cut at m), which draws_from turns into the C cyclic shifts of
+    its draw over the labels. The prior is the same under any relabelling, so each shift is
+    as much a draw of it as the generator; and a whole orbit of shifts gives every label the
+    same mean probability at zero similarity: far from the data the answer is uniform,
+    exactly when C divides m, to within (m mod C) / m otherwise (as 0.5 exactly with two)."""
     d = c - 1
     if c == 2:
         half = (np.arange((m + 1) // 2) + rng.random((k, (m + 1) // 2))) / m  # strata in [0, 1/2)
         return np.concatenate([half, 1.0 - half], axis=1)[:, :m, None]
-    u = (np.argsort(rng.random((k, d, m)), axis=-1) + rng.random((k, d, m))) / m
-    return u.transpose(0, 2, 1)  # (k, m, d)
+    g = -(-m // c)
+    u = (np.argsort(rng.random((k, d, g)), axis=-1) + rng.random((k, d, g))) / g
+    return np.repeat(u.transpose(0, 2, 1), c, axis=1)[:, :m]  # (k, m, d): row j from generator j // C
 
 
 def draws_from(u: np.ndarray, c: int) -> np.ndarray:
-    """(..., C - 1) uniforms -> (..., C) draws of N(0, I) projected onto the logits that sum
-    to zero (softmax ignores a shift of all logits, so nothing is lost). Done once for a
-    batch: the same numbers whatever the batch holds."""
-    return ndtri(np.clip(u, 1e-12, 1 - 1e-12)) @ _sum_zero_basis(c).T
+    """(..., M, C - 1) uniforms -> (..., M, C) draws of N(0, I) projected onto the logits that
+    sum to zero (softmax ignores a shift of all logits, so nothing is lost); with C > 2, draw
+    j is its generator's shifted by j mod C labels (draw_uniforms). Done once for a batch:
+    the same numbers whatever the batch holds."""
+    z = ndtri(np.clip(u, 1e-12, 1 - 1e-12)) @ _sum_zero_basis(c).T
+    if c == 2:
+        return z
+    m = z.shape[-2]
+    shift = (np.arange(c)[None, :] - np.arange(m)[:, None] % c) % c  # (M, C): z_j[l] = generator[l - j mod C]
+    return np.take_along_axis(z, np.broadcast_to(shift, z.shape), axis=-1)
 
 
 @lru_cache(maxsize=8)

@@ -51,6 +51,33 @@ def test_posterior_draws_sum_to_zero_and_fill_their_strata(labels):
         assert np.all((np.floor(u * 16) == np.arange(16)))  # one draw in each of 16 strata
 
 
+@pytest.mark.parametrize("labels, draws", [(3, 33), (3, 32), (4, 32), (5, 16)])
+def test_three_or_more_labels_draw_whole_orbits_and_answer_uniform_far_from_the_data(labels, draws):
+    u = draw_uniforms(4, draws, labels, np.random.default_rng(3))
+    z = draws_from(u, labels)
+    assert z.shape == (4, draws, labels)
+    # draw j is generator j // C shifted by j mod C labels: the generators' orbits
+    whole = draws - draws % labels
+    generators = z[:, ::labels]
+    for s in range(labels):
+        assert np.array_equal(z[:, s::labels], np.roll(generators, s, axis=-1)[:, : len(range(s, draws, labels))])
+    # the generators' uniforms fill one stratum each, per view and coordinate
+    g = -(-draws // labels)
+    for view in range(4):
+        for d in range(labels - 1):
+            assert sorted(np.floor(u[view, ::labels, d] * g).astype(int)) == list(range(g))
+    if whole == draws:
+        assert np.allclose(z.mean(1), 0.0, atol=1e-12)
+    head = HeadConfig(temperature=1.0, sigma0=5.0)
+    logits = torch.randn(1, 4, labels, generator=torch.Generator().manual_seed(labels), dtype=torch.float64) * 3
+    far = decompose(view_probabilities(logits, torch.zeros(1, 4, dtype=torch.float64),
+                                       torch.from_numpy(z).unsqueeze(0), head))
+    # whole orbits give each label 1/C; the cut orbit's draws move it by (M mod C) / M at most
+    off = float((far.probs - 1 / labels).abs().max())
+    assert off < 1e-12 if whole == draws else off <= (draws - whole) / draws
+    assert far.epistemic[0] > 0.5 * far.total[0]
+
+
 def test_far_from_data_is_uniform_and_epistemic():
     head = HeadConfig(temperature=1.0, sigma0=4.0)
     logits = torch.tensor([[[5.0, -5.0]] * 4], dtype=torch.float64)
