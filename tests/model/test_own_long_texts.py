@@ -1,0 +1,51 @@
+"""A user's own long texts with `bet train`'s defaults: the n-gram head reads labelled rows
+whole, and the validation rows longer than one window fit the window gain."""
+from __future__ import annotations
+
+import json
+import random
+
+from model.config import NetworkConfig
+from model.data import Row
+from model.predictor import Predictor
+from model.settings import MIN_LONG_TEXTS
+from model.train import TrainSettings, train
+
+FILLER = ("the report was filed on a weekday and the committee read it twice before the meeting "
+          "went on to the next item of the agenda as planned").split()
+
+
+def _long_rows(n: int, seed: int) -> list[Row]:
+    """Texts of some 150 filler words whose one telling word comes last, past the first
+    window: only a reader of the whole text can label them."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = ("approved", "rejected")[i % 2]
+        words = [rng.choice(FILLER) for _ in range(rng.randint(140, 170))]
+        rows.append(Row(" ".join([*words, f"{label} {rng.randint(0, 10**6)}"]), label))
+    return rows
+
+
+def test_long_rows_are_read_whole_and_fit_the_window_gain(tmp_path):
+    train_rows, val_rows = _long_rows(60, 0), _long_rows(MIN_LONG_TEXTS + 4, 1)
+    small = NetworkConfig(d_model=32, n_heads=2, d_ff=64, embed_dim=16)
+    out = train(train_rows, val_rows, tmp_path / "m", TrainSettings(epochs=1, distill=False, network=small),
+                state_dir=tmp_path / "state")
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["settings"]["long_texts"] == "validation"
+    assert meta["n_long"] == len(val_rows)  # every validation row is longer than a window
+    assert "long_texts" in json.loads((out / "metrics.json").read_text())
+    pred = Predictor.load(out)
+    test = _long_rows(20, 2)
+    right = sum(p.label == r.label for p, r in zip(pred.predict([r.text for r in test]), test, strict=True))
+    assert right >= 18  # the telling word is only in the last window, which the n-gram head reads
+
+
+def test_too_few_long_validation_rows_leave_the_window_gain_at_zero(tiny_rows, tmp_path):
+    small = NetworkConfig(d_model=32, n_heads=2, d_ff=64, embed_dim=16)
+    long = [Row(r.text, ("positive", "negative")[i % 2]) for i, r in enumerate(_long_rows(MIN_LONG_TEXTS - 1, 3))]
+    out = train(tiny_rows[:40], tiny_rows[40:] + long, tmp_path / "m",
+                TrainSettings(epochs=1, distill=False, network=small), state_dir=tmp_path / "state")
+    assert Predictor.load(out).ckpt.cfg.head.window_gain == 0.0
+    assert json.loads((out / "metadata.json").read_text())["n_long"] == 0
