@@ -21,6 +21,7 @@ import torch
 from scipy.special import softmax
 from tqdm import tqdm
 
+from .batches import by_length
 from .calibrate import temperature_of_logits
 from .settings import FinetuneSettings
 
@@ -90,13 +91,13 @@ def _finetune_and_score(train_texts: list[str], train_labels: list[int], n_label
         rng = random.Random(s.seed)
         y = torch.tensor(train_labels)
         model.train()
+        lengths = [len(ids) for ids in tok(train_texts, truncation=True, max_length=s.max_len)["input_ids"]]
         for epoch in range(s.epochs):
             order = list(range(len(train_texts)))
             rng.shuffle(order)
-            bar = tqdm(range(0, len(order), s.batch_size), desc=f"fine-tuning the teacher {epoch + 1}/{s.epochs}",
-                       unit="batch")
-            for b in bar:
-                idx = order[b : b + s.batch_size]
+            bar = tqdm(by_length(order, lengths, s.batch_size, rng, s.length_pool),
+                       desc=f"fine-tuning the teacher {epoch + 1}/{s.epochs}", unit="batch")
+            for idx in bar:
                 loss = torch.nn.functional.cross_entropy(model(encode([train_texts[i] for i in idx])), y[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()

@@ -18,6 +18,7 @@ class FinetuneSettings:
     warmup: float = 0.1  # share of the steps spent warming up
     max_len: int = 128  # word pieces per text, as the compact model reads
     seed: int = 0  # dropout and the order of the rows
+    length_pool: int = 16  # batches cut from sorted pools of this many (model/batches.py); 0 = random batches
     # Torch threads while fine-tuning. Fixed rather than taken from the machine, since the
     # order of float sums, and so the teacher, depends on it.
     threads: int = 2
@@ -33,6 +34,7 @@ MIN_LONG_TEXTS = 20  # fewer labelled long texts than this leave the window gain
 class TrainSettings:
     epochs: int = 6  # passes over the labelled rows plus a slice of unlabelled text
     batch_size: int = 64
+    length_pool: int = 16  # batches cut from sorted pools of this many (model/batches.py); 0 = random batches
     lr: float = 1e-3  # peak AdamW learning rate, cosine decay after warm-up
     weight_decay: float = 0.01
     warmup_steps: int = 100

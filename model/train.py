@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import calibrate, checkpoint, finetune
+from .batches import by_length
 from .config import HeadConfig, ModelConfig, NetworkConfig
 from .data import Row
 from .expectation import Expectation
@@ -151,6 +152,7 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
     n_crop = len(examples) - n_lab - n_unl - n_bg
     per_epoch = (n_lab * settings.labelled_repeats + min(n_unl, settings.unlabelled_per_epoch)
                  + min(n_bg, settings.background_per_epoch) + min(n_crop, settings.crops_per_epoch))
+    lengths = [len(e.ids) for e in examples]
     steps_per_epoch = -(-per_epoch // settings.batch_size)
     total_steps = steps_per_epoch * settings.epochs
 
@@ -169,11 +171,12 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
         unl_idx = n_lab + rng.permutation(n_unl)[: settings.unlabelled_per_epoch]
         bg_idx = n_lab + n_unl + rng.permutation(n_bg)[: settings.background_per_epoch]
         crop_idx = n_lab + n_unl + n_bg + rng.permutation(n_crop)[: settings.crops_per_epoch]
-        order = rng.permutation(np.concatenate([lab_idx, unl_idx, bg_idx, crop_idx]))
-        bar = tqdm(range(0, len(order), settings.batch_size), desc=f"epoch {epoch + 1}/{settings.epochs}", unit="batch")
+        order = rng.permutation(np.concatenate([lab_idx, unl_idx, bg_idx, crop_idx])).tolist()
+        batches = by_length(order, lengths, settings.batch_size, rng, settings.length_pool)
+        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{settings.epochs}", unit="batch")
         run_loss = 0.0
-        for i, b in enumerate(bar):
-            batch = [examples[j] for j in order[b : b + settings.batch_size]]
+        for i, idx in enumerate(bar):
+            batch = [examples[j] for j in idx]
             loss = _loss(encoder, batch, cfg, rng, settings)
             opt.zero_grad(set_to_none=True)
             loss.backward()
