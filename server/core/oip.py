@@ -8,14 +8,18 @@ grpcio and protobuf pins that differ from the server's, and each carries a whole
 Inputs: one BYTES tensor (`text`, or any name when it is the only input), shape [N] or
 [N, 1], its elements UTF-8 text. Outputs, first dimension N, in `OUTPUTS` order; floats as
 FP64 so that the numbers are the native doors' own. Options are request parameters named as
-the native fields. `accepted` says per text whether its confidence reaches the caller's
-threshold; a below-threshold text is answered, never refused, since a generic client cannot
-read the native doors' below-threshold details."""
+the native fields (`PARAMETERS`). `accepted` says per text whether its confidence reaches the
+caller's threshold; a below-threshold text is answered, never refused, since a generic client
+cannot read the native doors' below-threshold details.
+
+These tables (INPUT, OUTPUTS, PARAMETERS, the patterns and limits) are also what the OpenAPI
+document states of the protocol's bodies (server/core/oip_schema.py)."""
 from __future__ import annotations
 
 import importlib.metadata
 import json
 import math
+import re
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +33,8 @@ from server.core.validation import parse
 from server.errors import MalformedTensor, ModelNotFound
 
 INPUT = "text"
+INPUT_DATATYPE = "BYTES"
+MAX_TEXTS = schemas.MAX_BATCH_TEXTS  # N of the input's shape, as the native batch limits it
 PLATFORM = "pytorch"
 try:  # the server's own release, as ServerMetadata reports it (the model's version is the model's)
     SERVER_VERSION = importlib.metadata.version("bet")
@@ -42,24 +48,62 @@ DEFAULT_THRESHOLD = 0.5  # what `accepted` compares with when the caller sets no
 class Output:
     name: str
     datatype: str
+    doc: str  # what it holds per text, as the OpenAPI document says it
     per_label: bool = False  # shape [N, C] rather than [N]
     uncertainty: bool = False  # left out with return_uncertainty false
     cot: bool = False  # only with return_cot true
 
 
 OUTPUTS = (
-    Output("label", "BYTES"),
-    Output("label_id", "INT32"),
-    Output("confidence", "FP64"),
-    Output("probabilities", "FP64", per_label=True),
-    Output("uncertainty_total", "FP64", uncertainty=True),
-    Output("uncertainty_aleatoric", "FP64", uncertainty=True),
-    Output("uncertainty_epistemic", "FP64", uncertainty=True),
-    Output("accepted", "BOOL"),
-    Output("cot_length", "INT32", cot=True),
-    Output("reasoning", "BYTES", cot=True),  # per text, its evidence as a JSON list of strings
+    Output("label", "BYTES", "The label name."),
+    Output("label_id", "INT32", "The index of that label in the model's labels."),
+    Output("confidence", "FP64", "The calibrated probability of the label."),
+    Output("probabilities", "FP64", "The calibrated probability of each label, in the model's label order.",
+           per_label=True),
+    Output("uncertainty_total", "FP64", "Entropy of the mean predictive distribution (nats).", uncertainty=True),
+    Output("uncertainty_aleatoric", "FP64", "Mean entropy of the individual views (nats).", uncertainty=True),
+    Output("uncertainty_epistemic", "FP64", "total - aleatoric: mutual information, >= 0 (nats).",
+           uncertainty=True),
+    Output("accepted", "BOOL", "Whether the confidence reaches the confidence_threshold parameter."),
+    Output("cot_length", "INT32", "The recommended chain-of-thought length k*.", cot=True),
+    Output("reasoning", "BYTES", "The evidence behind the prediction: a JSON list of strings.", cot=True),
 )
 _BY_NAME = {o.name: o for o in OUTPUTS}
+
+# A parameter may come as its JSON (or protobuf) type or, for clients that cannot send that
+# type (KServe's gRPC client has no double), as a string of this form.
+FLAG_PATTERN = "^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])$"
+NUMBER_PATTERN = "^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][+-]?[0-9]+)?$"
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A parameter the protocol's requests may carry: a flag (a boolean, or "true"/"false" in
+    any case) or a number (a double, an int64, or a decimal string) from minimum to maximum."""
+
+    kind: str  # "flag" or "number"
+    default: bool | float
+    doc: str
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+# The request's parameters; any other is ignored. The last two are REST's binary tensor extension's.
+PARAMETERS = {
+    "return_uncertainty": Parameter("flag", True, "Answer the outputs uncertainty_total, uncertainty_aleatoric "
+                                    "and uncertainty_epistemic (with no `outputs` asked for)."),
+    "return_cot": Parameter("flag", False, "Answer cot_length and reasoning too (they cost extra forward "
+                            "passes); asking for either output does the same."),
+    "confidence_threshold": Parameter("number", DEFAULT_THRESHOLD, "What the output `accepted` compares each "
+                                      "confidence with; a text below it is answered all the same.", 0.0, 1.0),
+    "binary_data_output": Parameter("flag", False, "REST, binary tensor extension: every output in binary "
+                                    "after the JSON, unless its own `binary_data` says otherwise."),
+}
+# A requested output's parameters (REST, binary tensor extension).
+OUTPUT_PARAMETERS = {
+    "binary_data": Parameter("flag", False, "This output in binary after the JSON (default: the request's "
+                             "binary_data_output)."),
+}
 _NUMPY = {"FP64": "<f8", "INT32": "<i4", "BOOL": "?"}
 
 
@@ -89,6 +133,11 @@ class OutputTensor:
     datatype: str
     shape: list[int]
     values: list[Any]  # flattened, row-major
+
+    def json(self) -> dict[str, Any]:
+        """The tensor in JSON data (REST): BYTES elements as text."""
+        return {"name": self.name, "datatype": self.datatype, "shape": self.shape,
+                "data": [v.decode() if isinstance(v, bytes) else v for v in self.values]}
 
     def raw(self) -> bytes:
         """The row-major little-endian bytes (BYTES: each element length-prefixed)."""
@@ -136,7 +185,7 @@ def metadata(name: str, info: schemas.ModelInfo) -> dict[str, Any]:
     outputs = [{"name": o.name, "datatype": o.datatype, "shape": [-1, labels] if o.per_label else [-1]}
                for o in OUTPUTS]
     return {"name": name, "versions": [info.version], "platform": PLATFORM,
-            "inputs": [{"name": INPUT, "datatype": "BYTES", "shape": [-1]}], "outputs": outputs}
+            "inputs": [{"name": INPUT, "datatype": INPUT_DATATYPE, "shape": [-1]}], "outputs": outputs}
 
 
 def decode_bytes(raw: bytes) -> list[bytes]:
@@ -171,14 +220,12 @@ def to_batch(request: InferRequest) -> tuple[schemas.PredictBatchRequest, float]
     if not texts:
         raise MalformedTensor(f"input {tensor.name!r} holds no text")
     params = request.parameters
-    threshold = _number(params, "confidence_threshold", DEFAULT_THRESHOLD)
-    if not 0.0 <= threshold <= 1.0:
-        raise MalformedTensor(f"parameter confidence_threshold: {threshold} is not between 0 and 1")
+    threshold = float(parameter(params, "confidence_threshold"))
     if request.outputs is not None:
         unknown = [n for n in request.outputs if n not in _BY_NAME]
         if unknown:
             raise MalformedTensor(f"unknown output {unknown[0]!r}; this model has {', '.join(_BY_NAME)}")
-    wants_cot = _flag(params, "return_cot", False) or any(
+    wants_cot = parameter(params, "return_cot") or any(
         _BY_NAME[n].cot for n in request.outputs or ())
     # the native batch's rules (number of texts, their length) in the native words
     batch = parse(schemas.PredictBatchRequest, {
@@ -194,8 +241,8 @@ def to_outputs(
     if request.outputs is not None:
         chosen = [_BY_NAME[n] for n in request.outputs]
     else:
-        with_uncertainty = _flag(request.parameters, "return_uncertainty", True)
-        with_cot = _flag(request.parameters, "return_cot", False)
+        with_uncertainty = parameter(request.parameters, "return_uncertainty")
+        with_cot = parameter(request.parameters, "return_cot")
         chosen = [o for o in OUTPUTS if (with_uncertainty or not o.uncertainty) and (with_cot or not o.cot)]
     n = len(answers)
     return [OutputTensor(o.name, o.datatype, [n, len(labels)] if o.per_label else [n],
@@ -225,13 +272,13 @@ def _values(name: str, answers: Sequence[schemas.PredictResponse], labels: Seque
 def _text_input(inputs: Sequence[Tensor]) -> Tensor:
     """The one input (named `text`, or any name: a client may name it after its own model)."""
     if not inputs:
-        raise MalformedTensor(f"no input: send the texts as input {INPUT!r} (BYTES)")
+        raise MalformedTensor(f"no input: send the texts as input {INPUT!r} ({INPUT_DATATYPE})")
     if len(inputs) > 1:
         raise MalformedTensor(f"the model takes one input, {INPUT!r}; the request has {len(inputs)}: "
                               f"{[t.name for t in inputs]}")
     tensor = inputs[0]
-    if tensor.datatype != "BYTES":
-        raise MalformedTensor(f"input {tensor.name!r} has datatype {tensor.datatype!r}; texts are BYTES")
+    if tensor.datatype != INPUT_DATATYPE:
+        raise MalformedTensor(f"input {tensor.name!r} has datatype {tensor.datatype!r}; texts are {INPUT_DATATYPE}")
     return tensor
 
 
@@ -242,7 +289,7 @@ def _texts(tensor: Tensor) -> list[str]:
     if tensor.raw is not None:
         elements: list[Any] = decode_bytes(tensor.raw)
     else:
-        elements = _flatten(tensor.elements or [])
+        elements = _flatten(tensor.elements or [], tensor.name)
     if len(elements) != math.prod(shape):
         raise MalformedTensor(f"input {tensor.name!r} has shape {shape} but holds {len(elements)} elements")
     texts = []
@@ -258,31 +305,36 @@ def _texts(tensor: Tensor) -> list[str]:
     return texts
 
 
-def _flatten(data: list[Any]) -> list[Any]:
+def _flatten(data: list[Any], name: str) -> list[Any]:
+    """The elements of JSON data: flat, or nested as [N, 1] is (each element a list of one)."""
     flat: list[Any] = []
-    for item in data:
-        flat.extend(_flatten(item) if isinstance(item, list) else [item])
+    for i, item in enumerate(data):
+        if isinstance(item, list):
+            if len(item) != 1 or isinstance(item[0], list):
+                raise MalformedTensor(f"input {name!r} element {i} is a list of {len(item)}: texts nest at "
+                                      "most as [N, 1], each a list of one text")
+            item = item[0]
+        flat.append(item)
     return flat
 
 
-def _flag(params: dict[str, Any], name: str, default: bool) -> bool:
-    value = params.get(name, default)
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    raise MalformedTensor(f"parameter {name}: {value!r} is not a boolean")
-
-
-def _number(params: dict[str, Any], name: str, default: float) -> float:
-    """A double, an int64 or a string (KServe's gRPC client cannot send a double)."""
-    value = params.get(name, default)
-    if isinstance(value, bool):
+def parameter(params: dict[str, Any], name: str, table: dict[str, Parameter] = PARAMETERS,
+              default: bool | float | None = None) -> bool | float:
+    """The value of parameter `name` as its table entry reads it (its default when absent).
+    MalformedTensor for a value of another type, or out of its range."""
+    spec = table[name]
+    value = params.get(name, spec.default if default is None else default)
+    if spec.kind == "flag":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and re.fullmatch(FLAG_PATTERN, value):
+            return value.lower() == "true"
+        raise MalformedTensor(f"parameter {name}: {value!r} is not a boolean")
+    if isinstance(value, str) and re.fullmatch(NUMBER_PATTERN, value):
+        value = float(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise MalformedTensor(f"parameter {name}: {value!r} is not a number")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise MalformedTensor(f"parameter {name}: {value!r} is not a number") from None
-    if not math.isfinite(number):
-        raise MalformedTensor(f"parameter {name}: {value!r} is not a finite number")
-    return number
+    if not math.isfinite(value) or not (spec.minimum is None or spec.minimum <= value) or not (
+            spec.maximum is None or value <= spec.maximum):
+        raise MalformedTensor(f"parameter {name}: {value!r} is not a number from {spec.minimum} to {spec.maximum}")
+    return float(value)

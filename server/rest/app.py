@@ -16,7 +16,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.core import auth
+from server.core import auth, oip_schema
 from server.core.auth import Guard
 from server.core.metrics import Metrics
 from server.core.overload import Refusals
@@ -94,7 +94,7 @@ def create_rest_app(
 
     @app.exception_handler(RequestValidationError)
     async def invalid_body(request: Request, exc: RequestValidationError) -> Response:
-        return converters.error_response(converters.from_validation_error(exc))
+        return converters.error_response(converters.from_validation_error(exc), request.url.path)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
@@ -191,8 +191,9 @@ def _document_refusals(app: FastAPI, guard: Guard) -> None:
             return app.openapi_schema
         document = build()  # FastAPI's: keeps the document as app.openapi_schema
         fast_path.document(document)  # the prediction routes, which are not FastAPI's
-        error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
         for path, operations in document["paths"].items():
+            body = oip_schema.ERROR if auth.is_oip_path(path) else "ErrorBody"  # as converters answers
+            error = {"application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}}
             for operation in operations.values():
                 refusals = dict(_GUARD_REFUSALS) if auth.rest_scope(
                     path, metrics_open=guard.metrics_open) is not None else {}

@@ -21,7 +21,7 @@ from pydantic.json_schema import models_json_schema
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from server.core import schemas, telemetry
+from server.core import oip_schema, schemas, telemetry
 from server.core.service import InferenceService
 from server.core.validation import not_json
 from server.errors import Internal, ServiceError
@@ -210,13 +210,14 @@ _ANSWERS = {
 
 def document(openapi: dict[str, Any]) -> None:
     """Adds the prediction routes to FastAPI's OpenAPI document, from ROUTES (and the OIP
-    infer route from its own description), with the schemas they use."""
+    infer route from its own description), with the schemas they use (the protocol's: all
+    of its bodies, which its FastAPI routes refer to as well)."""
     models = {m for r in ROUTES.values() for m in (r.request, r.response, r.below_threshold)} | {schemas.ErrorBody}
     _, top = models_json_schema([(m, "validation" if m in {r.request for r in ROUTES.values()} else "serialization")
                                  for m in sorted(models, key=lambda m: m.__name__)],
                                 ref_template="#/components/schemas/{model}")
     components = openapi.setdefault("components", {}).setdefault("schemas", {})
-    for name, schema in top.get("$defs", {}).items():
+    for name, schema in (top.get("$defs", {}) | oip_schema.components()).items():
         components.setdefault(name, schema)
     paths = openapi.setdefault("paths", {})
     for path, route in ROUTES.items():
@@ -233,7 +234,5 @@ def document(openapi: dict[str, Any]) -> None:
                                 "requestBody": {"required": True, "content": {"application/json": {"schema": ref}}},
                                 "responses": responses}}
     for path in ("/v2/models/{model}/infer", "/v2/models/{model}/versions/{version}/infer"):
-        params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-                  for name in ("model", "version") if "{" + name + "}" in path]
-        paths[path] = {"post": {**rest_oip.INFER_DOC, "parameters": params,
+        paths[path] = {"post": {**rest_oip.INFER_DOC, "parameters": rest_oip.path_parameters(path),
                                 "operationId": "infer" + ("_version" if "version" in path else "")}}

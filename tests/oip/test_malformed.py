@@ -31,7 +31,7 @@ def text_input(shape: list[int], datatype: str = "BYTES", **extra: Any) -> dict[
     return {"name": "text", "datatype": datatype, "shape": shape, **extra}
 
 
-def binary_request(header: dict[str, Any], raw: bytes, *, length: str | None = None) -> dict[str, Any]:
+def binary_request(header: dict[str, Any], raw: bytes, *, length: str | bytes | None = None) -> dict[str, Any]:
     """httpx.post keywords for a binary-extension body: the JSON header, then `raw`."""
     head = json.dumps(header).encode()
     return {"content": head + raw, "headers": {HEADER: length if length is not None else str(len(head)),
@@ -63,6 +63,8 @@ REST_MALFORMED: dict[str, dict[str, Any]] = {
         {"inputs": [text_input([1], parameters={"binary_data_size": len(ONE)})]}, ONE, length="100000"),
     "header length not a number": binary_request(
         {"inputs": [text_input([1], parameters={"binary_data_size": len(ONE)})]}, ONE, length="abc"),
+    "header length in digits other than 0-9": binary_request(  # latin-1 "²", a digit to str.isdigit
+        {"inputs": [text_input([1], parameters={"binary_data_size": len(ONE)})]}, ONE, length=b"\xb2"),
     "header length negative": binary_request(
         {"inputs": [text_input([1], parameters={"binary_data_size": len(ONE)})]}, ONE, length="-1"),
     "header length cuts the JSON": binary_request(

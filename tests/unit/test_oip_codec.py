@@ -56,16 +56,37 @@ def test_texts_the_native_batch_refuses_are_its_invalid_input() -> None:
     assert not isinstance(refused.value, MalformedTensor)
 
 
-@pytest.mark.parametrize("given, expected", [(0.8, 0.8), (1, 1.0), ("0.25", 0.25)])
+@pytest.mark.parametrize("given, expected", [(0.8, 0.8), (1, 1.0), ("0.25", 0.25), ("1e-1", 0.1), (".5", 0.5)])
 def test_the_threshold_comes_as_a_double_an_int64_or_a_string(given: object, expected: float) -> None:
     tensor = oip.Tensor("text", "BYTES", [1], elements=["a"])
     assert oip.to_batch(_request(tensor, confidence_threshold=given))[1] == expected
 
 
-@pytest.mark.parametrize("given", [True, "high", 1.5, float("nan")])
+@pytest.mark.parametrize("given", [True, "high", 1.5, float("nan"), " 0.5", "inf", "1_0", "0x1", None])
 def test_a_bad_threshold_is_refused(given: object) -> None:
     with pytest.raises(MalformedTensor):
         oip.to_batch(_request(oip.Tensor("text", "BYTES", [1], elements=["a"]), confidence_threshold=given))
+
+
+@pytest.mark.parametrize("given, expected", [(True, True), (False, False), ("TRUE", True), ("false", False),
+                                             ("False", False)])
+def test_a_flag_comes_as_a_boolean_or_its_word(given: object, expected: bool) -> None:
+    assert oip.parameter({"return_cot": given}, "return_cot") is expected
+    assert oip.parameter({}, "return_cot") is False and oip.parameter({}, "return_uncertainty") is True
+
+
+@pytest.mark.parametrize("given", ["yes", 1, 0, None, "truee", " true", [True]])
+def test_a_bad_flag_is_refused(given: object) -> None:
+    with pytest.raises(MalformedTensor, match="not a boolean"):
+        oip.parameter({"return_uncertainty": given}, "return_uncertainty")
+    with pytest.raises(MalformedTensor, match="not a boolean"):
+        oip.parameter({"binary_data": given}, "binary_data", oip.OUTPUT_PARAMETERS, default=True)
+
+
+@pytest.mark.parametrize("elements", [[["a", "b"]], [[["a"]]], [[]]])
+def test_json_data_nests_at_most_as_n_by_1(elements: list) -> None:
+    with pytest.raises(MalformedTensor, match="nest at most as"):
+        oip.to_batch(_request(oip.Tensor("text", "BYTES", [len(elements)], elements=elements)))
 
 
 def _answer(confidence: float) -> schemas.PredictResponse:

@@ -153,7 +153,7 @@ export interface paths {
             cookie?: never;
         };
         /** Model metadata (Open Inference Protocol) */
-        get: operations["_model_metadata_v2_models__model__get"];
+        get: operations["model_metadata"];
         put?: never;
         post?: never;
         delete?: never;
@@ -170,7 +170,7 @@ export interface paths {
             cookie?: never;
         };
         /** Model readiness (Open Inference Protocol) */
-        get: operations["_model_ready_v2_models__model__ready_get"];
+        get: operations["model_ready"];
         put?: never;
         post?: never;
         delete?: never;
@@ -187,7 +187,7 @@ export interface paths {
             cookie?: never;
         };
         /** Model metadata (Open Inference Protocol) */
-        get: operations["_model_metadata_v2_models__model__versions__version__get"];
+        get: operations["model_metadata_version"];
         put?: never;
         post?: never;
         delete?: never;
@@ -204,7 +204,7 @@ export interface paths {
             cookie?: never;
         };
         /** Model readiness (Open Inference Protocol) */
-        get: operations["_model_ready_v2_models__model__versions__version__ready_get"];
+        get: operations["model_ready_version"];
         put?: never;
         post?: never;
         delete?: never;
@@ -274,7 +274,25 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Inference (Open Inference Protocol) */
+        /**
+         * Inference (Open Inference Protocol)
+         * @description One input, `text` (or any name), datatype `BYTES`, shape `[N]` or
+         *     `[N, 1]` with N from 1 to 256, and N texts as its data. A text has 1 to 10,000
+         *     characters as sent and one that is not whitespace; the model reads it without its
+         *     surrounding whitespace. A tensor that cannot be read is 400; texts the native batch refuses
+         *     (empty, blank, too long, too many) are 422. Options are request `parameters`; other
+         *     parameters and fields (`model_name`) are ignored. The answer holds the outputs asked for (all
+         *     by default, less the uncertainty ones with `return_uncertainty` false, and `cot_length` and
+         *     `reasoning` only with `return_cot`), each with first dimension N.
+         *
+         *     **Binary tensor extension:** with an `Inference-Header-Content-Length` header, the body is
+         *     that many bytes of this JSON, then each input's bytes: an input carries
+         *     `parameters.binary_data_size` in place of `data`, its texts each a 4-byte little-endian
+         *     length and then that many bytes of UTF-8. Outputs asked for in binary (`binary_data`, or the
+         *     request's `binary_data_output`) follow the answer's JSON, whose length the answer's header of
+         *     the same name gives; in that JSON they carry `parameters.binary_data_size` in place of
+         *     `data`.
+         */
         post: operations["infer"];
         delete?: never;
         options?: never;
@@ -291,7 +309,25 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Inference (Open Inference Protocol) */
+        /**
+         * Inference (Open Inference Protocol)
+         * @description One input, `text` (or any name), datatype `BYTES`, shape `[N]` or
+         *     `[N, 1]` with N from 1 to 256, and N texts as its data. A text has 1 to 10,000
+         *     characters as sent and one that is not whitespace; the model reads it without its
+         *     surrounding whitespace. A tensor that cannot be read is 400; texts the native batch refuses
+         *     (empty, blank, too long, too many) are 422. Options are request `parameters`; other
+         *     parameters and fields (`model_name`) are ignored. The answer holds the outputs asked for (all
+         *     by default, less the uncertainty ones with `return_uncertainty` false, and `cot_length` and
+         *     `reasoning` only with `return_cot`), each with first dimension N.
+         *
+         *     **Binary tensor extension:** with an `Inference-Header-Content-Length` header, the body is
+         *     that many bytes of this JSON, then each input's bytes: an input carries
+         *     `parameters.binary_data_size` in place of `data`, its texts each a 4-byte little-endian
+         *     length and then that many bytes of UTF-8. Outputs asked for in binary (`binary_data`, or the
+         *     request's `binary_data_output`) follow the answer's JSON, whose length the answer's header of
+         *     the same name gives; in that JSON they carry `parameters.binary_data_size` in place of
+         *     `data`.
+         */
         post: operations["infer_version"];
         delete?: never;
         options?: never;
@@ -652,6 +688,594 @@ export interface components {
              */
             epistemic: number;
         };
+        /**
+         * InferenceRequest
+         * @description The protocol's inference request.
+         * @example {
+         *       "inputs": [
+         *         {
+         *           "data": [
+         *             "What a wonderful film!",
+         *             "Dull and far too long."
+         *           ],
+         *           "datatype": "BYTES",
+         *           "name": "text",
+         *           "shape": [
+         *             2
+         *           ]
+         *         }
+         *       ],
+         *       "parameters": {
+         *         "confidence_threshold": 0.8
+         *       }
+         *     }
+         * @example {
+         *       "id": "with-evidence",
+         *       "inputs": [
+         *         {
+         *           "data": [
+         *             [
+         *               "What a wonderful film!"
+         *             ],
+         *             [
+         *               "Dull and far too long."
+         *             ]
+         *           ],
+         *           "datatype": "BYTES",
+         *           "name": "text",
+         *           "shape": [
+         *             2,
+         *             1
+         *           ]
+         *         }
+         *       ],
+         *       "outputs": [
+         *         {
+         *           "name": "label"
+         *         },
+         *         {
+         *           "name": "confidence"
+         *         },
+         *         {
+         *           "name": "reasoning"
+         *         }
+         *       ],
+         *       "parameters": {
+         *         "return_cot": true
+         *       }
+         *     }
+         */
+        InferenceRequest: {
+            /**
+             * Id
+             * @description Returned in the answer.
+             * @default
+             */
+            id: string;
+            /**
+             * Parameters
+             * @description The options, named as the native fields; other parameters are ignored.
+             */
+            parameters?: {
+                /** @description Answer the outputs uncertainty_total, uncertainty_aleatoric and uncertainty_epistemic (with no `outputs` asked for). Default: true. */
+                return_uncertainty?: boolean | string;
+                /** @description Answer cot_length and reasoning too (they cost extra forward passes); asking for either output does the same. Default: false. */
+                return_cot?: boolean | string;
+                /** @description What the output `accepted` compares each confidence with; a text below it is answered all the same. Default: 0.5. */
+                confidence_threshold?: number | string;
+                /** @description REST, binary tensor extension: every output in binary after the JSON, unless its own `binary_data` says otherwise. Default: false. */
+                binary_data_output?: boolean | string;
+            } & {
+                [key: string]: unknown;
+            };
+            /** Inputs */
+            inputs: components["schemas"]["RequestInput"][];
+            /**
+             * Outputs
+             * @description The outputs to answer, in this order; absent, null or empty: the default ones.
+             * @default null
+             */
+            outputs: components["schemas"]["RequestOutput"][] | null;
+        };
+        /**
+         * RequestInput
+         * @description The input tensor: the texts.
+         */
+        RequestInput: {
+            /**
+             * Name
+             * @description `text`, or any name: the model takes this one input.
+             */
+            name: string;
+            /**
+             * Shape
+             * @description `[N]` or `[N, 1]`: N texts.
+             */
+            shape: [
+                number,
+                1
+            ];
+            /**
+             * Datatype
+             * @constant
+             */
+            datatype: "BYTES";
+            /**
+             * Parameters
+             * @description Binary tensor extension only: `binary_data_size`, the input's bytes after the JSON.
+             */
+            parameters?: {
+                [key: string]: unknown;
+            };
+            /**
+             * Data
+             * @description The texts, in order: flat, or nested as the shape [N, 1] is (each a list of one text).
+             */
+            data: (string | string[])[];
+        };
+        /**
+         * RequestOutput
+         * @description An output asked for.
+         */
+        RequestOutput: {
+            /**
+             * Name
+             * @enum {string}
+             */
+            name: "label" | "label_id" | "confidence" | "probabilities" | "uncertainty_total" | "uncertainty_aleatoric" | "uncertainty_epistemic" | "accepted" | "cot_length" | "reasoning";
+            /**
+             * Parameters
+             * @description Other parameters are ignored.
+             */
+            parameters?: {
+                /** @description This output in binary after the JSON (default: the request's binary_data_output). Default: false. */
+                binary_data?: boolean | string;
+            } & {
+                [key: string]: unknown;
+            };
+        };
+        /** @description The label name. Shape [N]. */
+        OutputLabel: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            name: "label";
+            /** @constant */
+            datatype: "BYTES";
+            shape: number[];
+            /** @description Row-major. */
+            data: string[];
+        };
+        /** @description The index of that label in the model's labels. Shape [N]. */
+        OutputLabelId: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            name: "label_id";
+            /** @constant */
+            datatype: "INT32";
+            shape: number[];
+            /** @description Row-major. */
+            data: number[];
+        };
+        /** @description The calibrated probability of the label. Shape [N]. */
+        OutputConfidence: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            name: "confidence";
+            /** @constant */
+            datatype: "FP64";
+            shape: number[];
+            /** @description Row-major. */
+            data: number[];
+        };
+        /** @description The calibrated probability of each label, in the model's label order. Shape [N, C]: C labels. */
+        OutputProbabilities: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            name: "probabilities";
+            /** @constant */
+            datatype: "FP64";
+            shape: number[];
+            /** @description Row-major. */
+            data: number[];
+        };
+        /** @description Entropy of the mean predictive distribution (nats). Shape [N]. */
+        OutputUncertaintyTotal: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            name: "uncertainty_total";
+            /** @constant */
+            datatype: "FP64";
+            shape: number[];
+            /** @description Row-major. */
+            data: number[];
+        };
+        /** @description Mean entropy of the individual views (nats). Shape [N]. */
+        OutputUncertaintyAleatoric: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            name: "uncertainty_aleatoric";
+            /** @constant */
+            datatype: "FP64";
+            shape: number[];
+            /** @description Row-major. */
+            data: number[];
+        };
+        /** @description total - aleatoric: mutual information, >= 0 (nats). Shape [N]. */
+        OutputUncertaintyEpistemic: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            name: "uncertainty_epistemic";
+            /** @constant */
+            datatype: "FP64";
+            shape: number[];
+            /** @description Row-major. */
+            data: number[];
+        };
+        /** @description Whether the confidence reaches the confidence_threshold parameter. Shape [N]. */
+        OutputAccepted: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            name: "accepted";
+            /** @constant */
+            datatype: "BOOL";
+            shape: number[];
+            /** @description Row-major. */
+            data: boolean[];
+        };
+        /** @description The recommended chain-of-thought length k*. Shape [N]. */
+        OutputCotLength: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            name: "cot_length";
+            /** @constant */
+            datatype: "INT32";
+            shape: number[];
+            /** @description Row-major. */
+            data: number[];
+        };
+        /** @description The evidence behind the prediction: a JSON list of strings. Shape [N]. */
+        OutputReasoning: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            name: "reasoning";
+            /** @constant */
+            datatype: "BYTES";
+            shape: number[];
+            /** @description Row-major. */
+            data: string[];
+        };
+        MetadataTensor: {
+            name: string;
+            /** @enum {string} */
+            datatype: "BOOL" | "BYTES" | "FP64" | "INT32";
+            /** @description -1: any size (N texts; C labels in the model's `labels`). */
+            shape: number[];
+        };
+        /**
+         * @description The answer: the outputs asked for, each with first dimension N.
+         * @example {
+         *       "model_name": "bet",
+         *       "model_version": "1.0.0",
+         *       "outputs": [
+         *         {
+         *           "name": "label",
+         *           "datatype": "BYTES",
+         *           "shape": [
+         *             2
+         *           ],
+         *           "data": [
+         *             "positive",
+         *             "negative"
+         *           ]
+         *         },
+         *         {
+         *           "name": "label_id",
+         *           "datatype": "INT32",
+         *           "shape": [
+         *             2
+         *           ],
+         *           "data": [
+         *             1,
+         *             0
+         *           ]
+         *         },
+         *         {
+         *           "name": "confidence",
+         *           "datatype": "FP64",
+         *           "shape": [
+         *             2
+         *           ],
+         *           "data": [
+         *             0.93,
+         *             0.88
+         *           ]
+         *         },
+         *         {
+         *           "name": "probabilities",
+         *           "datatype": "FP64",
+         *           "shape": [
+         *             2,
+         *             2
+         *           ],
+         *           "data": [
+         *             0.07,
+         *             0.93,
+         *             0.88,
+         *             0.12
+         *           ]
+         *         },
+         *         {
+         *           "name": "uncertainty_total",
+         *           "datatype": "FP64",
+         *           "shape": [
+         *             2
+         *           ],
+         *           "data": [
+         *             0.254,
+         *             0.367
+         *           ]
+         *         },
+         *         {
+         *           "name": "uncertainty_aleatoric",
+         *           "datatype": "FP64",
+         *           "shape": [
+         *             2
+         *           ],
+         *           "data": [
+         *             0.241,
+         *             0.351
+         *           ]
+         *         },
+         *         {
+         *           "name": "uncertainty_epistemic",
+         *           "datatype": "FP64",
+         *           "shape": [
+         *             2
+         *           ],
+         *           "data": [
+         *             0.013,
+         *             0.016
+         *           ]
+         *         },
+         *         {
+         *           "name": "accepted",
+         *           "datatype": "BOOL",
+         *           "shape": [
+         *             2
+         *           ],
+         *           "data": [
+         *             true,
+         *             true
+         *           ]
+         *         }
+         *       ]
+         *     }
+         * @example {
+         *       "model_name": "bet",
+         *       "model_version": "1.0.0",
+         *       "outputs": [
+         *         {
+         *           "name": "label",
+         *           "datatype": "BYTES",
+         *           "shape": [
+         *             2
+         *           ],
+         *           "data": [
+         *             "positive",
+         *             "negative"
+         *           ]
+         *         },
+         *         {
+         *           "name": "confidence",
+         *           "datatype": "FP64",
+         *           "shape": [
+         *             2
+         *           ],
+         *           "data": [
+         *             0.93,
+         *             0.88
+         *           ]
+         *         },
+         *         {
+         *           "name": "reasoning",
+         *           "datatype": "BYTES",
+         *           "shape": [
+         *             2
+         *           ],
+         *           "data": [
+         *             "[\"read 6 word pieces in 1 window\", \"wonderful +0.41\", \"positive at 0.93\"]",
+         *             "[\"read 7 word pieces in 1 window\", \"dull -0.38, long -0.12\", \"negative at 0.88\"]"
+         *           ]
+         *         }
+         *       ],
+         *       "id": "with-evidence"
+         *     }
+         */
+        InferenceResponse: {
+            model_name: string;
+            /** @description The version that answered. */
+            model_version: string;
+            /** @description The request's id, when it has one. */
+            id?: string;
+            outputs: (components["schemas"]["OutputLabel"] | components["schemas"]["OutputLabelId"] | components["schemas"]["OutputConfidence"] | components["schemas"]["OutputProbabilities"] | components["schemas"]["OutputUncertaintyTotal"] | components["schemas"]["OutputUncertaintyAleatoric"] | components["schemas"]["OutputUncertaintyEpistemic"] | components["schemas"]["OutputAccepted"] | components["schemas"]["OutputCotLength"] | components["schemas"]["OutputReasoning"])[];
+        };
+        /**
+         * @description The server's name, version and protocol extensions.
+         * @example {
+         *       "name": "bet",
+         *       "version": "0.1.0",
+         *       "extensions": [
+         *         "binary_tensor_data",
+         *         "model_version",
+         *         "parameters"
+         *       ]
+         *     }
+         */
+        ServerMetadataResponse: {
+            name: string;
+            /** @description The server's release. */
+            version: string;
+            extensions: ("binary_tensor_data" | "model_version" | "parameters")[];
+        };
+        /**
+         * @description The model's input and every output it can answer.
+         * @example {
+         *       "name": "bet",
+         *       "versions": [
+         *         "1.0.0"
+         *       ],
+         *       "platform": "pytorch",
+         *       "inputs": [
+         *         {
+         *           "name": "text",
+         *           "datatype": "BYTES",
+         *           "shape": [
+         *             -1
+         *           ]
+         *         }
+         *       ],
+         *       "outputs": [
+         *         {
+         *           "name": "label",
+         *           "datatype": "BYTES",
+         *           "shape": [
+         *             -1
+         *           ]
+         *         },
+         *         {
+         *           "name": "label_id",
+         *           "datatype": "INT32",
+         *           "shape": [
+         *             -1
+         *           ]
+         *         },
+         *         {
+         *           "name": "confidence",
+         *           "datatype": "FP64",
+         *           "shape": [
+         *             -1
+         *           ]
+         *         },
+         *         {
+         *           "name": "probabilities",
+         *           "datatype": "FP64",
+         *           "shape": [
+         *             -1,
+         *             2
+         *           ]
+         *         },
+         *         {
+         *           "name": "uncertainty_total",
+         *           "datatype": "FP64",
+         *           "shape": [
+         *             -1
+         *           ]
+         *         },
+         *         {
+         *           "name": "uncertainty_aleatoric",
+         *           "datatype": "FP64",
+         *           "shape": [
+         *             -1
+         *           ]
+         *         },
+         *         {
+         *           "name": "uncertainty_epistemic",
+         *           "datatype": "FP64",
+         *           "shape": [
+         *             -1
+         *           ]
+         *         },
+         *         {
+         *           "name": "accepted",
+         *           "datatype": "BOOL",
+         *           "shape": [
+         *             -1
+         *           ]
+         *         },
+         *         {
+         *           "name": "cot_length",
+         *           "datatype": "INT32",
+         *           "shape": [
+         *             -1
+         *           ]
+         *         },
+         *         {
+         *           "name": "reasoning",
+         *           "datatype": "BYTES",
+         *           "shape": [
+         *             -1
+         *           ]
+         *         }
+         *       ]
+         *     }
+         */
+        ModelMetadataResponse: {
+            name: string;
+            /** @description The serving version. */
+            versions: string[];
+            /** @constant */
+            platform: "pytorch";
+            inputs: components["schemas"]["MetadataTensor"][];
+            outputs: components["schemas"]["MetadataTensor"][];
+        };
+        /**
+         * @description Liveness.
+         * @example {
+         *       "live": true
+         *     }
+         */
+        ServerLiveResponse: {
+            live: boolean;
+        };
+        /**
+         * @description Readiness: 503 when false.
+         * @example {
+         *       "ready": true
+         *     }
+         */
+        ServerReadyResponse: {
+            ready: boolean;
+        };
+        /**
+         * @description The model's readiness: 503 when false.
+         * @example {
+         *       "name": "bet",
+         *       "ready": true
+         *     }
+         */
+        ModelReadyResponse: {
+            name: string;
+            ready: boolean;
+        };
+        /**
+         * @description Every error under /v2.
+         * @example {
+         *       "error": "input 'text' has shape [2] but holds 1 elements"
+         *     }
+         */
+        InferenceErrorResponse: {
+            error: string;
+        };
     };
     responses: never;
     parameters: never;
@@ -899,7 +1523,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["ServerMetadataResponse"];
                 };
             };
         };
@@ -919,7 +1543,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["ServerLiveResponse"];
                 };
             };
         };
@@ -939,30 +1563,31 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["ServerReadyResponse"];
                 };
             };
-            /** @description Not this server's model, or not its serving version: `{"error": "..."}`. */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            /** @description Not ready, or overloaded (with Retry-After): `{"error": "..."}`. */
+            /** @description Not ready: the same body with `ready` false (or an error). */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ServerReadyResponse"] | components["schemas"]["InferenceErrorResponse"];
+                };
             };
         };
     };
-    _model_metadata_v2_models__model__get: {
+    model_metadata: {
         parameters: {
             query?: never;
             header?: never;
-            path?: never;
+            path: {
+                /**
+                 * @description The model's name: the server's one model (`BET_OIP_MODEL_NAME`, default `bet`); another is 404.
+                 * @example bet
+                 */
+                model: string;
+            };
             cookie?: never;
         };
         requestBody?: never;
@@ -973,30 +1598,31 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["ModelMetadataResponse"];
                 };
             };
-            /** @description Not this server's model, or not its serving version: `{"error": "..."}`. */
+            /** @description Not this server's model, or not its serving version. */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
-            };
-            /** @description Not ready, or overloaded (with Retry-After): `{"error": "..."}`. */
-            503: {
-                headers: {
-                    [name: string]: unknown;
+                content: {
+                    "application/json": components["schemas"]["InferenceErrorResponse"];
                 };
-                content?: never;
             };
         };
     };
-    _model_ready_v2_models__model__ready_get: {
+    model_ready: {
         parameters: {
             query?: never;
             header?: never;
-            path?: never;
+            path: {
+                /**
+                 * @description The model's name: the server's one model (`BET_OIP_MODEL_NAME`, default `bet`); another is 404.
+                 * @example bet
+                 */
+                model: string;
+            };
             cookie?: never;
         };
         requestBody?: never;
@@ -1007,30 +1633,42 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["ModelReadyResponse"];
                 };
             };
-            /** @description Not this server's model, or not its serving version: `{"error": "..."}`. */
+            /** @description Not this server's model, or not its serving version. */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["InferenceErrorResponse"];
+                };
             };
-            /** @description Not ready, or overloaded (with Retry-After): `{"error": "..."}`. */
+            /** @description Not ready: the same body with `ready` false (or an error). */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ModelReadyResponse"] | components["schemas"]["InferenceErrorResponse"];
+                };
             };
         };
     };
-    _model_metadata_v2_models__model__versions__version__get: {
+    model_metadata_version: {
         parameters: {
             query?: never;
             header?: never;
-            path?: never;
+            path: {
+                /**
+                 * @description The model's name: the server's one model (`BET_OIP_MODEL_NAME`, default `bet`); another is 404.
+                 * @example bet
+                 */
+                model: string;
+                /** @description A version of the model: the serving one (`GET /v1/model` names it); another is 404. */
+                version: string;
+            };
             cookie?: never;
         };
         requestBody?: never;
@@ -1041,30 +1679,33 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["ModelMetadataResponse"];
                 };
             };
-            /** @description Not this server's model, or not its serving version: `{"error": "..."}`. */
+            /** @description Not this server's model, or not its serving version. */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
-            };
-            /** @description Not ready, or overloaded (with Retry-After): `{"error": "..."}`. */
-            503: {
-                headers: {
-                    [name: string]: unknown;
+                content: {
+                    "application/json": components["schemas"]["InferenceErrorResponse"];
                 };
-                content?: never;
             };
         };
     };
-    _model_ready_v2_models__model__versions__version__ready_get: {
+    model_ready_version: {
         parameters: {
             query?: never;
             header?: never;
-            path?: never;
+            path: {
+                /**
+                 * @description The model's name: the server's one model (`BET_OIP_MODEL_NAME`, default `bet`); another is 404.
+                 * @example bet
+                 */
+                model: string;
+                /** @description A version of the model: the serving one (`GET /v1/model` names it); another is 404. */
+                version: string;
+            };
             cookie?: never;
         };
         requestBody?: never;
@@ -1075,22 +1716,26 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["ModelReadyResponse"];
                 };
             };
-            /** @description Not this server's model, or not its serving version: `{"error": "..."}`. */
+            /** @description Not this server's model, or not its serving version. */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["InferenceErrorResponse"];
+                };
             };
-            /** @description Not ready, or overloaded (with Retry-After): `{"error": "..."}`. */
+            /** @description Not ready: the same body with `ready` false (or an error). */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ModelReadyResponse"] | components["schemas"]["InferenceErrorResponse"];
+                };
             };
         };
     };
@@ -1327,71 +1972,40 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /**
+                 * @description The model's name: the server's one model (`BET_OIP_MODEL_NAME`, default `bet`); another is 404.
+                 * @example bet
+                 */
                 model: string;
             };
             cookie?: never;
         };
         requestBody: {
             content: {
-                "application/json": {
-                    /**
-                     * Id
-                     * @default
-                     */
-                    id?: string;
-                    /** Parameters */
-                    parameters?: {
-                        [key: string]: unknown;
-                    };
-                    /** Inputs */
-                    inputs: {
-                        /** Name */
-                        name: string;
-                        /** Shape */
-                        shape: number[];
-                        /** Datatype */
-                        datatype: string;
-                        /** Parameters */
-                        parameters?: {
-                            [key: string]: unknown;
-                        };
-                        /**
-                         * Data
-                         * @default null
-                         */
-                        data?: unknown;
-                    }[];
-                    /**
-                     * Outputs
-                     * @default null
-                     */
-                    outputs?: {
-                        /** Name */
-                        name: string;
-                        /** Parameters */
-                        parameters?: {
-                            [key: string]: unknown;
-                        };
-                    }[] | null;
-                };
-                /** @description Binary tensor extension: JSON of Inference-Header-Content-Length bytes, then the tensors. */
-                "application/octet-stream": string;
+                "application/json": components["schemas"]["InferenceRequest"];
             };
         };
         responses: {
-            /** @description The output tensors: JSON, or with binary outputs the JSON (Inference-Header-Content-Length bytes) and then the tensors. */
+            /** @description The outputs: JSON, or with outputs in binary the JSON (its length in the answer's Inference-Header-Content-Length) and then their bytes. */
             200: {
                 headers: {
+                    /** @description With outputs in binary: the length of the JSON at the start of the body. */
+                    "Inference-Header-Content-Length"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["InferenceResponse"];
+                    "application/octet-stream": string;
+                };
             };
-            /** @description A malformed request or tensor: `{"error": "..."}`. */
+            /** @description A request or tensor that cannot be read. */
             400: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["InferenceErrorResponse"];
+                };
             };
             /** @description Missing or bad credentials (authentication on). */
             401: {
@@ -1399,7 +2013,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["InferenceErrorResponse"];
                 };
             };
             /** @description The credentials lack the scope this call needs. */
@@ -1408,15 +2022,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["InferenceErrorResponse"];
                 };
             };
-            /** @description Not this server's model, or not its serving version: `{"error": "..."}`. */
+            /** @description Not this server's model, or not its serving version. */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["InferenceErrorResponse"];
+                };
             };
             /** @description The body did not arrive in time. */
             408: {
@@ -1424,7 +2040,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["InferenceErrorResponse"];
                 };
             };
             /** @description The body is over the size limit. */
@@ -1433,15 +2049,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["InferenceErrorResponse"];
                 };
             };
-            /** @description Texts the native batch refuses (too long, all whitespace, too many): `{"error": "..."}`. */
+            /** @description Texts the native batch refuses (empty, blank, too long, too many). */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["InferenceErrorResponse"];
+                };
             };
             /** @description Over the caller's rate limit; Retry-After says when to come back. */
             429: {
@@ -1449,15 +2067,26 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["InferenceErrorResponse"];
                 };
             };
-            /** @description Not ready, or overloaded (with Retry-After): `{"error": "..."}`. */
+            /** @description Overloaded (with Retry-After) or not ready. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["InferenceErrorResponse"];
+                };
+            };
+            /** @description Waited past the request timeout. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InferenceErrorResponse"];
+                };
             };
         };
     };
@@ -1466,72 +2095,42 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /**
+                 * @description The model's name: the server's one model (`BET_OIP_MODEL_NAME`, default `bet`); another is 404.
+                 * @example bet
+                 */
                 model: string;
+                /** @description A version of the model: the serving one (`GET /v1/model` names it); another is 404. */
                 version: string;
             };
             cookie?: never;
         };
         requestBody: {
             content: {
-                "application/json": {
-                    /**
-                     * Id
-                     * @default
-                     */
-                    id?: string;
-                    /** Parameters */
-                    parameters?: {
-                        [key: string]: unknown;
-                    };
-                    /** Inputs */
-                    inputs: {
-                        /** Name */
-                        name: string;
-                        /** Shape */
-                        shape: number[];
-                        /** Datatype */
-                        datatype: string;
-                        /** Parameters */
-                        parameters?: {
-                            [key: string]: unknown;
-                        };
-                        /**
-                         * Data
-                         * @default null
-                         */
-                        data?: unknown;
-                    }[];
-                    /**
-                     * Outputs
-                     * @default null
-                     */
-                    outputs?: {
-                        /** Name */
-                        name: string;
-                        /** Parameters */
-                        parameters?: {
-                            [key: string]: unknown;
-                        };
-                    }[] | null;
-                };
-                /** @description Binary tensor extension: JSON of Inference-Header-Content-Length bytes, then the tensors. */
-                "application/octet-stream": string;
+                "application/json": components["schemas"]["InferenceRequest"];
             };
         };
         responses: {
-            /** @description The output tensors: JSON, or with binary outputs the JSON (Inference-Header-Content-Length bytes) and then the tensors. */
+            /** @description The outputs: JSON, or with outputs in binary the JSON (its length in the answer's Inference-Header-Content-Length) and then their bytes. */
             200: {
                 headers: {
+                    /** @description With outputs in binary: the length of the JSON at the start of the body. */
+                    "Inference-Header-Content-Length"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["InferenceResponse"];
+                    "application/octet-stream": string;
+                };
             };
-            /** @description A malformed request or tensor: `{"error": "..."}`. */
+            /** @description A request or tensor that cannot be read. */
             400: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["InferenceErrorResponse"];
+                };
             };
             /** @description Missing or bad credentials (authentication on). */
             401: {
@@ -1539,7 +2138,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["InferenceErrorResponse"];
                 };
             };
             /** @description The credentials lack the scope this call needs. */
@@ -1548,15 +2147,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["InferenceErrorResponse"];
                 };
             };
-            /** @description Not this server's model, or not its serving version: `{"error": "..."}`. */
+            /** @description Not this server's model, or not its serving version. */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["InferenceErrorResponse"];
+                };
             };
             /** @description The body did not arrive in time. */
             408: {
@@ -1564,7 +2165,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["InferenceErrorResponse"];
                 };
             };
             /** @description The body is over the size limit. */
@@ -1573,15 +2174,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["InferenceErrorResponse"];
                 };
             };
-            /** @description Texts the native batch refuses (too long, all whitespace, too many): `{"error": "..."}`. */
+            /** @description Texts the native batch refuses (empty, blank, too long, too many). */
             422: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["InferenceErrorResponse"];
+                };
             };
             /** @description Over the caller's rate limit; Retry-After says when to come back. */
             429: {
@@ -1589,15 +2192,26 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ErrorBody"];
+                    "application/json": components["schemas"]["InferenceErrorResponse"];
                 };
             };
-            /** @description Not ready, or overloaded (with Retry-After): `{"error": "..."}`. */
+            /** @description Overloaded (with Retry-After) or not ready. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["InferenceErrorResponse"];
+                };
+            };
+            /** @description Waited past the request timeout. */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InferenceErrorResponse"];
+                };
             };
         };
     };

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from enum import StrEnum
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
@@ -117,6 +118,417 @@ class Uncertainty(BaseModel):
     """
 
 
+class ReturnUncertainty(RootModel[str]):
+    root: Annotated[str, Field(pattern='^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])$')]
+    """
+    "true" or "false", in any case.
+    """
+
+
+class ReturnCot(RootModel[str]):
+    root: Annotated[str, Field(pattern='^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])$')]
+    """
+    "true" or "false", in any case.
+    """
+
+
+class ConfidenceThreshold(RootModel[float]):
+    root: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+    """
+    What the output `accepted` compares each confidence with; a text below it is answered all the same. Default: 0.5.
+    """
+
+
+class ConfidenceThreshold1(RootModel[str]):
+    root: Annotated[
+        str, Field(pattern='^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][+-]?[0-9]+)?$')
+    ]
+    """
+    The number written out (for clients that cannot send a double).
+    """
+
+
+class BinaryDataOutput(RootModel[str]):
+    root: Annotated[str, Field(pattern='^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])$')]
+    """
+    "true" or "false", in any case.
+    """
+
+
+class Parameters(BaseModel):
+    """
+    The options, named as the native fields; other parameters are ignored.
+    """
+
+    model_config = ConfigDict(
+        extra='allow',
+    )
+    return_uncertainty: bool | ReturnUncertainty | None = None
+    """
+    Answer the outputs uncertainty_total, uncertainty_aleatoric and uncertainty_epistemic (with no `outputs` asked for). Default: true.
+    """
+    return_cot: bool | ReturnCot | None = None
+    """
+    Answer cot_length and reasoning too (they cost extra forward passes); asking for either output does the same. Default: false.
+    """
+    confidence_threshold: ConfidenceThreshold | ConfidenceThreshold1 | None = None
+    """
+    What the output `accepted` compares each confidence with; a text below it is answered all the same. Default: 0.5.
+    """
+    binary_data_output: bool | BinaryDataOutput | None = None
+    """
+    REST, binary tensor extension: every output in binary after the JSON, unless its own `binary_data` says otherwise. Default: false.
+    """
+
+
+class ShapeItem(RootModel[int]):
+    root: Annotated[int, Field(ge=1, le=256)]
+
+
+class Data(RootModel[str]):
+    root: Annotated[str, Field(max_length=10000, min_length=1, pattern='\\S')]
+
+
+class Data1Item(RootModel[str]):
+    root: Annotated[str, Field(max_length=10000, min_length=1, pattern='\\S')]
+
+
+class Data1(RootModel[list[Data1Item]]):
+    root: Annotated[list[Data1Item], Field(max_length=1, min_length=1)]
+
+
+class RequestInput(BaseModel):
+    """
+    The input tensor: the texts.
+    """
+
+    name: Annotated[str, Field(title='Name')]
+    """
+    `text`, or any name: the model takes this one input.
+    """
+    shape: Annotated[
+        list[ShapeItem | Literal[1] | int],
+        Field(max_length=2, min_length=1, title='Shape'),
+    ]
+    """
+    `[N]` or `[N, 1]`: N texts.
+    """
+    datatype: Annotated[Literal['BYTES'], Field(title='Datatype')]
+    parameters: Annotated[dict[str, Any] | None, Field(title='Parameters')] = None
+    """
+    Binary tensor extension only: `binary_data_size`, the input's bytes after the JSON.
+    """
+    data: Annotated[
+        list[Data | Data1], Field(max_length=256, min_length=1, title='Data')
+    ]
+    """
+    The texts, in order: flat, or nested as the shape [N, 1] is (each a list of one text).
+    """
+
+
+class Name(StrEnum):
+    label = 'label'
+    label_id = 'label_id'
+    confidence = 'confidence'
+    probabilities = 'probabilities'
+    uncertainty_total = 'uncertainty_total'
+    uncertainty_aleatoric = 'uncertainty_aleatoric'
+    uncertainty_epistemic = 'uncertainty_epistemic'
+    accepted = 'accepted'
+    cot_length = 'cot_length'
+    reasoning = 'reasoning'
+
+
+class BinaryData(RootModel[str]):
+    root: Annotated[str, Field(pattern='^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])$')]
+    """
+    "true" or "false", in any case.
+    """
+
+
+class Parameters1(BaseModel):
+    """
+    Other parameters are ignored.
+    """
+
+    model_config = ConfigDict(
+        extra='allow',
+    )
+    binary_data: bool | BinaryData | None = None
+    """
+    This output in binary after the JSON (default: the request's binary_data_output). Default: false.
+    """
+
+
+class RequestOutput(BaseModel):
+    """
+    An output asked for.
+    """
+
+    name: Annotated[Name, Field(title='Name')]
+    parameters: Annotated[Parameters1 | None, Field(title='Parameters')] = None
+    """
+    Other parameters are ignored.
+    """
+
+
+class ShapeItem1(RootModel[int]):
+    root: Annotated[int, Field(ge=1)]
+
+
+class OutputLabel(BaseModel):
+    """
+    The label name. Shape [N].
+    """
+
+    name: Literal['label']
+    datatype: Literal['BYTES']
+    shape: Annotated[list[ShapeItem1], Field(max_length=1, min_length=1)]
+    data: list[str]
+    """
+    Row-major.
+    """
+
+
+class Datum(RootModel[int]):
+    root: Annotated[int, Field(ge=-2147483648, le=2147483647)]
+
+
+class OutputLabelId(BaseModel):
+    """
+    The index of that label in the model's labels. Shape [N].
+    """
+
+    name: Literal['label_id']
+    datatype: Literal['INT32']
+    shape: Annotated[list[ShapeItem1], Field(max_length=1, min_length=1)]
+    data: list[Datum]
+    """
+    Row-major.
+    """
+
+
+class OutputConfidence(BaseModel):
+    """
+    The calibrated probability of the label. Shape [N].
+    """
+
+    name: Literal['confidence']
+    datatype: Literal['FP64']
+    shape: Annotated[list[ShapeItem1], Field(max_length=1, min_length=1)]
+    data: list[float]
+    """
+    Row-major.
+    """
+
+
+class OutputProbabilities(BaseModel):
+    """
+    The calibrated probability of each label, in the model's label order. Shape [N, C]: C labels.
+    """
+
+    name: Literal['probabilities']
+    datatype: Literal['FP64']
+    shape: Annotated[list[ShapeItem1], Field(max_length=2, min_length=2)]
+    data: list[float]
+    """
+    Row-major.
+    """
+
+
+class OutputUncertaintyTotal(BaseModel):
+    """
+    Entropy of the mean predictive distribution (nats). Shape [N].
+    """
+
+    name: Literal['uncertainty_total']
+    datatype: Literal['FP64']
+    shape: Annotated[list[ShapeItem1], Field(max_length=1, min_length=1)]
+    data: list[float]
+    """
+    Row-major.
+    """
+
+
+class OutputUncertaintyAleatoric(BaseModel):
+    """
+    Mean entropy of the individual views (nats). Shape [N].
+    """
+
+    name: Literal['uncertainty_aleatoric']
+    datatype: Literal['FP64']
+    shape: Annotated[list[ShapeItem1], Field(max_length=1, min_length=1)]
+    data: list[float]
+    """
+    Row-major.
+    """
+
+
+class OutputUncertaintyEpistemic(BaseModel):
+    """
+    total - aleatoric: mutual information, >= 0 (nats). Shape [N].
+    """
+
+    name: Literal['uncertainty_epistemic']
+    datatype: Literal['FP64']
+    shape: Annotated[list[ShapeItem1], Field(max_length=1, min_length=1)]
+    data: list[float]
+    """
+    Row-major.
+    """
+
+
+class OutputAccepted(BaseModel):
+    """
+    Whether the confidence reaches the confidence_threshold parameter. Shape [N].
+    """
+
+    name: Literal['accepted']
+    datatype: Literal['BOOL']
+    shape: Annotated[list[ShapeItem1], Field(max_length=1, min_length=1)]
+    data: list[bool]
+    """
+    Row-major.
+    """
+
+
+class OutputCotLength(BaseModel):
+    """
+    The recommended chain-of-thought length k*. Shape [N].
+    """
+
+    name: Literal['cot_length']
+    datatype: Literal['INT32']
+    shape: Annotated[list[ShapeItem1], Field(max_length=1, min_length=1)]
+    data: list[Datum]
+    """
+    Row-major.
+    """
+
+
+class OutputReasoning(BaseModel):
+    """
+    The evidence behind the prediction: a JSON list of strings. Shape [N].
+    """
+
+    name: Literal['reasoning']
+    datatype: Literal['BYTES']
+    shape: Annotated[list[ShapeItem1], Field(max_length=1, min_length=1)]
+    data: list[str]
+    """
+    Row-major.
+    """
+
+
+class Datatype(StrEnum):
+    BOOL = 'BOOL'
+    BYTES = 'BYTES'
+    FP64 = 'FP64'
+    INT32 = 'INT32'
+
+
+class ShapeItem11(RootModel[int]):
+    root: Annotated[int, Field(ge=-1)]
+
+
+class MetadataTensor(BaseModel):
+    name: str
+    datatype: Datatype
+    shape: list[ShapeItem11]
+    """
+    -1: any size (N texts; C labels in the model's `labels`).
+    """
+
+
+class InferenceResponse(BaseModel):
+    """
+    The answer: the outputs asked for, each with first dimension N.
+    """
+
+    model_name: str
+    model_version: str
+    """
+    The version that answered.
+    """
+    id: str | None = None
+    """
+    The request's id, when it has one.
+    """
+    outputs: list[
+        Annotated[
+            OutputLabel | OutputLabelId | OutputConfidence | OutputProbabilities | OutputUncertaintyTotal | OutputUncertaintyAleatoric | OutputUncertaintyEpistemic | OutputAccepted | OutputCotLength | OutputReasoning,
+            Field(discriminator='name'),
+        ]
+    ]
+
+
+class Extension(StrEnum):
+    binary_tensor_data = 'binary_tensor_data'
+    model_version = 'model_version'
+    parameters = 'parameters'
+
+
+class ServerMetadataResponse(BaseModel):
+    """
+    The server's name, version and protocol extensions.
+    """
+
+    name: str
+    version: str
+    """
+    The server's release.
+    """
+    extensions: list[Extension]
+
+
+class ModelMetadataResponse(BaseModel):
+    """
+    The model's input and every output it can answer.
+    """
+
+    name: str
+    versions: list[str]
+    """
+    The serving version.
+    """
+    platform: Literal['pytorch']
+    inputs: list[MetadataTensor]
+    outputs: list[MetadataTensor]
+
+
+class ServerLiveResponse(BaseModel):
+    """
+    Liveness.
+    """
+
+    live: bool
+
+
+class ServerReadyResponse(BaseModel):
+    """
+    Readiness: 503 when false.
+    """
+
+    ready: bool
+
+
+class ModelReadyResponse(BaseModel):
+    """
+    The model's readiness: 503 when false.
+    """
+
+    name: str
+    ready: bool
+
+
+class InferenceErrorResponse(BaseModel):
+    """
+    Every error under /v2.
+    """
+
+    error: str
+
+
 class ModelInfo(BaseModel):
     name: Annotated[str, Field(title='Name')]
     version: Annotated[str, Field(title='Version')]
@@ -202,6 +614,28 @@ class PredictResponse(BaseModel):
     model_version: Annotated[str, Field(title='Model Version')]
     """
     Version of the checkpoint that answered.
+    """
+
+
+class InferenceRequest(BaseModel):
+    """
+    The protocol's inference request.
+    """
+
+    id: Annotated[str | None, Field(title='Id')] = ''
+    """
+    Returned in the answer.
+    """
+    parameters: Annotated[Parameters | None, Field(title='Parameters')] = None
+    """
+    The options, named as the native fields; other parameters are ignored.
+    """
+    inputs: Annotated[
+        list[RequestInput], Field(max_length=1, min_length=1, title='Inputs')
+    ]
+    outputs: Annotated[list[RequestOutput] | None, Field(title='Outputs')] = None
+    """
+    The outputs to answer, in this order; absent, null or empty: the default ones.
     """
 
 
