@@ -117,6 +117,7 @@ def train_settings(args: argparse.Namespace):
 
 def run_train(args: argparse.Namespace) -> int:
     from . import background, data
+    from .progress import BACKGROUND_LOAD, Clock
     from .train import train
 
     try:
@@ -126,12 +127,14 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"bet train: {e}", file=sys.stderr)
         return 2
     general = settings.background == "general"
+    clock = Clock({"reading the background text": BACKGROUND_LOAD if general else 0.0})
+    clock.start("reading the background text")
     out = train(rows, val, args.out, settings,
                 unlabelled=data.unlabelled_reviews() if settings.unlabelled == "reviews" else None,
                 background=background.background_text() if general else None,
                 general_counts=background.general_word_counts() if general else None,
                 long_rows=data.dev_reviews() if settings.long_texts == "reviews" else None,
-                state_dir=args.state_dir, cache=data.cache_dir())
+                state_dir=args.state_dir, cache=data.cache_dir(), clock=clock)
     print(f"wrote {out}")
     return 0
 

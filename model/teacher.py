@@ -16,10 +16,15 @@ def model_dir() -> Path:
     return Path(get_model_path())
 
 
+def cache_file(texts: list[str], cache: Path) -> Path:
+    """Where `embed` keeps the embeddings of these texts: named by their digest."""
+    key = hashlib.sha256("\x00".join(texts).encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return cache / f"teacher-{key}.npy"
+
+
 def embed(texts: list[str], cache: Path, batch_size: int = 128) -> np.ndarray:
     """(N, 384) L2-normalised sentence embeddings, cached on disk by the texts' digest."""
-    key = hashlib.sha256("\x00".join(texts).encode("utf-8", "surrogatepass")).hexdigest()[:16]
-    f = cache / f"teacher-{key}.npy"
+    f = cache_file(texts, cache)
     if f.exists():
         return np.load(f)
     import os

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from . import calibrate, checkpoint, finetune
+from . import calibrate, checkpoint, finetune, progress
 from .batches import by_length
 from .config import HeadConfig, ModelConfig, NetworkConfig
 from .data import Row
@@ -21,6 +21,7 @@ from .expectation import Expectation
 from .metrics import summarize
 from .network import Encoder
 from .ngrams import NgramFeatures, NgramHead
+from .progress import Clock
 from .settings import MIN_LONG_TEXTS, TrainSettings
 from .tokenizer import TextTokenizer
 from .uncertainty import UnigramDensity
@@ -101,12 +102,14 @@ def _teacher_available() -> bool:
 def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings: TrainSettings,
           unlabelled: list[str] | None = None, background: list[str] | None = None,
           state_dir: str | Path | None = None, cache: Path | None = None,
-          general_counts: dict[str, float] | None = None, long_rows: list[Row] | None = None) -> Path:
+          general_counts: dict[str, float] | None = None, long_rows: list[Row] | None = None,
+          clock: Clock | None = None) -> Path:
     """unlabelled: in-domain text for distillation; background: other text, which the
     in-domain head learns to tell apart (outlier exposure); general_counts: word counts of
     general English, for the familiarity score of English that is not in-domain; long_rows:
     labelled texts longer than a window (the development reviews), on which the window
-    gain is fitted. All optional."""
+    gain is fitted. All optional. clock: the run's stages so far (`bet train` reads the
+    background text first); training adds its own and reports the time left as each starts."""
     out = Path(out)
     state_dir = Path(state_dir) if state_dir else out / "train_state"
     cache = cache or Path(".cache/bet")
@@ -137,11 +140,18 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
     views = replace(settings.views, n_draws=-(-settings.views.n_draws // len(labels)) * len(labels))
     cfg = ModelConfig(network=ncfg, views=views, ngrams=settings.ngrams)
     encoder = Encoder(ncfg)
+    background = list(background or [])
+    bg_texts = background[: settings.encoder_background]
+    clock = clock or Clock({})
+    clock.stages.update(progress.plan(settings, len(train_rows), len(val_rows), len(unlabelled or []), len(background),
+                                      use_teacher, use_teacher and _background_cached(bg_texts, cache)))
+    if use_teacher:
+        clock.start("the teacher")
     examples = _examples(train_rows, val_rows, lab_id, tok, use_teacher, unlabelled or [], cache, encoder, settings)
     n_lab = len(train_rows)
     n_unl = len(examples) - n_lab
-    background = list(background or [])
-    bg_texts = background[: settings.encoder_background]
+    if "the teacher's embeddings of the background" in clock.stages:
+        clock.start("the teacher's embeddings of the background")
     bg_emb = _background_embeddings(bg_texts, cache) if use_teacher and settings.background_emb else None
     examples += [Example(e.ids, -1, None, None if bg_emb is None else bg_emb[i], in_domain=False)
                  for i, e in enumerate(tok.encode(bg_texts))]
@@ -164,6 +174,7 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
     val_seeds = [text_seed(r.text) for r in val_rows]
     val_y = np.array([lab_id[r.label] for r in val_rows])
 
+    clock.start("training the compact model")
     for epoch in range(start_epoch, settings.epochs):
         encoder.train()
         rng = np.random.default_rng([settings.seed, epoch])
@@ -202,6 +213,7 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
         tqdm.write(f"keeping epoch {best['epoch']} (lowest validation NLL {best['val_nll']:.4f})")
     encoder.eval()
     checkpoint.round_weights(encoder)
+    clock.start("fitting the familiarity and calibration")
     cfg.head = HeadConfig(decay=settings.decay, sigma0=settings.sigma0, gentle=settings.gentle)
     exp = Expectation(encoder, None, None, cfg, torch.device("cpu"))
     width = window_pieces(ncfg)
@@ -259,6 +271,7 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
         dec = exp.combine(out_long, r_long)
         metrics["long_texts"] = summarize(dec.probs.numpy(), long_y, dec.total.numpy())
         tqdm.write(f"window gain {cfg.head.window_gain:.3f}: long texts {metrics['long_texts']}")
+    clock.close()
     return checkpoint.save(out, cfg, encoder, exp.density, exp.unigram, exp.ngrams, tok, labels, metrics,
                            settings.version,
                            extra={"settings": settings.to_dict(), "distilled": use_teacher, "n_train": len(train_rows),
@@ -353,6 +366,12 @@ def _examples(rows, val_rows, lab_id, tok, use_teacher, unlabelled, cache, encod
         out.append(Example(seq, label, None if soft is None else soft[i], None if emb is None else emb[i],
                            whole=whole[i] if i < len(rows) else None))
     return out
+
+
+def _background_cached(texts: list[str], cache: Path, chunk: int = 10000) -> bool:
+    """Whether the teacher's embeddings of these background texts are in the cache."""
+    from . import teacher
+    return all(teacher.cache_file(texts[i : i + chunk], cache).exists() for i in range(0, len(texts), chunk))
 
 
 def _background_embeddings(texts: list[str], cache: Path, chunk: int = 10000) -> np.ndarray | None:
