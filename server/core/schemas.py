@@ -34,6 +34,14 @@ _EXAMPLE_RESPONSE: dict[str, Any] = {
     "uncertainty": {"total": 0.254, "aleatoric": 0.241, "epistemic": 0.013},
     "model_version": "1.0.0",
 }
+_EXAMPLE_LOW_RESPONSE: dict[str, Any] = {
+    "prediction": "negative",
+    "label_id": 0,
+    "confidence": 0.81,
+    "probabilities": {"negative": 0.81, "positive": 0.19},
+    "uncertainty": {"total": 0.486, "aleatoric": 0.431, "epistemic": 0.055},
+    "model_version": "1.0.0",
+}
 
 
 class _Strict(BaseModel):
@@ -143,6 +151,8 @@ class ReloadResponse(BaseModel):
     model: ModelInfo = Field(description="The model now serving, with the list of versions.")
 
 
+# A subclass of ErrorBody states its own examples: pydantic passes `json_schema_extra` down,
+# and ErrorBody's lacks the subclass's required fields (tests/clients/test_openapi.py checks).
 class ErrorBody(BaseModel):
     """Every REST error answer."""
 
@@ -159,7 +169,7 @@ class LowConfidenceBody(ErrorBody):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
-                {"detail": "confidence 0.93 is below the threshold 0.95",
+                {"detail": "confidence 0.930000 is below the threshold 0.95",
                  "prediction": _EXAMPLE_RESPONSE}
             ]
         }
@@ -171,11 +181,29 @@ class LowConfidenceBody(ErrorBody):
 class LowConfidenceBatchBody(ErrorBody):
     """REST 422 for POST /v1/predict/batch when any text is below the threshold."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"detail": "1 of 2 texts are below the threshold 0.9: indices [1]",
+                 "predictions": [_EXAMPLE_RESPONSE, _EXAMPLE_LOW_RESPONSE]}
+            ]
+        }
+    )
+
     predictions: list[PredictResponse]
 
 
 class StreamError(ErrorBody):
     """A WebSocket error frame; `status` is what REST would answer, and the socket stays open."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"status": 422, "detail": "confidence 0.810000 is below the threshold 0.9",
+                 "prediction": _EXAMPLE_LOW_RESPONSE}
+            ]
+        }
+    )
 
     status: int
     prediction: PredictResponse | None = None

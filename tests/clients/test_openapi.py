@@ -1,13 +1,15 @@
 """The OpenAPI document that `make clients` exports without a server is the one a served
 app answers (but for info.version: the package's, not the model's); it is valid OpenAPI 3.1,
-every operation declares its path parameters, and the Open Inference Protocol's examples
-are valid against their own schemas."""
+every operation declares its path parameters, and every example a component schema carries
+(at any depth) is valid against that schema."""
 from __future__ import annotations
 
 import importlib.util
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -73,6 +75,76 @@ def test_the_protocol_bodies_are_documented_with_valid_examples(document: dict[s
     for example in examples:
         errors = [e.message for e in _validator(document, component).iter_errors(example)]
         assert not errors, (component, example, errors)
+
+
+# Where JSON Schema 2020-12 holds subschemas: one schema, a list of them, or a map of them.
+_ONE = ("additionalProperties", "items", "contains", "not", "if", "then", "else", "propertyNames",
+        "unevaluatedItems", "unevaluatedProperties", "contentSchema")
+_LIST = ("allOf", "anyOf", "oneOf", "prefixItems")
+_MAP = ("properties", "patternProperties", "$defs", "dependentSchemas")
+
+
+def _pointer(*segments: str | int) -> str:
+    return "".join("/" + quote(str(s).replace("~", "~0").replace("/", "~1"), safe="") for s in segments)
+
+
+def _schema_examples(schema: Any, at: str) -> Iterator[tuple[str, Any]]:
+    """(JSON pointer of the schema, example) for the schema and every subschema in it: its
+    `examples` (a list) and the older `example` (one) alike."""
+    if not isinstance(schema, dict):
+        return
+    yield from ((at, example) for example in schema.get("examples", []))
+    if "example" in schema:
+        yield at, schema["example"]
+    for keyword in _ONE:
+        yield from _schema_examples(schema.get(keyword), at + _pointer(keyword))
+    for keyword in _LIST:
+        for i, sub in enumerate(schema.get(keyword, [])):
+            yield from _schema_examples(sub, at + _pointer(keyword, i))
+    for keyword in _MAP:
+        for name, sub in schema.get(keyword, {}).items():
+            yield from _schema_examples(sub, at + _pointer(keyword, name))
+
+
+def _invalid_examples(document: dict[str, Any]) -> tuple[set[str], list[str]]:
+    """The components whose schemas carry examples, and one line per invalid example."""
+    registry = Registry().with_resource("urn:bet", Resource.from_contents(document, DRAFT202012))
+    checked: set[str] = set()
+    errors: list[str] = []
+    for name, schema in document["components"]["schemas"].items():
+        for at, example in _schema_examples(schema, _pointer("components", "schemas", name)):
+            checked.add(name)
+            validator = Draft202012Validator({"$ref": f"urn:bet#{at}"}, registry=registry,
+                                             format_checker=Draft202012Validator.FORMAT_CHECKER)
+            errors += [f"{at} {'/'.join(map(str, e.absolute_path))}: {e.message}"
+                       for e in validator.iter_errors(example)]
+    return checked, errors
+
+
+def test_every_component_schema_example_is_valid(document: dict[str, Any]) -> None:
+    """Native and protocol schemas alike: an example a client or a reader copies is a body the
+    schema allows (a subclass that inherits its base's example, missing its own required
+    fields, is the mistake this catches)."""
+    checked, errors = _invalid_examples(document)
+    assert {"ErrorBody", "LowConfidenceBody", "LowConfidenceBatchBody", "PredictResponse",
+            "InferenceRequest", "InferenceResponse"} <= checked
+    assert not errors, "\n".join(errors)
+
+
+def test_an_invalid_example_is_found_at_any_depth(document: dict[str, Any]) -> None:
+    """The check can fail: an inherited example without the required field, and a bad
+    example on a property, are both reported."""
+    schemas = document["components"]["schemas"]
+    broken = {**document, "components": {**document["components"], "schemas": {
+        **schemas,
+        "LowConfidenceBatchBody": {**schemas["LowConfidenceBatchBody"], "examples": schemas["ErrorBody"]["examples"]},
+        "Uncertainty": {**schemas["Uncertainty"], "properties": {
+            **schemas["Uncertainty"]["properties"], "total": {"type": "number", "examples": ["high"]}}},
+    }}}
+    _, errors = _invalid_examples(broken)
+    assert len(errors) == 2, errors
+    assert any("LowConfidenceBatchBody" in e and "'predictions' is a required property" in e for e in errors)
+    assert any("Uncertainty/properties/total" in e for e in errors)
 
 
 def test_the_request_schema_states_the_codecs_rules(document: dict[str, Any]) -> None:

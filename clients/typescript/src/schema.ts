@@ -496,7 +496,39 @@ export interface components {
          * LowConfidenceBatchBody
          * @description REST 422 for POST /v1/predict/batch when any text is below the threshold.
          * @example {
-         *       "detail": "text: String should have at least 1 character"
+         *       "detail": "1 of 2 texts are below the threshold 0.9: indices [1]",
+         *       "predictions": [
+         *         {
+         *           "confidence": 0.93,
+         *           "label_id": 1,
+         *           "model_version": "1.0.0",
+         *           "prediction": "positive",
+         *           "probabilities": {
+         *             "negative": 0.07,
+         *             "positive": 0.93
+         *           },
+         *           "uncertainty": {
+         *             "aleatoric": 0.241,
+         *             "epistemic": 0.013,
+         *             "total": 0.254
+         *           }
+         *         },
+         *         {
+         *           "confidence": 0.81,
+         *           "label_id": 0,
+         *           "model_version": "1.0.0",
+         *           "prediction": "negative",
+         *           "probabilities": {
+         *             "negative": 0.81,
+         *             "positive": 0.19
+         *           },
+         *           "uncertainty": {
+         *             "aleatoric": 0.431,
+         *             "epistemic": 0.055,
+         *             "total": 0.486
+         *           }
+         *         }
+         *       ]
          *     }
          */
         LowConfidenceBatchBody: {
@@ -509,7 +541,7 @@ export interface components {
          * LowConfidenceBody
          * @description REST 422 for POST /v1/predict when confidence < confidence_threshold.
          * @example {
-         *       "detail": "confidence 0.93 is below the threshold 0.95",
+         *       "detail": "confidence 0.930000 is below the threshold 0.95",
          *       "prediction": {
          *         "confidence": 0.93,
          *         "label_id": 1,
