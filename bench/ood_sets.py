@@ -74,6 +74,12 @@ def spam_email(seed: int) -> list[str]:
     return texts[:N]
 
 
+def dutch_news(seed: int = 0) -> list[str]:
+    """Sentences of the Twente News Corpus: not in all_sets (the default model's OOD sets);
+    Dutch of another kind for a task in Dutch (bench/own_data.py)."""
+    return _sample(_tagged("tagged-nl-twnc.txt"), seed)
+
+
 def _member_rows(name: str):
     import io
     return io.StringIO(_member(name), newline="")

@@ -2,11 +2,11 @@
 (bench/task_sets.py), as a new user would run it, against a tf-idf + logistic-regression
 baseline on the same split. For each task: accuracy and ECE of both on the test rows; the
 epistemic AUROC between the test rows and far text (other languages, code, markup, spam,
-random strings, English of other kinds: bench/ood_sets.py, less the sets the task is made
-of) and the epistemic share there; mean epistemic on the test rows; the training run's
+random strings, text of another kind in the task's language: bench/ood_sets.py, less the
+sets the task is made of) and the epistemic share there; mean epistemic on the test rows; the training run's
 wall time and peak memory. Test rows are read after training, once.
 
-Usage: python -m bench.own_data [--tasks hedges tweets spam] [--work DIR] [--cache DIR] [--json FILE]
+Usage: python -m bench.own_data [--tasks hedges tweets spam dutch] [--work DIR] [--cache DIR] [--json FILE]
 --cache: the BET_CACHE_DIR of the training runs (an empty one measures a first run)."""
 from __future__ import annotations
 
@@ -23,14 +23,25 @@ import numpy as np
 from model.data import Row, write_rows
 from model.metrics import auroc, ece
 
-from .ood_sets import all_sets
+from .ood_sets import all_sets, dutch_news
 from .task_sets import TASKS, split
 
 # The far sets: the split is mostly epistemic there (targets: AUROC and share)
 FAR = ("french_reviews", "german_reviews", "python_source", "html_markup", "spam_email_html", "random_strings")
-# English of another kind: near, AUROC only
+# Of another kind in the task's language: near, AUROC only
 NEAR = ("english_news_wsj", "english_mixed_oanc")
-SOURCE_OF = {"hedges": "english_biomedical", "spam": "spam_email_html"}  # a task's own corpus among the sets
+SOURCE_OF = {"hedges": "english_biomedical", "spam": "spam_email_html", "dutch": "dutch_reviews"}
+
+
+def far_and_near(task: str) -> tuple[dict[str, list[str]], tuple[str, ...]]:
+    """The sets a task's test rows are told from, less its own corpus, and which are near.
+    For the task in Dutch, English is another language, and Dutch news the near set."""
+    sets = {name: texts for name, texts in all_sets().items() if name in FAR + NEAR and name != SOURCE_OF.get(task)}
+    if task == "dutch":
+        return {**sets, "dutch_news": dutch_news()}, ("dutch_news",)
+    return sets, NEAR
+
+
 C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 
 
@@ -105,21 +116,21 @@ def run(task: str, work: Path, cache: Path | None) -> dict:
         write_rows(work / f"{name}.csv", part)
     result = {"task": task, "n": [len(train), len(val), len(test)], "labels": sorted({r.label for r in rows}),
               "baseline": baseline(train, val, test), "train": train_defaults(work, cache)}
-    sets = all_sets()
-    far = {name: sets[name] for name in FAR + NEAR if name != SOURCE_OF.get(task)}
+    far, near = far_and_near(task)
     result["bet"] = judge(work / "model", test, far)
+    result["near"] = list(near)
     return result
 
 
 def table(results: list[dict]) -> str:
     lines = ["| task | n train/val/test | labels | accuracy (baseline) | ECE (baseline) | mean epistemic | "
-             "epistemic AUROC: far sets | English of other kinds | far share | minutes | peak GB |",
+             "epistemic AUROC: far sets | of another kind | far share | minutes | peak GB |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         b, far = r["bet"], r["bet"]["far"]
-        aur = ", ".join(f"{k} {v['auroc_epistemic']:.3f}" for k, v in far.items() if k in FAR)
-        near = ", ".join(f"{k} {v['auroc_epistemic']:.3f}" for k, v in far.items() if k in NEAR)
-        share = min(v["epistemic_share"] for k, v in far.items() if k in FAR)
+        aur = ", ".join(f"{k} {v['auroc_epistemic']:.3f}" for k, v in far.items() if k not in r["near"])
+        near = ", ".join(f"{k} {v['auroc_epistemic']:.3f}" for k, v in far.items() if k in r["near"])
+        share = min(v["epistemic_share"] for k, v in far.items() if k not in r["near"])
         lines.append(f"| {r['task']} | {'/'.join(map(str, r['n']))} | {len(r['labels'])} | {b['accuracy']:.3f} "
                      f"({r['baseline']['accuracy']:.3f}) | {b['ece']:.3f} ({r['baseline']['ece']:.3f}) | "
                      f"{b['mean_epistemic']:.4f} | {aur} | {near} | ≥ {share:.2f} | {r['train']['minutes']:.1f} | "

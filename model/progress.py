@@ -13,12 +13,12 @@ from tqdm import tqdm
 from .settings import TrainSettings
 
 # Seconds per unit on the 2-core reference machine (docs/train-your-own.md, "What it costs")
-TEACHER_STEP = 0.0345  # one labelled text through one epoch of fine-tuning (forward, backward)
-TEACHER_READ = 0.006  # one text labelled or embedded by the teacher
-STUDENT_STEP = 0.0042  # one training sequence of the compact model in one epoch
-FIT_PER_TEXT = 0.0012  # fitting the heads, per background and training text
-BACKGROUND_LOAD = 60.0  # reading (and the first time fetching) the background text
-
+TEACHER_STEP = 0.027  # one labelled text through one epoch of fine-tuning (forward, backward)
+TEACHER_READ = 0.006  # one labelled or unlabelled text labelled or embedded by the teacher
+BACKGROUND_READ = 0.014  # one background text embedded by the teacher (longer, on average)
+STUDENT_STEP = 0.0014  # one training sequence of the compact model in one epoch
+FIT_PER_TEXT = 0.0006  # fitting the heads, per background and training text
+BACKGROUND_LOAD = 30.0  # reading (and the first time fetching) the background text
 
 @dataclass
 class Clock:
@@ -72,7 +72,7 @@ def plan(settings: TrainSettings, n_train: int, n_val: int, n_unlabelled: int, n
             TEACHER_STEP * settings.teacher.epochs * n_train + TEACHER_READ * (n_train + n_unlabelled + n_val)
             if settings.teacher.epochs else 0.0)
         if settings.background_emb and not background_cached:
-            stages["the teacher's embeddings of the background"] = TEACHER_READ * n_bg
+            stages["the teacher's embeddings of the background"] = BACKGROUND_READ * n_bg
     per_epoch = (n_train * settings.labelled_repeats + min(n_unlabelled, settings.unlabelled_per_epoch)
                  + min(n_bg, settings.background_per_epoch) + settings.crops_per_epoch)
     stages["training the compact model"] = STUDENT_STEP * settings.epochs * per_epoch
