@@ -24,6 +24,11 @@ class FinetuneSettings:
     threads: int = 2
 
 
+# Settings added after checkpoints were stored, with the value that means what training did
+# before them: stored settings without one are read with it, so that `bet train --config`
+# trains as the stored model was trained.
+BEFORE = {"length_pool": 0}
+
 # The choices of each source of optional text (TrainSettings, below).
 SOURCES = {"unlabelled": ("none", "reviews"), "background": ("none", "general"),
            "long_texts": ("none", "validation", "reviews")}
@@ -119,7 +124,9 @@ class TrainSettings:
     @classmethod
     def from_dict(cls, data: dict) -> TrainSettings:
         """From to_dict()'s output, refusing unknown keys so that a foreign file fails loudly."""
-        data = dict(data)
+        data = {**BEFORE, **data}
+        if "teacher" in data:
+            data["teacher"] = {**BEFORE, **data["teacher"]}
         nested = {"network": NetworkConfig, "views": ViewConfig, "ngrams": NgramConfig,
                   "teacher": FinetuneSettings}
         parts = {}

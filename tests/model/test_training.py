@@ -106,3 +106,15 @@ def test_unknown_training_settings_are_refused(tmp_path):
         TrainSettings.from_dict(TrainSettings().to_dict() | {"epochz": 3})
     with pytest.raises(ValueError, match="unknown ViewConfig settings"):
         TrainSettings.from_dict(TrainSettings().to_dict() | {"views": {"n_views": 4, "window": 3}})
+
+
+def test_settings_stored_before_a_setting_existed_train_as_they_did():
+    """The default model was trained with random batches, before length_pool existed."""
+    from model.checkpoint import DEFAULT_DIR
+
+    stored = json.loads((DEFAULT_DIR / "metadata.json").read_text())["settings"]
+    assert "length_pool" not in stored
+    settings = TrainSettings.from_dict(stored)
+    assert settings.length_pool == 0 and settings.teacher.length_pool == 0
+    assert TrainSettings().length_pool > 0  # a new run's default
+    assert TrainSettings.from_dict(TrainSettings().to_dict()) == TrainSettings()
