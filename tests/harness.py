@@ -1,6 +1,7 @@
 """Real servers on free loopback ports for tests: a BetServer on its own event loop in a
 background thread, the real predictor optionally held at a gate, and `bet serve` as a
-process."""
+process (started and stopped); and the Open Inference Protocol's gRPC request for texts and
+its answer's tensors."""
 from __future__ import annotations
 
 import asyncio
@@ -17,10 +18,13 @@ from typing import Any
 
 import grpc
 import httpx
+import numpy as np
 
 from model.types import ModelInfo, Prediction
 from server.app import BetServer
+from server.core import oip
 from server.grpc.gen.bet.v1 import inference_pb2_grpc as pb_grpc
+from server.grpc.gen.inference import open_inference_grpc_pb2 as oip_pb
 from server.settings import Settings
 
 BET = str(Path(sys.executable).with_name("bet"))
@@ -118,3 +122,44 @@ def start_bet_serve(
         if m := re.search(r"gRPC\s+(\S+)", line):
             target = m.group(1)
     return proc, rest, target
+
+
+def stop(proc: subprocess.Popen, timeout: float = 60) -> None:
+    """SIGTERM (the server drains), then SIGKILL if it has not exited in `timeout` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
+def oip_grpc_request(texts: list[str], *, raw: bool) -> oip_pb.ModelInferRequest:
+    """An OIP ModelInfer request for model "bet" with one BYTES tensor "text" holding the
+    texts, in raw_input_contents when `raw`, else in the tensor's contents."""
+    request = oip_pb.ModelInferRequest(model_name="bet")
+    tensor = request.inputs.add(name="text", datatype="BYTES", shape=[len(texts)])
+    encoded = [t.encode() for t in texts]
+    if raw:
+        request.raw_input_contents.append(oip.encode_bytes(encoded))
+    else:
+        tensor.contents.bytes_contents.extend(encoded)
+    return request
+
+
+def oip_tensors_from_grpc(answer: oip_pb.ModelInferResponse) -> dict[str, tuple[str, list[int], list[Any]]]:
+    """name -> (datatype, shape, flat values), from contents or raw_output_contents."""
+    numpy = {"FP64": "<f8", "INT32": "<i4", "BOOL": "?"}
+    field = {"BYTES": "bytes_contents", "FP64": "fp64_contents", "INT32": "int_contents", "BOOL": "bool_contents"}
+    out = {}
+    for i, tensor in enumerate(answer.outputs):
+        if answer.raw_output_contents:
+            raw = answer.raw_output_contents[i]
+            values = ([v.decode() for v in oip.decode_bytes(raw)] if tensor.datatype == "BYTES"
+                      else np.frombuffer(raw, numpy[tensor.datatype]).tolist())
+        else:
+            values = [v.decode() if isinstance(v, bytes) else v
+                      for v in getattr(tensor.contents, field[tensor.datatype])]
+        out[tensor.name] = (tensor.datatype, list(tensor.shape), values)
+    return out

@@ -17,7 +17,7 @@ from server.core import oip
 from server.grpc.gen.inference import open_inference_grpc_pb2 as pb
 from server.grpc.gen.inference import open_inference_grpc_pb2_grpc as pb_grpc
 from tests import security as sec
-from tests.harness import ServerThread
+from tests.harness import ServerThread, oip_grpc_request, oip_tensors_from_grpc
 
 TEXTS = ["A warm, funny and well acted film.", "Dull and far too long.", "Der Film war eine Katastrophe."]
 FLOATS = ("confidence", "uncertainty_total", "uncertainty_aleatoric", "uncertainty_epistemic")
@@ -28,35 +28,12 @@ def _infer_body(texts: list[str], **parameters: Any) -> dict[str, Any]:
             "parameters": parameters, "model_name": "ignored, as KServe's client sends it"}
 
 
-def _grpc_request(texts: list[str], *, raw: bool) -> pb.ModelInferRequest:
-    request = pb.ModelInferRequest(model_name="bet")
-    tensor = request.inputs.add(name="text", datatype="BYTES", shape=[len(texts)])
-    encoded = [t.encode() for t in texts]
-    if raw:
-        request.raw_input_contents.append(oip.encode_bytes(encoded))
-    else:
-        tensor.contents.bytes_contents.extend(encoded)
-    return request
-
-
 def _from_rest(body: dict[str, Any]) -> dict[str, list[Any]]:
     return {o["name"]: o["data"] for o in body["outputs"]}
 
 
 def _from_grpc(answer: pb.ModelInferResponse) -> dict[str, list[Any]]:
-    numpy = {"FP64": "<f8", "INT32": "<i4", "BOOL": "?"}
-    out = {}
-    for i, tensor in enumerate(answer.outputs):
-        if answer.raw_output_contents:
-            raw = answer.raw_output_contents[i]
-            values = ([v.decode() for v in oip.decode_bytes(raw)] if tensor.datatype == "BYTES"
-                      else np.frombuffer(raw, numpy[tensor.datatype]).tolist())
-        else:
-            field = {"BYTES": "bytes_contents", "FP64": "fp64_contents", "INT32": "int_contents",
-                     "BOOL": "bool_contents"}[tensor.datatype]
-            values = [v.decode() if isinstance(v, bytes) else v for v in getattr(tensor.contents, field)]
-        out[tensor.name] = values
-    return out
+    return {name: values for name, (_, _, values) in oip_tensors_from_grpc(answer).items()}
 
 
 def test_both_doors_answer_the_native_numbers(served: ServerThread) -> None:
@@ -64,7 +41,7 @@ def test_both_doors_answer_the_native_numbers(served: ServerThread) -> None:
     rest = served.http.post("/v2/models/bet/infer", json=_infer_body(TEXTS))
     assert rest.status_code == 200, rest.text
     stub = pb_grpc.GRPCInferenceServiceStub(served.channel)
-    answers = [_from_rest(rest.json())] + [_from_grpc(stub.ModelInfer(_grpc_request(TEXTS, raw=raw), timeout=30))
+    answers = [_from_rest(rest.json())] + [_from_grpc(stub.ModelInfer(oip_grpc_request(TEXTS, raw=raw), timeout=30))
                                            for raw in (True, False)]
     assert rest.json()["model_version"] == native[0]["model_version"]
     for got in answers:
@@ -162,12 +139,12 @@ def test_infer_needs_credentials_and_shares_the_native_quota(guarded: ServerThre
     refused = guarded.http.post("/v2/models/bet/infer", json=_infer_body(["a"]))
     assert refused.status_code == 401 and "error" in refused.json()
     with pytest.raises(grpc.RpcError) as caught:
-        stub.ModelInfer(_grpc_request(["a"], raw=False), timeout=10)
+        stub.ModelInfer(oip_grpc_request(["a"], raw=False), timeout=10)
     assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
     # burst 3: one native call, one OIP REST and one OIP gRPC empty the bucket
     key = {"x-api-key": KEY}
     assert guarded.http.post("/v1/predict", json={"text": "a", "confidence_threshold": 0}, headers=key).status_code == 200
     assert guarded.http.post("/v2/models/bet/infer", json=_infer_body(["a"]), headers=key).status_code == 200
-    stub.ModelInfer(_grpc_request(["a"], raw=True), metadata=tuple(key.items()), timeout=10)
+    stub.ModelInfer(oip_grpc_request(["a"], raw=True), metadata=tuple(key.items()), timeout=10)
     over = guarded.http.post("/v2/models/bet/infer", json=_infer_body(["a"]), headers=key)
     assert over.status_code == 429 and over.headers["retry-after"] and "rate limit" in over.json()["error"]

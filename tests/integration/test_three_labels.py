@@ -25,7 +25,7 @@ from server.grpc.gen.bet.v1 import inference_pb2 as pb
 from server.grpc.gen.bet.v1 import inference_pb2_grpc as pb_grpc
 from server.grpc.gen.inference import open_inference_grpc_pb2 as oip_pb
 from server.grpc.gen.inference import open_inference_grpc_pb2_grpc as oip_grpc
-from tests.harness import BET, start_bet_serve
+from tests.harness import BET, oip_grpc_request, oip_tensors_from_grpc, start_bet_serve, stop
 
 # Label -> (sentences, endings): every sentence with every ending is a row. The labels first
 # appear in this order, which is not their sorted one.
@@ -106,12 +106,7 @@ def three(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
                          oip_grpc.GRPCInferenceServiceStub(channel))
     finally:
         channel.close()
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop(proc, 30)
 
 
 def _check(answer: dict[str, Any], labels: list[str], *, ordered: bool) -> None:
@@ -192,34 +187,6 @@ def _infer_body(texts: list[str]) -> dict[str, Any]:
             "parameters": {"confidence_threshold": 0.0}}
 
 
-def _oip_grpc_request(texts: list[str], *, raw: bool) -> oip_pb.ModelInferRequest:
-    request = oip_pb.ModelInferRequest(model_name="bet")
-    tensor = request.inputs.add(name="text", datatype="BYTES", shape=[len(texts)])
-    encoded = [t.encode() for t in texts]
-    if raw:
-        request.raw_input_contents.append(oip.encode_bytes(encoded))
-    else:
-        tensor.contents.bytes_contents.extend(encoded)
-    return request
-
-
-def _tensors_from_grpc(answer: oip_pb.ModelInferResponse) -> dict[str, tuple[str, list[int], list[Any]]]:
-    """name -> (datatype, shape, flat values), from contents or raw_output_contents."""
-    numpy = {"FP64": "<f8", "INT32": "<i4", "BOOL": "?"}
-    field = {"BYTES": "bytes_contents", "FP64": "fp64_contents", "INT32": "int_contents", "BOOL": "bool_contents"}
-    out = {}
-    for i, tensor in enumerate(answer.outputs):
-        if answer.raw_output_contents:
-            raw = answer.raw_output_contents[i]
-            values = ([v.decode() for v in oip.decode_bytes(raw)] if tensor.datatype == "BYTES"
-                      else np.frombuffer(raw, numpy[tensor.datatype]).tolist())
-        else:
-            values = [v.decode() if isinstance(v, bytes) else v
-                      for v in getattr(tensor.contents, field[tensor.datatype])]
-        out[tensor.name] = (tensor.datatype, list(tensor.shape), values)
-    return out
-
-
 def test_the_open_inference_protocol_answers_n_by_three(three: Served) -> None:
     labels, n = three.labels, len(ASKED)
     native = three.http.post("/v1/predict/batch", json={"texts": ASKED, "confidence_threshold": 0.0}).json()
@@ -228,8 +195,8 @@ def test_the_open_inference_protocol_answers_n_by_three(three: Served) -> None:
     assert rest.status_code == 200, rest.text
     answers = {"rest": {o["name"]: (o["datatype"], o["shape"], o["data"]) for o in rest.json()["outputs"]}}
     for raw in (False, True):
-        reply = three.oip.ModelInfer(_oip_grpc_request(ASKED, raw=raw), timeout=30)
-        answers[f"grpc raw={raw}"] = _tensors_from_grpc(reply)
+        reply = three.oip.ModelInfer(oip_grpc_request(ASKED, raw=raw), timeout=30)
+        answers[f"grpc raw={raw}"] = oip_tensors_from_grpc(reply)
     for door, got in answers.items():
         assert got["probabilities"][:2] == ("FP64", [n, 3]), door
         assert got["label"][:2] == ("BYTES", [n]), door

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.harness import start_bet_serve
+from tests.harness import start_bet_serve, stop
 
 OIP = Path(__file__).resolve().parent
 # Three texts: a confident one and two the model is unsure of (confidence about 0.5, so a
@@ -23,17 +23,6 @@ TEXTS = [
     "Terrible service; the food was cold and the staff rude.",
     "Ce film était magnifique, vraiment émouvant.",
 ]
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """SIGTERM (the server drains), then SIGKILL if it has not exited in time."""
-    if proc.poll() is None:
-        proc.terminate()
-    try:
-        proc.wait(60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
 
 
 @dataclass
