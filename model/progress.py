@@ -13,8 +13,8 @@ from tqdm import tqdm
 from .settings import TrainSettings
 
 # Seconds per unit on the 2-core reference machine (docs/train-your-own.md, "What it costs")
-TEACHER_STEP = 0.027  # one labelled text through one epoch of fine-tuning (forward, backward)
-TEACHER_READ = 0.006  # one labelled or unlabelled text labelled or embedded by the teacher
+TEACHER_STEP = 0.0009  # one word piece of a labelled text through one epoch of fine-tuning
+TEACHER_READ = 0.0002  # one word piece of a text labelled or embedded by the teacher
 BACKGROUND_READ = 0.014  # one background text embedded by the teacher (longer, on average)
 STUDENT_STEP = 0.0014  # one training sequence of the compact model in one epoch
 FIT_PER_TEXT = 0.0006  # fitting the heads, per background and training text
@@ -62,15 +62,16 @@ def _clock(seconds: float) -> str:
 
 
 def plan(settings: TrainSettings, n_train: int, n_val: int, n_unlabelled: int, n_background: int,
-         teacher: bool, background_cached: bool) -> dict[str, float]:
+         teacher: bool, background_cached: bool, pieces: float = 32.0) -> dict[str, float]:
     """The stages of training after the background text is read, with their estimated
-    seconds."""
+    seconds. pieces: the mean word pieces of a text as the teacher reads it (at most its
+    max_len), which its cost follows."""
     n_bg = min(n_background, settings.encoder_background)
     stages = {}
     if teacher:
-        stages["the teacher"] = TEACHER_READ * (n_train + n_unlabelled) + (
+        stages["the teacher"] = pieces * (TEACHER_READ * (n_train + n_unlabelled) + (
             TEACHER_STEP * settings.teacher.epochs * n_train + TEACHER_READ * (n_train + n_unlabelled + n_val)
-            if settings.teacher.epochs else 0.0)
+            if settings.teacher.epochs else 0.0))
         if settings.background_emb and not background_cached:
             stages["the teacher's embeddings of the background"] = BACKGROUND_READ * n_bg
     per_epoch = (n_train * settings.labelled_repeats + min(n_unlabelled, settings.unlabelled_per_epoch)

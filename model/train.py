@@ -143,8 +143,9 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
     background = list(background or [])
     bg_texts = background[: settings.encoder_background]
     clock = clock or Clock({})
+    pieces = np.mean([min(len(b) + 2, settings.teacher.max_len) for b in tok.bodies([r.text for r in train_rows])])
     clock.stages.update(progress.plan(settings, len(train_rows), len(val_rows), len(unlabelled or []), len(background),
-                                      use_teacher, use_teacher and _background_cached(bg_texts, cache)))
+                                      use_teacher, use_teacher and _background_cached(bg_texts, cache), float(pieces)))
     if use_teacher:
         clock.start("the teacher")
     examples = _examples(train_rows, val_rows, lab_id, tok, use_teacher, unlabelled or [], cache, encoder, settings)

@@ -34,3 +34,11 @@ def test_the_plan_leaves_out_what_is_cached_or_off():
     assert "the teacher's embeddings of the background" not in cached
     assert list(progress.plan(s, 2000, 300, 0, 0, teacher=False, background_cached=False)) == [
         "training the compact model", "fitting the familiarity and calibration"]
+
+
+def test_the_teachers_cost_follows_the_length_of_the_texts():
+    s = TrainSettings()
+    short = progress.plan(s, 2000, 300, 0, 0, teacher=True, background_cached=True, pieces=30.0)
+    long = progress.plan(s, 2000, 300, 0, 0, teacher=True, background_cached=True, pieces=120.0)
+    assert long["the teacher"] == 4 * short["the teacher"]
+    assert long["training the compact model"] == short["training the compact model"]
