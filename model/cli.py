@@ -129,10 +129,16 @@ def run_train(args: argparse.Namespace) -> int:
     general = settings.background == "general"
     clock = Clock({"reading the background text": BACKGROUND_LOAD if general else 0.0})
     clock.start("reading the background text")
+    try:
+        texts = background.background_text() if general else None
+        counts = background.general_word_counts() if general else None
+    except ImportError as e:
+        print(f"bet train: the background text needs the training extra, pip install -e '.[train]' ({e}); "
+              "--background none trains without it", file=sys.stderr)
+        return 2
     out = train(rows, val, args.out, settings,
                 unlabelled=data.unlabelled_reviews() if settings.unlabelled == "reviews" else None,
-                background=background.background_text() if general else None,
-                general_counts=background.general_word_counts() if general else None,
+                background=texts, general_counts=counts,
                 long_rows=data.dev_reviews() if settings.long_texts == "reviews" else None,
                 state_dir=args.state_dir, cache=data.cache_dir(), clock=clock)
     print(f"wrote {out}")

@@ -239,3 +239,38 @@ def test_malformed_csv_records_are_refused(tmp_path):
 def test_a_malformed_json_line_is_refused(tmp_path):
     path = write(tmp_path, "train.jsonl", jsonl({"text": "a", "label": "pos"}) + '{"text": "b", "label": neg}\n')
     assert refused(read_rows, path) == f"{path}:2: not a JSON line: Expecting value at column 24"
+
+
+def test_bet_train_refuses_bad_rows_before_any_work_and_names_a_missing_extra(tmp_path, monkeypatch, capsys):
+    """Through the command itself: a duplicate text ends the run with exit 2 and one line on
+    stderr, before the background is read; without the training extra's readers, the
+    default background is refused with the way out."""
+    import argparse
+
+    from model import background
+    from model.cli import add_train
+
+    parser = argparse.ArgumentParser()
+    add_train(parser.add_subparsers())
+    rows = "text,label\n" + "".join(f"text number {i},{'ab'[i % 2]}\n" for i in range(20))
+    (tmp_path / "good.csv").write_text(rows, encoding="utf-8")
+    (tmp_path / "dup.csv").write_text(rows + "text number 3,b\n", encoding="utf-8")
+
+    def unread(*_args, **_kwargs):
+        raise AssertionError("the background was read")
+
+    monkeypatch.setattr(background, "background_text", unread)
+    args = parser.parse_args(["train", "--data", str(tmp_path / "dup.csv"), "--out", str(tmp_path / "m")])
+    assert args.run(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "dup.csv:22" in err and "line 5" in err
+
+    def missing(*_args, **_kwargs):
+        raise ImportError("No module named 'wordfreq'")
+
+    monkeypatch.setattr(background, "background_text", missing)
+    args = parser.parse_args(["train", "--data", str(tmp_path / "good.csv"), "--out", str(tmp_path / "m")])
+    assert args.run(args) == 2
+    err = capsys.readouterr().err
+    assert "pip install -e '.[train]'" in err and "--background none" in err
+    assert not (tmp_path / "m").exists()
