@@ -129,3 +129,11 @@ def test_near_duplicates_finds_a_sentence_written_otherwise():
     assert near_duplicates(["A very funny movie, truly.", "Something else entirely here."],
                            ["a very funny movie , truly !", "a dull movie"], 0.8) == [
         ("A very funny movie, truly.", "a very funny movie , truly !")]
+
+
+def test_the_raters_ceiling_is_one_where_every_rater_agrees():
+    from bench.human_agreement import split_half, weakness
+
+    items = [S.Snippet(i, f"s{i}", (v,) * 16) for i, v in enumerate((-4, -1, 0, 2, 3))]
+    assert split_half(items, 3) == pytest.approx([1.0, 1.0, 1.0])
+    assert weakness(items).tolist() == [-4.0, -1.0, 0.0, -2.0, -3.0]
