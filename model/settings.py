@@ -88,6 +88,17 @@ class TrainSettings:
     uniform_weight: float = 1.0
     # background texts with uniform targets in the n-gram head's class fit, per labelled text
     ngram_uniform: float = 1.0
+    # A labelled row's target in the n-gram head's class fit: this share its label, the rest
+    # the teacher's soft label (0: the teacher's alone). On labels, the wide part could add
+    # what the labels say beyond a teacher that reads the task less well than n-grams do;
+    # the validation rows weigh it either way (HeadConfig.ngram_weight). Not yet shown to
+    # help on validation (bench/README.md, "Own data: trials").
+    ngram_labels: float = 0.0
+    # Whether the n-gram head's domain fit reads the in-domain fragments (`crops`) beside
+    # the whole texts, which they outnumber many times over. Without them the logit told
+    # other kinds of text from whole Wikipedia sentences better, and newsgroup posts from
+    # tweets worse (bench/README.md, "Own data: trials").
+    ngram_domain_fragments: bool = True
     keep_last: int = 2  # training states kept for resuming
     threads: int = 1  # CPU threads: small steps run ~10x slower when threads outnumber idle cores
     version: str = "1"

@@ -323,12 +323,19 @@ def _fit_ngrams(cfg: ModelConfig, tok: TextTokenizer, examples: list[Example], n
                 n_bg: int, extra_bg: list[list[int]], n_labels: int, s: TrainSettings,
                 long_fit: Sequence[tuple[list[int], int]] = ()) -> NgramHead:
     """The wide part: class logits on the teacher's soft labels over labelled and
-    unlabelled text (without a teacher: the labels of the labelled rows) plus a seeded
-    sample of background text with uniform targets (outlier exposure, s.ngram_uniform), and
-    an in-domain logit of training text and its fragments against the background text."""
+    unlabelled text, the labelled rows' leaning to their labels by s.ngram_labels (without a
+    teacher: the labels), plus a seeded sample of background text with uniform targets
+    (outlier exposure, s.ngram_uniform), and
+    an in-domain logit of training text (and its fragments, s.ngram_domain_fragments) against
+    the background text."""
     labelled = [e for e in examples[: n_lab + n_unl] if e.soft is not None] or examples[:n_lab]
     targets = np.stack([e.soft if e.soft is not None else np.eye(n_labels)[e.label] for e in labelled])
-    in_domain = [e.read_whole for e in examples[: n_lab + n_unl]] + [e.ids for e in examples[n_lab + n_unl + n_bg:]]
+    own = np.array([e.label >= 0 for e in labelled])
+    targets[own] = (1 - s.ngram_labels) * targets[own] + s.ngram_labels * np.eye(n_labels)[
+        [e.label for e in labelled if e.label >= 0]]
+    in_domain = [e.read_whole for e in examples[: n_lab + n_unl]]
+    if s.ngram_domain_fragments:
+        in_domain += [e.ids for e in examples[n_lab + n_unl + n_bg:]]
     background = [e.ids for e in examples[n_lab + n_unl : n_lab + n_unl + n_bg]] + extra_bg
     pick = np.random.default_rng(s.seed).permutation(len(background))[: int(s.ngram_uniform * len(labelled))]
     texts = [e.read_whole for e in labelled] + [background[i] for i in pick]

