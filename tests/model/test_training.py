@@ -109,12 +109,13 @@ def test_unknown_training_settings_are_refused(tmp_path):
 
 
 def test_settings_stored_before_a_setting_existed_train_as_they_did():
-    """The default model was trained with random batches, before length_pool existed."""
+    """The default model was trained with random batches, before length_pool existed, and
+    its piece density read pieces alone, before piece_pairs existed."""
     from model.checkpoint import DEFAULT_DIR
 
     stored = json.loads((DEFAULT_DIR / "metadata.json").read_text())["settings"]
-    assert "length_pool" not in stored
+    assert "length_pool" not in stored and "piece_pairs" not in stored
     settings = TrainSettings.from_dict(stored)
-    assert settings.length_pool == 0 and settings.teacher.length_pool == 0
-    assert TrainSettings().length_pool > 0  # a new run's default
+    assert settings.length_pool == 0 and settings.teacher.length_pool == 0 and not settings.piece_pairs
+    assert TrainSettings().length_pool > 0 and TrainSettings().piece_pairs  # a new run's defaults
     assert TrainSettings.from_dict(TrainSettings().to_dict()) == TrainSettings()
