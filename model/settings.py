@@ -27,7 +27,7 @@ class FinetuneSettings:
 # Settings added after checkpoints were stored, with the value that means what training did
 # before them: stored settings without one are read with it, so that `bet train --config`
 # trains as the stored model was trained.
-BEFORE = {"length_pool": 0, "piece_pairs": False}
+BEFORE = {"length_pool": 0, "piece_pairs": False, "ngram_labels": 0.0}
 
 # The choices of each source of optional text (TrainSettings, below).
 SOURCES = {"unlabelled": ("none", "reviews"), "background": ("none", "general"),
@@ -89,11 +89,11 @@ class TrainSettings:
     # background texts with uniform targets in the n-gram head's class fit, per labelled text
     ngram_uniform: float = 1.0
     # A labelled row's target in the n-gram head's class fit: this share its label, the rest
-    # the teacher's soft label (0: the teacher's alone). On labels, the wide part could add
-    # what the labels say beyond a teacher that reads the task less well than n-grams do;
-    # the validation rows weigh it either way (HeadConfig.ngram_weight). Not yet shown to
-    # help on validation (bench/README.md, "Own data: trials").
-    ngram_labels: float = 0.0
+    # the teacher's soft label (0: the teacher's alone, as the default model was fitted). On
+    # labels, the wide part adds what the labels say beyond the teacher, most where the
+    # teacher reads the task less well than n-grams do (another language); the validation
+    # rows weigh it (HeadConfig.ngram_weight). Trials: bench/README.md, "Own data: trials".
+    ngram_labels: float = 1.0
     # The piece density's score reads each piece given the one before (UnigramDensity.pairs),
     # not only its frequency.
     piece_pairs: bool = True
