@@ -25,8 +25,8 @@ import random
 import tarfile
 from collections.abc import Callable
 
-from model.background import VADER, VADER_DATA, _read
-from model.data import CORPORA, Row, cache_dir, fetch_package, fetch_sdist
+from model.background import _read, vader_data
+from model.data import CORPORA, Row, cache_dir, fetch_sdist
 from model.types import MAX_TEXT_CHARS
 
 SPLIT = (0.7, 0.1)  # train, validation; the rest is test
@@ -73,10 +73,7 @@ def spam() -> list[Row]:
 
 def rated(name: str) -> list[tuple[float, str]]:
     """(mean rating, text) of a file of Hutto & Gilbert's rated texts (vaderSentiment sdist)."""
-    with tarfile.open(fetch_package(VADER, cache_dir())) as sdist:
-        inner = io.BytesIO(_read(sdist, VADER_DATA))
-    with tarfile.open(fileobj=inner) as tar:
-        table = _read(tar, f"hutto_ICWSM_2014/{name}").decode("utf-8", "replace")
+    table = vader_data([f"hutto_ICWSM_2014/{name}"])[0].decode("utf-8", "replace")
     return [(float(parts[1]), parts[2]) for parts in (line.split("\t") for line in table.splitlines())
             if len(parts) == 3]
 

@@ -133,10 +133,16 @@ def editorials(cache: Path | None = None) -> list[str]:
     Hutto & Gilbert's VADER paper (ICWSM 2014) in the vaderSentiment sdist: opinionated
     English prose about politics, the economy and the city. Without them, opinion writing
     on anything but film read as reviews to the network and the in-domain heads."""
+    return rated_sentences(vader_data([EDITORIALS], cache)[0].decode("utf-8", "replace"))
+
+
+def vader_data(members: list[str], cache: Path | None = None) -> list[bytes]:
+    """The bytes of members of Hutto & Gilbert's data (hutto_ICWSM_2014/...), a tar inside
+    the pinned vaderSentiment sdist."""
     with tarfile.open(fetch_package(VADER, cache or cache_dir())) as sdist:
         inner = io.BytesIO(_read(sdist, VADER_DATA))
     with tarfile.open(fileobj=inner) as tar:
-        return rated_sentences(_read(tar, EDITORIALS).decode("utf-8", "replace"))
+        return [_read(tar, member) for member in members]
 
 
 def rated_sentences(table: str) -> list[str]:

@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import csv
 import html
-import io
 import re
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .background import VADER, VADER_DATA, _read
-from .data import POLARITY, Row, cache_dir, extract, fetch_package, fetch_sdist, read_polarity, split
+from .background import vader_data
+from .data import POLARITY, Row, cache_dir, extract, fetch_sdist, read_polarity, split
 
 TEXTS = "hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt"  # rows: id, mean rating, text
 RATINGS = "hutto_ICWSM_2014/movieReviewSnippets_anonDataRatings.txt"  # rows: id, mean, sd, [ratings]
@@ -63,14 +61,10 @@ def key(text: str) -> str:
 def read_snippets(cache: Path | None = None) -> list[Snippet]:
     """The 10,605 snippets in file order, unlabelled, each with its ratings; raises
     RuntimeError when the two files disagree on ids or means, or hold another count."""
-    with tarfile.open(fetch_package(VADER, cache or cache_dir())) as sdist:
-        inner = io.BytesIO(_read(sdist, VADER_DATA))
-    with tarfile.open(fileobj=inner) as tar:
-        texts = _read(tar, TEXTS).decode("utf-8").splitlines()
-        ratings = _read(tar, RATINGS).decode("utf-8").splitlines()
+    texts, ratings = (data.decode("utf-8").splitlines() for data in vader_data([TEXTS, RATINGS], cache))
     if len(texts) != N_SNIPPETS or len(ratings) != N_SNIPPETS:
         raise RuntimeError(f"{TEXTS}, {RATINGS}: expected {N_SNIPPETS} rows each, read {len(texts)} and {len(ratings)}")
-    out = []
+    out: list[Snippet] = []
     for t, r in zip(texts, ratings, strict=True):
         sid, mean, text = t.split("\t")
         rid, _, _, values = r.split("\t")
