@@ -11,7 +11,6 @@ Usage: python -m bench.familiarity_dev --model DIR --val VAL.csv [--skip tweets 
 from __future__ import annotations
 
 import argparse
-import random
 import re
 import zipfile
 
@@ -24,18 +23,11 @@ from model.metrics import auroc
 from model.predictor import Predictor
 
 from .ood_bound import scaled_scores
-from .ood_sets import _tagged, random_strings
+from .ood_sets import _sample, _tagged, random_strings
 from .task_sets import AMAZON, TWEETS, rated
 
-N = 400
 DEV_SEED = 7  # the evaluation sets' generators use seed 0
 _HEADER = re.compile(r"^[A-Za-z-]+: ")
-
-
-def _sample(items: list[str], seed: int = 0) -> list[str]:
-    items = [s.strip() for s in items if 5 <= len(s.split()) <= 60]
-    random.Random(seed).shuffle(items)
-    return items[:N]
 
 
 def _tagged_sample(name: str) -> list[str]:
@@ -49,11 +41,11 @@ def dev_sets() -> dict[str, list[str]]:
     posts = " ".join(line for line in groups.splitlines() if line.strip() and not _HEADER.match(line)
                      and not line.startswith((">", "|")))
     return {
-        "newsgroups": _sample(sentences(posts)),
-        "lee_news": _sample(sentences(lee)),
-        "amazon_snippets": _sample([text for _, text in rated(AMAZON)]),
-        "film_snippets": _sample([text for _, text in rated("movieReviewSnippets_GroundTruth.txt")]),
-        "tweets": _sample([text for _, text in rated(TWEETS)]),
+        "newsgroups": _sample(sentences(posts), 0),
+        "lee_news": _sample(sentences(lee), 0),
+        "amazon_snippets": _sample([text for _, text in rated(AMAZON)], 0),
+        "film_snippets": _sample([text for _, text in rated("movieReviewSnippets_GroundTruth.txt")], 0),
+        "tweets": _sample([text for _, text in rated(TWEETS)], 0),
         "spanish_wiki": _tagged_sample("tagged-es-wikicorpus.txt"),
         "italian_web": _tagged_sample("tagged-it-wacky.txt"),
         "random_strings": random_strings(DEV_SEED),

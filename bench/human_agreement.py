@@ -2,7 +2,8 @@
 split that have human ratings (model/snippets.py: about 18 ratings on -4..4 each), the
 Spearman correlation of the model's aleatoric, total and (1 - confidence) with how weakly
 people rate a sentence, -|mean rating|; beside them, a tf-idf logistic regression's entropy
-(word uni- and bigrams, fitted on the 2,800 training sentences) and the raters' own ceiling:
+(bench/own_data.py's: word uni- and bigrams, fitted on the 2,800 training sentences, C
+chosen on the validation sentences) and the raters' own ceiling:
 each sentence's ratings split into two random halves, the Spearman correlation between the
 halves' -|mean|, averaged over `--seeds` seeds. With two labels, total (the entropy of the
 mean prediction) ranks the sentences as (1 - confidence) does: the two read the same.
@@ -44,16 +45,14 @@ def split_half(items: list[Snippet], seeds: int) -> list[float]:
 
 
 def tfidf_entropy(texts: list[str]) -> np.ndarray:
-    """The predictive entropy of a tf-idf logistic regression fitted on the training sentences."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
+    """The predictive entropy of bench/own_data.py's tf-idf regression, fitted on the
+    training sentences with C chosen on the validation sentences."""
     from model.data import split_rows
-    from model.logistic import logistic
 
-    train = split_rows("train")
-    tfidf = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit([r.text for r in train])
-    lr = logistic(3.0).fit(tfidf.transform([r.text for r in train]), [r.label for r in train])
-    p = np.clip(lr.predict_proba(tfidf.transform(texts)), 1e-12, 1.0)
+    from .own_data import tfidf_model
+
+    predict, _ = tfidf_model(split_rows("train"), split_rows("val"))
+    p = np.clip(predict(texts), 1e-12, 1.0)
     return -(p * np.log(p)).sum(1)
 
 

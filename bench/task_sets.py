@@ -25,7 +25,7 @@ import random
 import tarfile
 from collections.abc import Callable
 
-from model.background import _read, vader_data
+from model.background import _read, rated_rows, vader_data
 from model.data import CORPORA, Row, cache_dir, fetch_sdist
 from model.types import MAX_TEXT_CHARS
 
@@ -74,8 +74,7 @@ def spam() -> list[Row]:
 def rated(name: str) -> list[tuple[float, str]]:
     """(mean rating, text) of a file of Hutto & Gilbert's rated texts (vaderSentiment sdist)."""
     table = vader_data([f"hutto_ICWSM_2014/{name}"])[0].decode("utf-8", "replace")
-    return [(float(parts[1]), parts[2]) for parts in (line.split("\t") for line in table.splitlines())
-            if len(parts) == 3]
+    return [(mean, text) for _, mean, text in rated_rows(table)]
 
 
 def _three_labels(name: str) -> list[Row]:

@@ -145,10 +145,15 @@ def vader_data(members: list[str], cache: Path | None = None) -> list[bytes]:
         return [_read(tar, member) for member in members]
 
 
-def rated_sentences(table: str) -> list[str]:
-    """Hutto & Gilbert's `id<TAB>rating<TAB>sentence` rows -> the sentences, in order."""
+def rated_rows(table: str) -> list[tuple[str, float, str]]:
+    """Hutto & Gilbert's `id<TAB>mean rating<TAB>text` rows -> (id, mean, text), in order."""
     rows = (line.split("\t") for line in table.splitlines())
-    return [parts[2].strip() for parts in rows if len(parts) == 3 and parts[2].strip()]
+    return [(parts[0], float(parts[1]), parts[2]) for parts in rows if len(parts) == 3]
+
+
+def rated_sentences(table: str) -> list[str]:
+    """The texts of Hutto & Gilbert's rated rows, in order (the empty ones left out)."""
+    return [text.strip() for _, _, text in rated_rows(table) if text.strip()]
 
 
 def wiki_sentences(dump: str) -> list[str]:

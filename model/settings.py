@@ -65,8 +65,8 @@ class TrainSettings:
     # percentile (the 95th left a three-label task's own texts 0.054 nats of mean epistemic
     # uncertainty on validation, the 97th 0.042, with the development sets' AUROCs as high:
     # bench/README.md, "Own data: trials"), every score alike. The default model's recipe
-    # chose 0.92 and weights of 1.5 for the general-English ratio and 0.75 for the feature distance on film reviews'
-    # validation and development OOD sets (bench/score_weights.py, docs/model-history.md,
+    # chose 0.92 and weights of 1.5 for the general-English ratio and 0.75 for the feature
+    # distance on film reviews' validation and development OOD sets (bench/score_weights.py, docs/model-history.md,
     # "Score weights"); they stay in its stored settings, and carried over to other tasks
     # they raise the epistemic uncertainty of a task's own texts.
     shrink_quantile: float = 0.97

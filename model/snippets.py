@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .background import vader_data
+from .background import rated_rows, vader_data
 from .data import POLARITY, Row, cache_dir, extract, fetch_sdist, read_polarity, split
 
 TEXTS = "hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt"  # rows: id, mean rating, text
@@ -61,16 +61,17 @@ def key(text: str) -> str:
 def read_snippets(cache: Path | None = None) -> list[Snippet]:
     """The 10,605 snippets in file order, unlabelled, each with its ratings; raises
     RuntimeError when the two files disagree on ids or means, or hold another count."""
-    texts, ratings = (data.decode("utf-8").splitlines() for data in vader_data([TEXTS, RATINGS], cache))
+    table, ratings_table = (data.decode("utf-8") for data in vader_data([TEXTS, RATINGS], cache))
+    texts, ratings = rated_rows(table), ratings_table.splitlines()
     if len(texts) != N_SNIPPETS or len(ratings) != N_SNIPPETS:
         raise RuntimeError(f"{TEXTS}, {RATINGS}: expected {N_SNIPPETS} rows each, read {len(texts)} and {len(ratings)}")
     out: list[Snippet] = []
     for t, r in zip(texts, ratings, strict=True):
-        sid, mean, text = t.split("\t")
+        sid, mean, text = t
         rid, _, _, values = r.split("\t")
         s = Snippet(int(sid), html.unescape(text).strip(),
                     tuple(int(v) for v in values.strip().strip("[]").split(",")))
-        if int(rid) != s.id or s.id != len(out) + 1 or abs(s.mean - float(mean)) > 1e-6:
+        if int(rid) != s.id or s.id != len(out) + 1 or abs(s.mean - mean) > 1e-6:
             raise RuntimeError(f"{TEXTS}: snippet {sid}: id or mean rating differs from {RATINGS}'s row {rid}")
         out.append(s)
     return out

@@ -326,8 +326,8 @@ def _fit_ngrams(cfg: ModelConfig, tok: TextTokenizer, examples: list[Example], n
     """The wide part: class logits on the teacher's soft labels over labelled and
     unlabelled text, the labelled rows' leaning to their labels by s.ngram_labels (without a
     teacher: the labels), plus a seeded sample of background text with uniform targets
-    (outlier exposure, s.ngram_uniform), and
-    an in-domain logit of training text and its fragments against the background text."""
+    (outlier exposure, s.ngram_uniform), and an in-domain logit of training text and its
+    fragments against the background text."""
     labelled = [e for e in examples[: n_lab + n_unl] if e.soft is not None] or examples[:n_lab]
     targets = np.stack([e.soft if e.soft is not None else np.eye(n_labels)[e.label] for e in labelled])
     own = np.array([e.label >= 0 for e in labelled])

@@ -73,11 +73,12 @@ class UnigramDensity:
         if pairs:
             first = np.concatenate([np.asarray(s[1:-2], dtype=np.int64) for s in seqs])
             second = np.concatenate([np.asarray(s[2:-1], dtype=np.int64) for s in seqs])
-            joint = np.bincount(_pair_bucket(first, second, vocab_size), minlength=PAIR_BUCKETS)
+            bucket = _pair_bucket(first, second, vocab_size)
+            joint = np.bincount(bucket, minlength=PAIR_BUCKETS)
             before = np.bincount(first, minlength=vocab_size)
             # a bucket's pair count over its first piece's count (a collision merges pairs)
             owner = np.zeros(PAIR_BUCKETS, dtype=np.int64)
-            owner[_pair_bucket(first, second, vocab_size)] = first
+            owner[bucket] = first
             pair_p = torch.from_numpy(np.where(joint > 0, joint / np.maximum(before[owner], 1), 0.0)).float()
         ratio = None
         if general and tokenizer is not None:
@@ -107,8 +108,7 @@ class UnigramDensity:
                 out[i, 0] = nll[body].mean(dtype=np.float64)
             else:
                 seq = np.asarray(body, dtype=np.int64)
-                alone = np.exp(-nll[seq].astype(np.float64))
-                p = alone.copy()
+                p = np.exp(-nll[seq].astype(np.float64))  # each piece alone; after the first, with its pair
                 p[1:] = PAIR_WEIGHT * pairs[_pair_bucket(seq[:-1], seq[1:], len(nll))] + (1 - PAIR_WEIGHT) * p[1:]
                 out[i, 0] = -np.log(p).mean()
             if ratio is not None:
