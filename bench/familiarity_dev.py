@@ -11,8 +11,11 @@ Usage: python -m bench.familiarity_dev --model DIR --val VAL.csv [--skip tweets 
 from __future__ import annotations
 
 import argparse
+import io
+import pickle
 import re
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -34,14 +37,38 @@ def _tagged_sample(name: str) -> list[str]:
     return _sample(_tagged(name), DEV_SEED)
 
 
+class _Bunch(pickle.Unpickler):
+    """The wheel's mini_newsgroup is scikit-learn's 20 Newsgroups Bunch, pickled (protocol 0)
+    and zlib-compressed: read as a dict, with only the classes that pickle names allowed."""
+
+    ALLOWED = {("copy_reg", "_reconstructor"), ("__builtin__", "dict"), ("__builtin__", "object"),
+               ("numpy.core.multiarray", "_reconstruct"), ("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) == ("sklearn.datasets.base", "Bunch"):
+            return dict
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"mini_newsgroup: unexpected {module}.{name}")
+        if module == "numpy.core.multiarray":  # numpy 2 moved it; the old path warns
+            from numpy._core.multiarray import _reconstruct
+            return _reconstruct
+        return super().find_class(module, name)
+
+
+def newsgroup_posts(packed: bytes) -> list[str]:
+    """The posts' bodies: headers (up to the first blank line) and quoted lines left out."""
+    bunch = _Bunch(io.BytesIO(zlib.decompress(packed)), encoding="latin-1").load()
+    bodies = (post.split("\n\n", 1)[-1] for post in bunch["data"])
+    return [" ".join(line for line in body.splitlines() if line.strip() and not _HEADER.match(line)
+                     and not line.lstrip().startswith((">", "|"))) for body in bodies]
+
+
 def dev_sets() -> dict[str, list[str]]:
     with zipfile.ZipFile(fetch_package(GENSIM, cache_dir())) as whl:
-        groups = whl.read(GENSIM_DATA + "mini_newsgroup").decode("latin-1")
+        posts = newsgroup_posts(whl.read(GENSIM_DATA + "mini_newsgroup"))
         lee = whl.read(GENSIM_DATA + "lee.cor").decode("latin-1")
-    posts = " ".join(line for line in groups.splitlines() if line.strip() and not _HEADER.match(line)
-                     and not line.startswith((">", "|")))
     return {
-        "newsgroups": _sample(sentences(posts), 0),
+        "newsgroups": _sample([s for post in posts for s in sentences(post)], 0),
         "lee_news": _sample(sentences(lee), 0),
         "amazon_snippets": _sample([text for _, text in rated(AMAZON)], 0),
         "film_snippets": _sample([text for _, text in rated("movieReviewSnippets_GroundTruth.txt")], 0),
