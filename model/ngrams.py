@@ -99,17 +99,25 @@ class NgramHead:
     @classmethod
     def fit(cls, features: NgramFeatures, labelled: Sequence[Sequence[int]], targets: np.ndarray,
             in_domain: Sequence[Sequence[int]], background: Sequence[Sequence[int]], seed: int = 0,
-            weights: np.ndarray | None = None) -> NgramHead:
+            weights: np.ndarray | None = None, idf: bool = False) -> NgramHead:
         """labelled texts with targets (N, C) class probabilities (a teacher's soft labels,
         or one-hot); in_domain and background texts for the domain logit (none: a zero
         logit, the score is then switched off by the caller); `weights` (N,) weigh the
-        labelled texts in the class fit (default 1). The weights are stored in
+        labelled texts in the class fit (default 1); `idf`: the class fit reads each feature
+        scaled by its inverse document frequency over those texts, which lightens the
+        regularisation of rare n-grams as tf-idf does, folded into the stored weights (the
+        features at inference stay as they are). The weights are stored in
         float16, so they are rounded to it here, before the head's scales are fitted."""
         from .logistic import logistic
 
         n_labels = targets.shape[1]
         x = features(labelled)
         n = x.shape[0]
+        scale = np.ones(x.shape[1])
+        if idf:
+            df = np.bincount(x.indices, minlength=x.shape[1])
+            scale = np.log((1 + n) / (1 + df)) + 1.0
+            x = x @ sp.diags(scale)
         # soft labels as weighted copies: each row once per class, weighted by its probability
         xs = sp.vstack([x] * n_labels, format="csr")
         ys = np.repeat(np.arange(n_labels), n)
@@ -122,7 +130,7 @@ class NgramHead:
             intercept = np.r_[-intercept / 2, intercept / 2]
         weight = np.zeros((features.width, n_labels + 1))
         bias = np.zeros(n_labels + 1)
-        weight[:, :n_labels] = coef.T
+        weight[:, :n_labels] = coef.T * scale[:, None]
         bias[:n_labels] = intercept
         if len(background):
             xd = sp.vstack([features(in_domain), features(background)], format="csr")

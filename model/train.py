@@ -345,7 +345,8 @@ def _fit_ngrams(cfg: ModelConfig, tok: TextTokenizer, examples: list[Example], n
         weights = np.r_[weights, np.full(len(long_fit), s.long_weight)]
     tqdm.write(f"fitting the n-gram head on {len(labelled)} texts, {len(long_fit)} long ones and {len(pick)} uniform, "
                f"domain {len(in_domain)} vs {len(background)}")
-    return NgramHead.fit(NgramFeatures(cfg.ngrams, tok), texts, targets, in_domain, background, s.seed, weights)
+    return NgramHead.fit(NgramFeatures(cfg.ngrams, tok), texts, targets, in_domain, background, s.seed, weights,
+                         idf=s.ngram_idf)
 
 
 def _examples(rows, val_rows, lab_id, tok, use_teacher, unlabelled, cache, encoder, s: TrainSettings) -> list[Example]:

@@ -34,3 +34,28 @@ def test_an_empty_text_has_no_features(default_predictor):
     f = _features(default_predictor)
     seq = default_predictor.ckpt.tokenizer.encode([""])[0].ids
     assert f([seq]).nnz == 0
+
+
+def test_idf_is_folded_into_the_stored_weights(default_predictor):
+    """With idf, the class fit reads each n-gram scaled by its inverse document frequency;
+    the head applies the same map to the plain features at inference, so a text's logits
+    are the regression's on its scaled features (up to the stored weights' float16)."""
+    from model.logistic import logistic
+    from model.ngrams import NgramHead
+
+    tok = default_predictor.ckpt.tokenizer
+    texts = ["a gripping , beautifully shot film", "dull and far too long", "a gripping tale",
+             "far too dull", "beautifully acted", "too long by half"] * 3
+    y = np.array([1, 0, 1, 0, 1, 0] * 3)
+    seqs = [e.ids for e in tok.encode(texts)]
+    f = _features(default_predictor)
+    head = NgramHead.fit(f, seqs, np.eye(2)[y], [], [], idf=True)
+    x = f(seqs)
+    df = np.bincount(x.indices, minlength=x.shape[1])
+    scaled = x.multiply(np.log((1 + len(seqs)) / (1 + df)) + 1.0).tocsr()
+    decision = logistic(4.0, random_state=0).fit(scaled, y).decision_function(scaled)
+    logits, _ = head(seqs)
+    margin = (logits[:, 1] - logits[:, 0]).numpy()
+    assert np.allclose(margin, decision, atol=0.02)
+    plain, _ = NgramHead.fit(f, seqs, np.eye(2)[y], [], [])(seqs)
+    assert not np.allclose((plain[:, 1] - plain[:, 0]).numpy(), margin, atol=0.02)  # idf changes the fit
