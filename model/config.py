@@ -37,6 +37,10 @@ class NgramConfig:
     bits: int = 18  # 2**bits hashed features for piece bigrams, and as many for character n-grams
     word_ngrams: tuple[int, int] = (1, 2)  # word-piece n-grams: unigrams, and bigrams when the max is 2
     char_ngrams: tuple[int, int] = (3, 4)  # character n-grams of each word piece
+    # each n-gram weighs 1 + log(its count in the text) before the block is normalised,
+    # instead of 1: repeats count, as in tf-idf's sublinear tf (False: binary, as stored
+    # models were fitted)
+    sublinear_tf: bool = False
 
 
 # The familiarity scores, each "larger = less like the training data". Tensors of scores

@@ -38,6 +38,7 @@ class NgramFeatures:
         self.buckets = 2**cfg.bits
         self.bigrams = cfg.word_ngrams[1] >= 2
         self.width = self.vocab + 2 * self.buckets
+        self.sublinear = cfg.sublinear_tf
         # a continuation piece ("##ing") is hashed as its characters; markers would only
         # split one n-gram into two
         pieces = [t[2:] if t.startswith("##") else t for t in tokenizer.tokens(range(self.vocab))]
@@ -67,12 +68,13 @@ class NgramFeatures:
         r, c = np.concatenate(rows), np.concatenate(cols)
         x = sp.csr_matrix((np.ones(len(r)), (r, c)), shape=(n, self.width))
         x.sum_duplicates()
-        # binary, then each block scaled to unit length: 1 / sqrt(distinct n-grams in it)
+        # binary (or 1 + log count), then each block scaled to unit length
         block = np.searchsorted([self.vocab, self.vocab + self.buckets], x.indices, side="right")
         per_block = np.zeros((n, 3))
         x_rows = np.repeat(np.arange(n), np.diff(x.indptr))
-        np.add.at(per_block, (x_rows, block), 1.0)
-        x.data = 1.0 / np.sqrt(per_block[x_rows, block])
+        values = 1.0 + np.log(x.data) if self.sublinear else np.ones(len(x.data))
+        np.add.at(per_block, (x_rows, block), values**2)
+        x.data = values / np.sqrt(per_block[x_rows, block])
         return x
 
 

@@ -125,7 +125,10 @@ class TrainSettings:
     long_texts: str = "validation"
     network: NetworkConfig = field(default_factory=NetworkConfig)
     views: ViewConfig = field(default_factory=ViewConfig)
-    ngrams: NgramConfig = field(default_factory=NgramConfig)
+    # The n-gram head's features count repeats (NgramConfig.sublinear_tf): validation NLL
+    # down most on long texts (bench/README.md, "Own data: trials"). Stored settings and
+    # models without the key read binary features, as they were fitted.
+    ngrams: NgramConfig = field(default_factory=lambda: NgramConfig(sublinear_tf=True))
 
     def check(self) -> None:
         """Refuses a source name that is not one of the choices above."""

@@ -59,3 +59,17 @@ def test_idf_is_folded_into_the_stored_weights(default_predictor):
     assert np.allclose(margin, decision, atol=0.02)
     plain, _ = NgramHead.fit(f, seqs, np.eye(2)[y], [], [])(seqs)
     assert not np.allclose((plain[:, 1] - plain[:, 0]).numpy(), margin, atol=0.02)  # idf changes the fit
+
+
+def test_sublinear_features_count_repeats_and_stay_unit_length(default_predictor):
+    """With sublinear_tf, a piece that recurs weighs 1 + log(count) against 1 for one seen
+    once, before the block is normalised; binary features weigh them alike."""
+    tok = default_predictor.ckpt.tokenizer
+    seq = tok.encode(["good good good film"])[0].ids
+    good, film = (tok.encode([w])[0].ids[1] for w in ("good", "film"))
+    counted = NgramFeatures(NgramConfig(sublinear_tf=True), tok)
+    row = counted([seq]).toarray()[0]
+    assert np.isclose(row[good] / row[film], 1 + np.log(3))
+    assert np.isclose(np.linalg.norm(row[: counted.vocab]), 1.0)
+    binary = _features(default_predictor)([seq]).toarray()[0]
+    assert np.isclose(binary[good], binary[film])

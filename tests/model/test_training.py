@@ -112,14 +112,15 @@ def test_settings_stored_before_a_setting_existed_train_as_they_did():
     """The default model was trained with random batches, before length_pool existed, and
     its piece density read pieces alone, before piece_pairs existed, and its n-gram head
     learned from the teacher's soft labels alone, before ngram_labels existed, on plain
-    n-grams, before ngram_idf existed."""
+    binary n-grams, before ngram_idf and sublinear_tf existed."""
     from model.checkpoint import DEFAULT_DIR
 
     stored = json.loads((DEFAULT_DIR / "metadata.json").read_text())["settings"]
     assert not {"length_pool", "piece_pairs", "ngram_labels", "ngram_idf"} & set(stored)
     settings = TrainSettings.from_dict(stored)
     assert settings.length_pool == 0 and settings.teacher.length_pool == 0 and not settings.piece_pairs
-    assert settings.ngram_labels == 0 and not settings.ngram_idf
+    assert settings.ngram_labels == 0 and not settings.ngram_idf and not settings.ngrams.sublinear_tf
     new = TrainSettings()  # a new run's defaults
     assert new.length_pool > 0 and new.piece_pairs and new.ngram_labels == 1 and new.ngram_idf
+    assert new.ngrams.sublinear_tf
     assert TrainSettings.from_dict(TrainSettings().to_dict()) == TrainSettings()
