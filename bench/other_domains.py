@@ -19,7 +19,7 @@ import json
 import numpy as np
 
 from model.evaluate import predict_all
-from model.metrics import auroc, ece
+from model.metrics import summarize
 from model.predictor import Predictor
 
 from .task_sets import AMAZON, NEUTRAL, TWEETS, rated
@@ -34,14 +34,10 @@ def plain(name: str) -> tuple[list[str], np.ndarray]:
 
 
 def judge(pred: Predictor, texts: list[str], positive: np.ndarray) -> dict:
+    """`bet eval`'s measures (model.metrics.summarize) plus mean confidence and epistemic."""
     probs, unc = predict_all(pred, texts, "predict")
     y = np.where(positive, pred.labels.index("positive"), pred.labels.index("negative"))
-    conf = probs.max(1)
-    correct = probs.argmax(1) == y
-    return {"n": len(texts), "accuracy": float(correct.mean()), "mean_confidence": float(conf.mean()),
-            "ece": ece(conf, correct.astype(float)),
-            "misclassification_auroc_confidence": auroc(1.0 - conf, ~correct),
-            "misclassification_auroc_total": auroc(unc[0], ~correct),
+    return {**summarize(probs, y, unc[0]), "mean_confidence": float(probs.max(1).mean()),
             "mean_epistemic": float(unc[2].mean()), "epistemic_share": float(unc[2].mean() / max(unc[0].mean(), 1e-12))}
 
 
@@ -59,7 +55,7 @@ def main() -> None:
           "mean epistemic | share |\n|---|---|---|---|---|---|---|---|")
     for name, r in results.items():
         aurocs = " / ".join("—" if v is None else f"{v:.3f}" for v in
-                            (r["misclassification_auroc_confidence"], r["misclassification_auroc_total"]))
+                            (r["misclassification_auroc_confidence"], r["misclassification_auroc_total_uncertainty"]))
         print(f"| {name} | {r['n']} | {r['accuracy']:.3f} | {r['mean_confidence']:.3f} | {r['ece']:.3f} | {aurocs} | "
               f"{r['mean_epistemic']:.3f} | {r['epistemic_share']:.2f} |")
     if args.json:

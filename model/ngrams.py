@@ -72,9 +72,13 @@ class NgramFeatures:
         block = np.searchsorted([self.vocab, self.vocab + self.buckets], x.indices, side="right")
         per_block = np.zeros((n, 3))
         x_rows = np.repeat(np.arange(n), np.diff(x.indptr))
-        values = 1.0 + np.log(x.data) if self.sublinear else np.ones(len(x.data))
-        np.add.at(per_block, (x_rows, block), values**2)
-        x.data = values / np.sqrt(per_block[x_rows, block])
+        if self.sublinear:
+            values = 1.0 + np.log(x.data)
+            np.add.at(per_block, (x_rows, block), values**2)
+            x.data = values / np.sqrt(per_block[x_rows, block])
+        else:  # serving's path for binary models: no per-n-gram logs or squares
+            np.add.at(per_block, (x_rows, block), 1.0)
+            x.data = 1.0 / np.sqrt(per_block[x_rows, block])
         return x
 
 
