@@ -14,6 +14,7 @@ import random
 import re
 import tarfile
 import zipfile
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from xml.etree import ElementTree
@@ -128,12 +129,61 @@ def news_and_encyclopedia(cache: Path | None = None) -> tuple[str, ...]:
     return tuple(sentences(news) + wiki_sentences(wiki))
 
 
-def editorials(cache: Path | None = None) -> list[str]:
+EDITORIAL_RATINGS = "hutto_ICWSM_2014/nytEditorialSnippets_anonDataRatings.txt"  # id, mean, sd, [ratings]
+# An editorial whose number (the id before "_") is a multiple of this is held out: none of its
+# sentences is background text, so bench/other_domains.py judges the model on opinion
+# writing it never saw.
+HELD_OUT_EVERY = 4
+
+
+@dataclass(frozen=True)
+class RatedText:
+    text: str
+    ratings: tuple[int, ...]  # each rater's on -4..4
+    held_out: bool = False
+
+    @property
+    def mean(self) -> float:
+        return sum(self.ratings) / len(self.ratings)
+
+
+def positive_share(ratings: tuple[int, ...] | list[int]) -> float:
+    """The raters' split: the share of ratings above 0 on a -4..4 scale, each 0 counting half."""
+    return (sum(r > 0 for r in ratings) + 0.5 * sum(r == 0 for r in ratings)) / len(ratings)
+
+
+@lru_cache(maxsize=2)
+def rated_editorials(cache: Path | None = None) -> tuple[RatedText, ...]:
     """5,190 sentences of New York Times editorials and opinion pieces, from the data of
-    Hutto & Gilbert's VADER paper (ICWSM 2014) in the vaderSentiment sdist: opinionated
-    English prose about politics, the economy and the city. Without them, opinion writing
-    on anything but film read as reviews to the network and the in-domain heads."""
-    return rated_sentences(vader_data([EDITORIALS], cache)[0].decode("utf-8", "replace"))
+    Hutto & Gilbert's VADER paper (ICWSM 2014) in the vaderSentiment sdist, each with its
+    raters' ratings, in file order; those of every HELD_OUT_EVERY-th editorial held out."""
+    table, ratings = (b.decode("utf-8", "replace") for b in vader_data([EDITORIALS, EDITORIAL_RATINGS], cache))
+    by_id = {parts[0]: parts[3] for parts in (line.split("\t") for line in ratings.splitlines()) if len(parts) == 4}
+    out = []
+    for rid, mean, text in rated_rows(table):
+        values = tuple(int(v) for v in by_id[rid].strip().strip("[]").split(","))
+        if abs(sum(values) / len(values) - mean) > 1e-6:
+            raise RuntimeError(f"{EDITORIALS}: editorial snippet {rid}: mean rating differs from {EDITORIAL_RATINGS}'s")
+        if text.strip():
+            out.append(RatedText(text.strip(), values, int(rid.split("_")[0]) % HELD_OUT_EVERY == 0))
+    return tuple(out)
+
+
+def editorials(cache: Path | None = None) -> list[str]:
+    """The sentences of the editorials that are not held out (`rated_editorials`):
+    opinionated English prose about politics, the economy and the city. Without them,
+    opinion writing on anything but film read as reviews to the network and the in-domain heads."""
+    return [r.text for r in rated_editorials(cache) if not r.held_out]
+
+
+def editorial_targets(labels: list[str], cache: Path | None = None) -> dict[str, list[float]]:
+    """The raters' split of each background editorial sentence as class probabilities over
+    `labels` (which must be exactly "negative" and "positive"), for training toward what
+    people read in opinion writing rather than toward "no evidence either way"."""
+    if sorted(labels) != ["negative", "positive"]:
+        raise ValueError(f"rated background text needs the labels 'negative' and 'positive', not {sorted(labels)}")
+    shares = {r.text: positive_share(r.ratings) for r in rated_editorials(cache) if not r.held_out}
+    return {t: [1.0 - p, p] if labels[0] == "negative" else [p, 1.0 - p] for t, p in shares.items()}
 
 
 def vader_data(members: list[str], cache: Path | None = None) -> list[bytes]:

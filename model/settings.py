@@ -27,7 +27,8 @@ class FinetuneSettings:
 # Settings added after checkpoints were stored, with the value that means what training did
 # before them: stored settings without one are read with it, so that `bet train --config`
 # trains as the stored model was trained.
-BEFORE = {"length_pool": 0, "piece_pairs": False, "ngram_labels": 0.0, "ngram_idf": False}
+BEFORE = {"length_pool": 0, "piece_pairs": False, "ngram_labels": 0.0, "ngram_idf": False,
+          "background_ratings": False}
 
 # The choices of each source of optional text (TrainSettings, below).
 SOURCES = {"unlabelled": ("none", "reviews"), "background": ("none", "general"),
@@ -120,6 +121,12 @@ class TrainSettings:
     # rest fit the window gain, so that it is fitted on texts the head did not learn from.
     long_ngram_share: float = 2 / 3
     long_weight: float = 4.0
+    # The default model's recipe: the "general" background's New York Times editorial
+    # sentences are trained toward their raters' split (model/background.py,
+    # editorial_targets) instead of uniform, so that opinion writing people read as plainly
+    # positive or negative does not read as "no evidence either way". Two-label polarity
+    # tasks only (labels "negative" and "positive").
+    background_ratings: bool = False
     unlabelled: str = "none"
     background: str = "general"
     long_texts: str = "validation"
@@ -131,10 +138,13 @@ class TrainSettings:
     ngrams: NgramConfig = field(default_factory=lambda: NgramConfig(sublinear_tf=True))
 
     def check(self) -> None:
-        """Refuses a source name that is not one of the choices above."""
+        """Refuses a source name that is not one of the choices above, and rated background
+        text without the background."""
         for name, allowed in SOURCES.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, not {getattr(self, name)!r}")
+        if self.background_ratings and self.background != "general":
+            raise ValueError("background_ratings needs the 'general' background, whose editorials are rated")
 
     def to_dict(self) -> dict:
         """As JSON gives it back (tuples become lists): stored in the checkpoint's metadata."""

