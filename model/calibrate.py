@@ -89,8 +89,11 @@ def fit_similarity(scale_scores: torch.Tensor, scale_pieces: torch.Tensor, val: 
     return r
 
 
+NGRAM_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)  # the grid of the n-gram logits' weights
+
+
 def fit_ngram_weight(out: ViewOutputs, r: torch.Tensor, labels: torch.Tensor, head: HeadConfig, width: int,
-                     grid: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)) -> None:
+                     grid: tuple[float, ...] = NGRAM_WEIGHTS) -> None:
     """Chooses the weight of the n-gram logits and the temperature together, by the
     lowest validation NLL."""
     best = None
@@ -105,21 +108,32 @@ def fit_ngram_weight(out: ViewOutputs, r: torch.Tensor, labels: torch.Tensor, he
     _, head.ngram_weight, head.temperature = best
 
 
-def fit_window_gain(out: ViewOutputs, r: torch.Tensor, labels: torch.Tensor, head: HeadConfig, width: int) -> float:
+def fit_window_gain(out: ViewOutputs, r: torch.Tensor, labels: torch.Tensor, head: HeadConfig, width: int,
+                    long_weights: tuple[float, ...] = ()) -> float:
     """The window gain by the lowest NLL of long labelled texts (the development reviews),
-    the temperature kept: 0 keeps the mean of the windows' logits, 1 sums them. -> that NLL."""
+    the temperature kept: 0 keeps the mean of the windows' logits, 1 sums them; with
+    `long_weights`, the n-gram logits' weight on long texts (head.long_ngram_weight) is
+    chosen from them together with the gain. -> that NLL."""
     from scipy.optimize import minimize_scalar
 
     def nll(gain: float) -> float:
         head.window_gain = float(gain)
         return _nll(out, r, labels, head, width)
 
-    head.window_gain = float(minimize_scalar(nll, bounds=(0.0, 1.5), method="bounded", options={"xatol": 1e-4}).x)
+    best = None
+    for w in long_weights or (head.long_ngram_weight,):
+        head.long_ngram_weight = w
+        gain = float(minimize_scalar(nll, bounds=(0.0, 1.5), method="bounded", options={"xatol": 1e-4}).x)
+        score = nll(gain)
+        if best is None or score < best[0]:
+            best = (score, w, gain)
+    assert best is not None
+    _, head.long_ngram_weight, head.window_gain = best
     return nll(head.window_gain)
 
 
 def _nll(out: ViewOutputs, r: torch.Tensor, labels: torch.Tensor, head: HeadConfig, width: int) -> float:
-    logits = out.view_logits(head.ngram_weight, head.window_gain, width)
+    logits = out.view_logits(head, width)
     probs = decompose(view_probabilities(logits, r, out.z, head)).probs
     return float(-torch.log(probs[torch.arange(len(labels)), labels].clamp_min(1e-12)).mean())
 

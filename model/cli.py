@@ -141,10 +141,10 @@ def run_train(args: argparse.Namespace) -> int:
     clock = Clock({"reading the background text": BACKGROUND_LOAD if general else 0.0})
     clock.start("reading the background text")
     try:
-        texts = background.background_text() if general else None
-        counts = background.general_word_counts() if general else None
         rated = (background.editorial_targets(sorted({r.label for r in rows}))
                  if settings.background_ratings else None)
+        texts = background.background_text() if general else None
+        counts = background.general_word_counts() if general else None
     except ValueError as e:
         print(f"bet train: {e}", file=sys.stderr)
         return 2
@@ -153,7 +153,9 @@ def run_train(args: argparse.Namespace) -> int:
               "--background none trains without it", file=sys.stderr)
         return 2
     out = train(rows, val, args.out, settings,
-                unlabelled=data.unlabelled_reviews() if settings.unlabelled == "reviews" else None,
+                unlabelled=data.unlabelled_reviews(share=settings.long_ngram_share if settings.long_cross_fit
+                                                   and settings.long_texts == "reviews" else 1.0)
+                if settings.unlabelled == "reviews" else None,
                 background=texts, general_counts=counts,
                 long_rows=data.dev_reviews() if settings.long_texts == "reviews" else None,
                 state_dir=args.state_dir, cache=data.cache_dir(), clock=clock, background_targets=rated)

@@ -65,6 +65,10 @@ class HeadConfig:
     # (n / window pieces) ** window_gain: 0 keeps the windows' mean, 1 sums their evidence.
     # Fitted by NLL on the development reviews.
     window_gain: float = 0.0
+    # The n-gram logits' weight for a text longer than one window, which the n-gram head
+    # reads whole while the transformer reads it in windows; fitted with window_gain. None:
+    # ngram_weight, as for any text.
+    long_ngram_weight: float | None = None
     # Familiarity: each score put on a common scale by its validation median and 95th
     # percentile (z = 1 at the 95th), per length bucket: a score averaged over few word
     # pieces spreads wider, so a short text is judged against short texts. Bucket b holds

@@ -373,16 +373,19 @@ def dev_reviews(cache: Path | None = None) -> list[Row]:
     return review_split(read_reviews(cache))[0]
 
 
-def unlabelled_reviews(cache: Path | None = None, min_words: int = 4, seed: int = 0) -> list[str]:
-    """In-domain unlabelled text for distillation, from the development reviews only: their
-    sentences (a different source from the sentence data; none of its lines equals a
-    sentence of the polarity set), then runs of consecutive sentences of 40 to 140 words,
-    which the tokenizer cuts to one window: a long text is read in full windows, whose
-    positions single sentences rarely reach. Their labels are not used."""
+def unlabelled_reviews(cache: Path | None = None, min_words: int = 4, seed: int = 0, share: float = 1.0) -> list[str]:
+    """In-domain unlabelled text for distillation, from the development reviews only (the
+    first `share` of them; the rest stay unseen by the network, see
+    TrainSettings.long_cross_fit): their sentences (a different source from the sentence
+    data; none of its lines equals a sentence of the polarity set), then runs of
+    consecutive sentences of 40 to 140 words, which the tokenizer cuts to one window: a long
+    text is read in full windows, whose positions single sentences rarely reach. Their
+    labels are not used."""
     out: list[str] = []
     runs: list[str] = []
     rng = random.Random(seed)
-    for row in dev_reviews(cache):
+    reviews = dev_reviews(cache)
+    for row in reviews[: int(round(share * len(reviews)))]:
         lines = [s.strip() for s in row.text.split("\n") if s.strip()]
         out.extend(s for s in lines if len(s.split()) >= min_words)
         words = " ".join(lines).split()

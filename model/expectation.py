@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from . import shards, windows
-from .config import SCORES, ModelConfig
+from .config import SCORES, HeadConfig, ModelConfig
 from .network import Encoder
 from .ngrams import NgramHead
 from .uncertainty import Decomposition, FeatureDensity, UnigramDensity, decompose, similarity, view_probabilities
@@ -33,11 +33,16 @@ class ViewOutputs:
     ngram_domain: torch.Tensor  # (N,) its in-domain logit
     pieces: torch.Tensor  # (N,) word pieces of each text
 
-    def view_logits(self, ngram_weight: float, window_gain: float, width: int) -> torch.Tensor:
-        """(N, K, C) each view's logits: the transformer's plus the weighted n-gram logits,
+    def view_logits(self, head: HeadConfig, width: int) -> torch.Tensor:
+        """(N, K, C) each view's logits: the transformer's plus the weighted n-gram logits
+        (a text longer than one window weighs them by head.long_ngram_weight where set),
         scaled by (pieces / width) ** window_gain for a text longer than one window."""
-        gain = torch.clamp(self.pieces.to(self.logits.dtype) / width, min=1.0) ** window_gain
-        return (self.logits + ngram_weight * self.ngram_logits.unsqueeze(1)) * gain[:, None, None]
+        ratio = self.pieces.to(self.logits.dtype) / width
+        gain = torch.clamp(ratio, min=1.0) ** head.window_gain
+        weight = torch.full_like(ratio, head.ngram_weight)
+        if head.long_ngram_weight is not None:
+            weight = torch.where(ratio > 1.0, head.long_ngram_weight, weight)
+        return (self.logits + weight[:, None, None] * self.ngram_logits.unsqueeze(1)) * gain[:, None, None]
 
 
 @dataclass
@@ -149,7 +154,7 @@ class Expectation:
 
     def combine(self, out: ViewOutputs, r: torch.Tensor) -> Decomposition:
         head = self.cfg.head
-        logits = out.view_logits(head.ngram_weight, head.window_gain, windows.window_pieces(self.cfg.network))
+        logits = out.view_logits(head, windows.window_pieces(self.cfg.network))
         return decompose(view_probabilities(logits, r, out.z, head))
 
     def __call__(self, bodies: list[list[int]], seeds: list[int],

@@ -28,7 +28,7 @@ class FinetuneSettings:
 # before them: stored settings without one are read with it, so that `bet train --config`
 # trains as the stored model was trained.
 BEFORE = {"length_pool": 0, "piece_pairs": False, "ngram_labels": 0.0, "ngram_idf": False,
-          "background_ratings": False}
+          "background_ratings": False, "long_cross_fit": False, "long_ngram_weight": False}
 
 # The choices of each source of optional text (TrainSettings, below).
 SOURCES = {"unlabelled": ("none", "reviews"), "background": ("none", "general"),
@@ -121,6 +121,16 @@ class TrainSettings:
     # rest fit the window gain, so that it is fitted on texts the head did not learn from.
     long_ngram_share: float = 2 / 3
     long_weight: float = 4.0
+    # With long texts "reviews": the network distils only from the long_ngram_share of the
+    # reviews the n-gram head learned from, so that the rest are unseen by every part when
+    # they fit the long texts' familiarity scales and the window gain; the n-gram head then
+    # learns from all of them, and the gain is fitted on the logits of a head fitted
+    # without the reviews it scores (cross-fitting). Off: unlabelled text from every
+    # review, as the default model before it was trained.
+    long_cross_fit: bool = True
+    # The n-gram logits' weight on texts longer than one window (HeadConfig.long_ngram_weight)
+    # chosen with the window gain on the long texts that fit it; off: the sentences' weight.
+    long_ngram_weight: bool = True
     # The default model's recipe: the "general" background's New York Times editorial
     # sentences are trained toward their raters' split (model/background.py,
     # editorial_targets) instead of uniform, so that opinion writing people read as plainly

@@ -281,7 +281,11 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
         out_long = exp.raw(long_bodies, [text_seed(x.text) for x in long_rows])
         r_long = exp.similarity(out_long, long_bodies)
         long_y = np.array([lab_id[x.label] for x in long_rows])
-        calibrate.fit_window_gain(out_long, r_long, torch.from_numpy(long_y), cfg.head, width)
+        if settings.long_cross_fit and long_fit:
+            out_long = replace(out_long, ngram_logits=_unseen_ngram_logits(
+                cfg, tok, examples, n_lab, n_unl, n_bg, extra_bg, len(labels), settings, long_fit, long_rows, lab_id))
+        calibrate.fit_window_gain(out_long, r_long, torch.from_numpy(long_y), cfg.head, width,
+                                  calibrate.NGRAM_WEIGHTS if settings.long_ngram_weight else ())
         dec = exp.combine(out_long, r_long)
         metrics["long_texts"] = summarize(dec.probs.numpy(), long_y, dec.total.numpy())
         tqdm.write(f"window gain {cfg.head.window_gain:.3f}: long texts {metrics['long_texts']}")
@@ -290,7 +294,7 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
                            settings.version,
                            extra={"settings": settings.to_dict(), "distilled": use_teacher, "n_train": len(train_rows),
                                   "n_unlabelled": n_unl, "n_background": len(background),
-                                  "n_long": len(long_fit) + len(long_rows)})
+                                  "n_long": len({r.text for r in long_fit + long_rows})})
 
 
 def _validate(encoder: Encoder, cfg: ModelConfig, bodies: list[list[int]], seeds: list[int],
@@ -317,7 +321,8 @@ def _long_texts(s: TrainSettings, given: list[Row], val_rows: list[Row], tok: Te
     """The labelled long texts -> (those the n-gram head learns from, those the window gain
     is fitted on). "validation": the validation rows longer than one window, all for the
     gain (the head never learns from validation rows); "reviews": the given rows, cut by
-    long_ngram_share. Too few for a fit (MIN_LONG_TEXTS): none, and the gain stays 0."""
+    long_ngram_share, the head learning from all of them with long_cross_fit. Too few for a
+    fit (MIN_LONG_TEXTS): none, and the gain stays 0."""
     if s.long_texts == "validation":
         bodies = tok.bodies([r.text for r in val_rows])
         rows = [r for r, body in zip(val_rows, bodies, strict=True) if len(body) > width]
@@ -325,22 +330,37 @@ def _long_texts(s: TrainSettings, given: list[Row], val_rows: list[Row], tok: Te
     else:
         rows = [x for x in given if x.label in lab_id]
         cut = int(round(s.long_ngram_share * len(rows)))
-        fit, rows = rows[:cut], rows[cut:]
+        fit, rows = (rows if s.long_cross_fit else rows[:cut]), rows[cut:]
     if len(rows) < MIN_LONG_TEXTS:
         tqdm.write(f"{len(rows)} labelled long texts: too few to fit the window gain, which stays 0")
         rows = []
     return fit, rows
 
 
+def _unseen_ngram_logits(cfg: ModelConfig, tok: TextTokenizer, examples: list[Example], n_lab: int, n_unl: int,
+                         n_bg: int, extra_bg: list[Example], n_labels: int, s: TrainSettings, long_fit: list[Row],
+                         scored: list[Row], lab_id: dict[str, int]) -> torch.Tensor:
+    """(len(scored), C) the class logits of the long texts `scored` from an n-gram head
+    fitted as the final one but without them (its class part only): cross-fitting, so that
+    the window gain is fitted on logits of texts the head never learned from."""
+    held = {r.text for r in scored}
+    rest = [r for r in long_fit if r.text not in held]
+    head = _fit_ngrams(cfg, tok, examples, n_lab, n_unl, n_bg, extra_bg, n_labels, s,
+                       list(zip(tok.bodies([r.text for r in rest]), [lab_id[r.label] for r in rest], strict=True)),
+                       domain=False)
+    whole = [[cfg.network.cls_id, *b, cfg.network.sep_id] for b in tok.bodies([r.text for r in scored])]
+    return head(whole)[0]
+
+
 def _fit_ngrams(cfg: ModelConfig, tok: TextTokenizer, examples: list[Example], n_lab: int, n_unl: int,
                 n_bg: int, extra_bg: list[Example], n_labels: int, s: TrainSettings,
-                long_fit: Sequence[tuple[list[int], int]] = ()) -> NgramHead:
+                long_fit: Sequence[tuple[list[int], int]] = (), domain: bool = True) -> NgramHead:
     """The wide part: class logits on the teacher's soft labels over labelled and
     unlabelled text, the labelled rows' leaning to their own targets (Example.target) by
     s.ngram_labels (without a teacher: their targets), plus a seeded sample of background
     text with uniform targets, or its raters' split where it has one (outlier exposure,
     s.ngram_uniform), and an in-domain logit of training text and its fragments against the
-    background text."""
+    background text (domain False: no in-domain logit)."""
     labelled = [e for e in examples[: n_lab + n_unl] if e.soft is not None] or examples[:n_lab]
     targets = np.stack([e.soft if e.soft is not None else e.target for e in labelled])
     own = np.array([e.target is not None for e in labelled])
@@ -360,8 +380,8 @@ def _fit_ngrams(cfg: ModelConfig, tok: TextTokenizer, examples: list[Example], n
         weights = np.r_[weights, np.full(len(long_fit), s.long_weight)]
     tqdm.write(f"fitting the n-gram head on {len(labelled)} texts, {len(long_fit)} long ones and {len(pick)} uniform, "
                f"domain {len(in_domain)} vs {len(background)}")
-    return NgramHead.fit(NgramFeatures(cfg.ngrams, tok), texts, targets, in_domain, [e.ids for e in background], s.seed,
-                         weights,
+    return NgramHead.fit(NgramFeatures(cfg.ngrams, tok), texts, targets, in_domain,
+                         [e.ids for e in background] if domain else [], s.seed, weights,
                          idf=s.ngram_idf)
 
 

@@ -52,3 +52,35 @@ def test_too_few_long_validation_rows_leave_the_window_gain_at_zero(tiny_rows, t
                 TrainSettings(epochs=1, distill=False, network=small), state_dir=tmp_path / "state")
     assert Predictor.load(out).ckpt.cfg.head.window_gain == 0.0
     assert json.loads((out / "metadata.json").read_text())["n_long"] == 0
+
+
+def test_labelled_long_texts_are_cross_fitted(tmp_path, monkeypatch):
+    """long_texts "reviews" with long_cross_fit: the n-gram head learns from every long
+    text, and the window gain is fitted on logits of a head fitted without the texts it
+    scores (its class part only); n_long counts each long text once."""
+    from model import train as T
+
+    fits = []
+    fit = T.NgramHead.fit
+
+    def spy(features, labelled, targets, in_domain, background, *args, **kwargs):
+        fits.append(({tuple(x) for x in labelled}, len(background)))
+        return fit(features, labelled, targets, in_domain, background, *args, **kwargs)
+
+    monkeypatch.setattr(T.NgramHead, "fit", spy)
+    train_rows, val_rows, long = _long_rows(40, 0), _long_rows(8, 1), _long_rows(60, 4)
+    small = NetworkConfig(d_model=32, n_heads=2, d_ff=64, embed_dim=16)
+    settings = TrainSettings(epochs=1, distill=False, network=small, long_texts="reviews", background="none")
+    out = train(train_rows, val_rows, tmp_path / "m", settings, state_dir=tmp_path / "state", long_rows=long)
+    from model.tokenizer import TextTokenizer
+
+    tok = TextTokenizer.from_file(out / "tokenizer.json", small.max_len)
+    whole = [tuple([tok.cls_id, *b, tok.sep_id]) for b in tok.bodies([r.text for r in long])]
+    cut = round(settings.long_ngram_share * len(long))
+    (final, _), (unseen, unseen_background) = fits
+    assert set(whole) <= final  # the final head learned from every long text
+    assert set(whole[:cut]) <= unseen and not set(whole[cut:]) & unseen
+    assert unseen_background == 0  # no in-domain logit for the cross-fitted head
+    assert json.loads((out / "metadata.json").read_text())["n_long"] == len(long)
+    head = Predictor.load(out).ckpt.cfg.head
+    assert head.long_ngram_weight is not None and head.window_gain >= 0.0

@@ -134,3 +134,39 @@ def test_the_raters_ceiling_is_one_where_every_rater_agrees():
     items = [S.Snippet(i, f"s{i}", (v,) * 16) for i, v in enumerate((-4, -1, 0, 2, 3))]
     assert split_half(items, 3) == pytest.approx([1.0, 1.0, 1.0])
     assert weakness(items).tolist() == [-4.0, -1.0, 0.0, -2.0, -3.0]
+
+
+def test_the_rated_training_rows_are_the_training_sentences_and_the_extra_snippets_with_agreement(parts, items):
+    rows = S.rated_training_rows()
+    train_keys = [S.key(r.text) for r in parts["train"]]
+    assert [S.key(r.text) for r in rows[: len(train_keys)]] == train_keys
+    assert [(r.text, r.label) for r in rows[len(train_keys):]] == [(r.text, r.label) for r in S.extra_rows()]
+    held = {S.key(r.text) for name in ("val", "test") for r in parts[name]}
+    assert not held & {S.key(r.text) for r in rows}
+    by_key = {S.key(s.text): s for s in items}
+    rated = [r for r in rows if r.agreement is not None]
+    assert len(rows) - len(rated) < 20  # the training sentences without ratings (Spanish, Portuguese)
+    for r in rated:
+        s = by_key[S.key(r.text)]
+        share = (sum(v > 0 for v in s.ratings) + 0.5 * sum(v == 0 for v in s.ratings)) / len(s.ratings)
+        assert r.agreement == pytest.approx(share if r.label == "positive" else 1 - share)
+    # people and the review's verdict can disagree: both are kept
+    assert 100 < sum(r.agreement < 0.5 for r in rated) < 500
+
+
+def test_the_held_out_editorials_are_whole_editorials_and_no_background_text():
+    from model import background as B
+
+    every = B.rated_editorials()
+    held = [r for r in every if r.held_out]
+    assert len(every) == 5190 and 0.2 < len(held) / len(every) < 0.3
+    texts = set(B.background_text())
+    assert not {r.text for r in held} & texts
+    assert all(r.text in texts for r in every if not r.held_out)
+    targets = B.editorial_targets(["negative", "positive"])
+    kept = Counter(r.text for r in every if not r.held_out)
+    assert set(targets) == set(kept)
+    assert all(abs(sum(p) - 1) < 1e-9 and p[1] == B.positive_share(r.ratings)
+               for r in every if kept[r.text] == 1 for p in [targets[r.text]])
+    with pytest.raises(ValueError, match="needs the labels 'negative' and 'positive'"):
+        B.editorial_targets(["ham", "spam"])

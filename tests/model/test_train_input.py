@@ -274,3 +274,29 @@ def test_bet_train_refuses_bad_rows_before_any_work_and_names_a_missing_extra(tm
     err = capsys.readouterr().err
     assert "pip install -e '.[train]'" in err and "--background none" in err
     assert not (tmp_path / "m").exists()
+
+
+def test_bet_train_refuses_rated_background_text_for_a_task_that_is_not_polarity(tmp_path, monkeypatch, capsys):
+    import argparse
+
+    from model import background
+    from model.cli import add_train
+
+    parser = argparse.ArgumentParser()
+    add_train(parser.add_subparsers())
+    rows = "text,label\n" + "".join(f"text number {i},{'ab'[i % 2]}\n" for i in range(20))
+    (tmp_path / "good.csv").write_text(rows, encoding="utf-8")
+
+    def unread(*_args, **_kwargs):
+        raise AssertionError("the background was read")
+
+    monkeypatch.setattr(background, "background_text", unread)
+    for extra, message in ((["--background-ratings", "on"], "needs the labels 'negative' and 'positive'"),
+                           (["--background-ratings", "on", "--background", "none"], "needs the 'general' background")):
+        args = parser.parse_args(["train", "--data", str(tmp_path / "good.csv"), "--out", str(tmp_path / "m"), *extra])
+        assert args.run(args) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and message in err
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--data", "x.csv", "--out", "m", "--background-ratings", "yes"])
+    assert not (tmp_path / "m").exists()

@@ -230,3 +230,21 @@ def test_the_gentle_fall_orders_familiar_texts_by_their_worst_score():
     assert r[0] == 1.0  # below the gentle threshold
     assert 1.0 > r[1] > r[2] > 0.8  # graded between the two thresholds
     assert r[3] == pytest.approx(math.exp(-0.1 * 2.5 - 8.0 * 0.5))
+
+
+def test_long_texts_weigh_the_ngram_logits_by_their_own_weight_where_one_is_fitted():
+    import torch
+
+    from model.config import HeadConfig
+    from model.expectation import ViewOutputs
+
+    n, k, c = 2, 3, 2
+    out = ViewOutputs(logits=torch.ones(n, k, c, dtype=torch.float64), feats=torch.zeros(n, k, 4),
+                      domain=torch.zeros(n, k), z=torch.zeros(n, k, 4, c),
+                      ngram_logits=torch.tensor([[0.0, 2.0], [0.0, 2.0]], dtype=torch.float64),
+                      ngram_domain=torch.zeros(n), pieces=torch.tensor([100, 300]))
+    same = out.view_logits(HeadConfig(ngram_weight=1.0), width=126)
+    assert torch.allclose(same[:, :, 1], torch.tensor([[3.0] * k, [3.0] * k], dtype=torch.float64))
+    own = out.view_logits(HeadConfig(ngram_weight=1.0, long_ngram_weight=0.5), width=126)
+    assert torch.equal(own[0], same[0])  # one window: the sentences' weight
+    assert torch.allclose(own[1, :, 1], torch.full((k,), 2.0, dtype=torch.float64))  # 1 + 0.5 * 2
