@@ -47,6 +47,8 @@ TRAIN_FLAGS = {
     "--background-ratings": ("background_ratings", _switch, "on: train the background's rated New York "
                              "Times editorials toward their raters' split instead of uniform (labels negative and "
                              "positive only); off"),
+    "--long-ngram-weight": ("long_ngram_weight", _switch, "on: fit the n-gram logits' own weight on texts longer "
+                            "than one window, with the window gain; off"),
     "--epochs": ("epochs", int, "passes over the data"),
     "--unlabelled-per-epoch": ("unlabelled_per_epoch", int, "unlabelled texts sampled per epoch"),
     "--batch-size": ("batch_size", int, "texts per step"),

@@ -70,7 +70,8 @@ def test_labelled_long_texts_are_cross_fitted(tmp_path, monkeypatch):
     monkeypatch.setattr(T.NgramHead, "fit", spy)
     train_rows, val_rows, long = _long_rows(40, 0), _long_rows(8, 1), _long_rows(60, 4)
     small = NetworkConfig(d_model=32, n_heads=2, d_ff=64, embed_dim=16)
-    settings = TrainSettings(epochs=1, distill=False, network=small, long_texts="reviews", background="none")
+    settings = TrainSettings(epochs=1, distill=False, network=small, long_texts="reviews", background="none",
+                             long_ngram_weight=True)
     out = train(train_rows, val_rows, tmp_path / "m", settings, state_dir=tmp_path / "state", long_rows=long)
     from model.tokenizer import TextTokenizer
 
