@@ -8,7 +8,6 @@ York Times editorials). None of the OOD evaluation sets
 from __future__ import annotations
 
 import bz2
-import math
 import csv
 import io
 import random
@@ -149,11 +148,10 @@ class RatedText:
 
 
 def positive_share(ratings: tuple[int, ...] | list[int]) -> float:
-    """The raters' split, graded: each rating r on -4..4 read as the probability sigmoid(r)
-    that its rater reads the text as positive (0 is a coin, +1 0.73, +4 0.98), averaged
-    over the raters. A plain share of the raters on each side cannot tell "decent" (+1 from
-    everyone) from "a masterpiece" (+4): both are 1 (docs/adr/0009-raters-split.md)."""
-    return sum(1.0 / (1.0 + math.exp(-r)) for r in ratings) / len(ratings)
+    """The raters' split: the share of ratings above 0 on a -4..4 scale, each 0 counting
+    half. A graded reading of each rating ranked ambiguity better on a proxy but trained a
+    worse model (docs/adr/0009-raters-split.md)."""
+    return (sum(r > 0 for r in ratings) + 0.5 * sum(r == 0 for r in ratings)) / len(ratings)
 
 
 @lru_cache(maxsize=2)

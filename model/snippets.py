@@ -53,12 +53,12 @@ class Snippet:
 
     @property
     def positive_share(self) -> float:
-        """The raters' graded split (model/background.py, `positive_share`)."""
+        """The raters' split (model/background.py, `positive_share`)."""
         return positive_share(self.ratings)
 
     @property
     def agreement(self) -> float:
-        """The raters' graded split on the side of its label (`positive_share` or its complement)."""
+        """The share of the raters on the side of its label (`positive_share` or its complement)."""
         return self.positive_share if self.label == "positive" else 1.0 - self.positive_share
 
 

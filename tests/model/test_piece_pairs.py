@@ -38,5 +38,10 @@ def test_a_trained_model_stores_its_pairs(tiny_checkpoint):
     assert np.isclose(float(unigram.pairs.max()), 1.0) and float(unigram.pairs.min()) == 0.0
 
 
-def test_the_default_model_has_no_pairs(default_predictor):
-    assert default_predictor.ckpt.unigram.pairs is None
+def test_the_default_model_reads_pairs_as_its_settings_say(default_predictor):
+    import json
+
+    from model.checkpoint import DEFAULT_DIR
+
+    settings = json.loads((DEFAULT_DIR / "metadata.json").read_text())["settings"]
+    assert (default_predictor.ckpt.unigram.pairs is not None) == settings.get("piece_pairs", False)

@@ -109,18 +109,22 @@ def test_unknown_training_settings_are_refused(tmp_path):
 
 
 def test_settings_stored_before_a_setting_existed_train_as_they_did():
-    """The default model was trained with random batches, before length_pool existed, and
-    its piece density read pieces alone, before piece_pairs existed, and its n-gram head
-    learned from the teacher's soft labels alone, before ngram_labels existed, on plain
-    binary n-grams, before ngram_idf and sublinear_tf existed."""
-    from model.checkpoint import DEFAULT_DIR
+    """Settings stored before a setting existed (an older checkpoint's metadata.json) read
+    it with the value that means what training did then (settings.BEFORE): random batches,
+    pieces alone, the teacher's soft labels alone for the n-gram head, plain binary n-grams,
+    no rated background, long texts neither cross-fitted nor weighed on their own."""
+    from model.settings import BEFORE
 
-    stored = json.loads((DEFAULT_DIR / "metadata.json").read_text())["settings"]
-    assert not {"length_pool", "piece_pairs", "ngram_labels", "ngram_idf"} & set(stored)
+    stored = TrainSettings().to_dict()
+    for name in BEFORE:
+        stored.pop(name)
+        stored["teacher"].pop(name, None)
+    stored["ngrams"].pop("sublinear_tf")
     settings = TrainSettings.from_dict(stored)
     assert settings.length_pool == 0 and settings.teacher.length_pool == 0 and not settings.piece_pairs
     assert settings.ngram_labels == 0 and not settings.ngram_idf and not settings.ngrams.sublinear_tf
+    assert not settings.background_ratings and not settings.long_cross_fit and not settings.long_ngram_weight
     new = TrainSettings()  # a new run's defaults
     assert new.length_pool > 0 and new.piece_pairs and new.ngram_labels == 1 and new.ngram_idf
-    assert new.ngrams.sublinear_tf
+    assert new.ngrams.sublinear_tf and new.long_cross_fit
     assert TrainSettings.from_dict(TrainSettings().to_dict()) == TrainSettings()
