@@ -161,10 +161,7 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
     if "the teacher's embeddings of the background" in clock.stages:
         clock.start("the teacher's embeddings of the background")
     bg_emb = _background_embeddings(bg_texts, cache) if use_teacher and settings.background_emb else None
-    bg_targets = background_targets or {}
-    examples += [Example(e.ids, -1, None, None if bg_emb is None else bg_emb[i], in_domain=False,
-                         target=None if t not in bg_targets else np.asarray(bg_targets[t]))
-                 for i, (t, e) in enumerate(zip(bg_texts, tok.encode(bg_texts), strict=True))]
+    examples += _background_examples(bg_texts, tok, background_targets or {}, bg_emb)
     n_bg = len(examples) - n_lab - n_unl
     pool = [r.text for r in train_rows] + list(unlabelled or [])
     examples += [Example(e.ids, -1, None, None)
@@ -250,10 +247,7 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
                              [text_seed(background[i]) for i in pick])
     exp.unigram = UnigramDensity.fit([e.ids for e in examples[: n_lab + n_unl]], tok.vocab_size, general_counts, tok,
                                      pairs=settings.piece_pairs)
-    extra_bg = [Example(e.ids, -1, None, None, in_domain=False,
-                        target=None if t not in bg_targets else np.asarray(bg_targets[t]))
-                for t, e in zip(background[settings.encoder_background :],
-                                tok.encode(background[settings.encoder_background :]), strict=True)]
+    extra_bg = _background_examples(background[settings.encoder_background :], tok, background_targets or {})
     long_fit, long_rows = _long_texts(settings, long_rows or [], val_rows, tok, lab_id, width)
     exp.ngrams = _fit_ngrams(cfg, tok, examples, n_lab, n_unl, n_bg, extra_bg, len(labels), settings,
                              list(zip(tok.bodies([x.text for x in long_fit]), [lab_id[x.label] for x in long_fit],
@@ -410,6 +404,15 @@ def _examples(rows, val_rows, lab_id, tok, use_teacher, unlabelled, cache, encod
         out.append(Example(seq, label, None if soft is None else soft[i], None if emb is None else emb[i],
                            whole=whole[i] if i < len(rows) else None, target=targets[i] if i < len(rows) else None))
     return out
+
+
+def _background_examples(texts: list[str], tok: TextTokenizer, targets: dict[str, list[float]],
+                         emb: np.ndarray | None = None) -> list[Example]:
+    """Background texts as examples: out of domain, with their raters' split where `targets`
+    has one, and the teacher's embedding where `emb` is given."""
+    return [Example(e.ids, -1, None, None if emb is None else emb[i], in_domain=False,
+                    target=np.asarray(targets[t]) if t in targets else None)
+            for i, (t, e) in enumerate(zip(texts, tok.encode(texts), strict=True))]
 
 
 def _background_cached(texts: list[str], cache: Path, chunk: int = 10000) -> bool:
