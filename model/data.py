@@ -189,10 +189,12 @@ def _agreement(path: Path, line: int, value: object) -> float | None:
     """An agreement cell or key: empty or null -> None; a number from 0 to 1 -> it."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    try:
-        a = float(value) if not isinstance(value, bool) else None
-    except ValueError:
-        a = None
+    a = None
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
+        try:
+            a = float(value)
+        except ValueError:
+            pass
     if a is None or not 0.0 <= a <= 1.0:
         raise ValueError(f"{path}:{line}: the agreement must be a number from 0 to 1 (the share of the people who "
                          f"chose the label), not {json.dumps(value)}")

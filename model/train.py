@@ -49,6 +49,15 @@ class Example:
     def read_whole(self) -> list[int]:
         return self.whole or self.ids
 
+    def aim(self, n_labels: int) -> np.ndarray:
+        """The class probabilities it is trained toward: its target; else its label, one-hot;
+        else (unlabelled or background text) uniform."""
+        if self.target is not None:
+            return self.target
+        if self.label >= 0:
+            return np.eye(n_labels)[self.label]
+        return np.full(n_labels, 1.0 / n_labels)
+
 
 def build_tokenizer(texts: list[str], max_len: int, vocab_size: int = 8000) -> TextTokenizer:
     """A WordPiece tokenizer trained on the data, when the MiniLM one is not installed.
@@ -356,17 +365,15 @@ def _fit_ngrams(cfg: ModelConfig, tok: TextTokenizer, examples: list[Example], n
     s.ngram_uniform), and an in-domain logit of training text and its fragments against the
     background text (domain False: no in-domain logit)."""
     labelled = [e for e in examples[: n_lab + n_unl] if e.soft is not None] or examples[:n_lab]
-    targets = np.stack([e.soft if e.soft is not None else e.target for e in labelled])
-    own = np.array([e.target is not None for e in labelled])
+    targets = np.stack([e.soft if e.soft is not None else e.aim(n_labels) for e in labelled])
+    own = np.array([e.label >= 0 for e in labelled])
     targets[own] = (1 - s.ngram_labels) * targets[own] + s.ngram_labels * np.stack(
-        [e.target for e in labelled if e.target is not None])
+        [e.aim(n_labels) for e in labelled if e.label >= 0])
     in_domain = [e.read_whole for e in examples[: n_lab + n_unl]] + [e.ids for e in examples[n_lab + n_unl + n_bg:]]
     background = examples[n_lab + n_unl : n_lab + n_unl + n_bg] + extra_bg
     pick = np.random.default_rng(s.seed).permutation(len(background))[: int(s.ngram_uniform * len(labelled))]
     texts = [e.read_whole for e in labelled] + [background[i].ids for i in pick]
-    uniform = np.full(n_labels, 1.0 / n_labels)
-    targets = np.concatenate([targets, np.array([uniform if background[i].target is None else background[i].target
-                                                 for i in pick]).reshape(-1, n_labels)])
+    targets = np.concatenate([targets, np.array([background[i].aim(n_labels) for i in pick]).reshape(-1, n_labels)])
     weights = np.ones(len(texts))
     if long_fit:  # labelled long texts, read whole as at inference, weighted (s.long_weight)
         texts += [[cfg.network.cls_id, *body, cfg.network.sep_id] for body, _ in long_fit]
@@ -459,13 +466,13 @@ def _loss(encoder: Encoder, batch: list[Example], cfg: ModelConfig, rng, s: Trai
     n_labels = logits.shape[-1]
     if s.uniform_weight and not inside.all():  # CE to uniform, or to the raters' split of rated text
         bg = [i for i, e in enumerate(batch) if not e.in_domain]
-        q = np.stack([np.full(n_labels, 1.0 / n_labels) if batch[i].target is None else batch[i].target for i in bg])
-        loss = loss + s.uniform_weight * F.cross_entropy(logits[bg], torch.from_numpy(q).float())
+        aims = np.stack([batch[i].aim(n_labels) for i in bg])
+        loss = loss + s.uniform_weight * F.cross_entropy(logits[bg], torch.from_numpy(aims).float())
     # labelled rows: CE to their targets, the raters' split where they have one (to the label where one-hot)
     rows = [i for i, e in enumerate(batch) if e.label >= 0]
     if rows:
-        q = np.stack([np.eye(n_labels)[batch[i].label] if batch[i].target is None else batch[i].target for i in rows])
-        loss = loss + F.cross_entropy(logits[rows], torch.from_numpy(q).float())
+        aims = np.stack([batch[i].aim(n_labels) for i in rows])
+        loss = loss + F.cross_entropy(logits[rows], torch.from_numpy(aims).float())
     has_soft = [i for i, e in enumerate(batch) if e.soft is not None]
     if has_soft:
         q = torch.from_numpy(np.stack([e.soft for e in batch if e.soft is not None])).float()
