@@ -137,14 +137,30 @@ HELD_OUT_EVERY = 4
 
 
 @dataclass(frozen=True)
-class RatedText:
+class Rated:
+    """A text of Hutto & Gilbert's data with each rater's rating on -4..4."""
+
     text: str
-    ratings: tuple[int, ...]  # each rater's on -4..4
-    held_out: bool = False
+    ratings: tuple[int, ...]
 
     @property
     def mean(self) -> float:
         return sum(self.ratings) / len(self.ratings)
+
+    @property
+    def positive_share(self) -> float:
+        """The raters' split (`positive_share`)."""
+        return positive_share(self.ratings)
+
+
+@dataclass(frozen=True)
+class RatedText(Rated):
+    held_out: bool = False
+
+
+def parse_ratings(cell: str) -> tuple[int, ...]:
+    """An anonDataRatings file's list of individual ratings, "[0, 2, -1]" -> (0, 2, -1)."""
+    return tuple(int(v) for v in cell.strip().strip("[]").split(","))
 
 
 def positive_share(ratings: tuple[int, ...] | list[int]) -> float:
@@ -163,7 +179,7 @@ def rated_editorials(cache: Path | None = None) -> tuple[RatedText, ...]:
     by_id = {parts[0]: parts[3] for parts in (line.split("\t") for line in ratings.splitlines()) if len(parts) == 4}
     out = []
     for rid, mean, text in rated_rows(table):
-        values = tuple(int(v) for v in by_id[rid].strip().strip("[]").split(","))
+        values = parse_ratings(by_id[rid])
         if abs(sum(values) / len(values) - mean) > 1e-6:
             raise RuntimeError(f"{EDITORIALS}: editorial snippet {rid}: mean rating differs from {EDITORIAL_RATINGS}'s")
         if text.strip():
@@ -180,12 +196,12 @@ def editorials(cache: Path | None = None) -> list[str]:
 
 def editorial_targets(labels: list[str], cache: Path | None = None) -> dict[str, list[float]]:
     """The raters' split of each background editorial sentence as class probabilities over
-    `labels` (which must be exactly "negative" and "positive"), for training toward what
-    people read in opinion writing rather than toward "no evidence either way"."""
+    the sorted `labels`, which must be exactly "negative" and "positive", for training toward
+    what people read in opinion writing rather than toward "no evidence either way"."""
     if sorted(labels) != ["negative", "positive"]:
         raise ValueError(f"rated background text needs the labels 'negative' and 'positive', not {sorted(labels)}")
     shares = {r.text: positive_share(r.ratings) for r in rated_editorials(cache) if not r.held_out}
-    return {t: [1.0 - p, p] if labels[0] == "negative" else [p, 1.0 - p] for t, p in shares.items()}
+    return {t: [1.0 - p, p] for t, p in shares.items()}
 
 
 def vader_data(members: list[str], cache: Path | None = None) -> list[bytes]:

@@ -128,8 +128,8 @@ def fit_window_gain(out: ViewOutputs, r: torch.Tensor, labels: torch.Tensor, hea
         if best is None or score < best[0]:
             best = (score, w, gain)
     assert best is not None
-    _, head.long_ngram_weight, head.window_gain = best
-    return nll(head.window_gain)
+    score, head.long_ngram_weight, head.window_gain = best
+    return score
 
 
 def _nll(out: ViewOutputs, r: torch.Tensor, labels: torch.Tensor, head: HeadConfig, width: int) -> float:

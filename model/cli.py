@@ -155,8 +155,7 @@ def run_train(args: argparse.Namespace) -> int:
               "--background none trains without it", file=sys.stderr)
         return 2
     out = train(rows, val, args.out, settings,
-                unlabelled=data.unlabelled_reviews(share=settings.long_ngram_share if settings.long_cross_fit
-                                                   and settings.long_texts == "reviews" else 1.0)
+                unlabelled=data.unlabelled_reviews(share=settings.distilled_reviews())
                 if settings.unlabelled == "reviews" else None,
                 background=texts, general_counts=counts,
                 long_rows=data.dev_reviews() if settings.long_texts == "reviews" else None,

@@ -149,6 +149,12 @@ class TrainSettings:
     # models without the key read binary features, as they were fitted.
     ngrams: NgramConfig = field(default_factory=lambda: NgramConfig(sublinear_tf=True))
 
+    def distilled_reviews(self) -> float:
+        """The share of the development reviews whose text the network distils from: with
+        long texts "reviews" cross-fitted, those the n-gram head's cut gives it (the first
+        long_ngram_share, as train._long_texts cuts them); otherwise all."""
+        return self.long_ngram_share if self.long_cross_fit and self.long_texts == "reviews" else 1.0
+
     def check(self) -> None:
         """Refuses a source name that is not one of the choices above, and rated background
         text without the background."""

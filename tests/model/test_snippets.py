@@ -131,7 +131,7 @@ def test_near_duplicates_finds_a_sentence_written_otherwise():
 def test_the_raters_ceiling_is_one_where_every_rater_agrees():
     from bench.human_agreement import split_half, weakness
 
-    items = [S.Snippet(i, f"s{i}", (v,) * 16) for i, v in enumerate((-4, -1, 0, 2, 3))]
+    items = [S.Snippet(id=i, text=f"s{i}", ratings=(v,) * 16) for i, v in enumerate((-4, -1, 0, 2, 3))]
     assert split_half(items, 3) == pytest.approx([1.0, 1.0, 1.0])
     assert weakness(items).tolist() == [-4.0, -1.0, 0.0, -2.0, -3.0]
 
