@@ -4,7 +4,7 @@ what bench/score_weights.py and bench/head_grid.py vary. Test sentences are neve
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -32,9 +32,12 @@ class Cached:
     scale: tuple
     dev: dict[str, tuple]
     base: HeadConfig  # the checkpoint's own head
+    # English sentiment text of other domains, their dev parts (bench/other_domains.py):
+    # name -> (outputs, scores, labels); empty unless asked for
+    other: dict[str, tuple] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, pred: Predictor) -> "Cached":
+    def of(cls, pred: Predictor, other_domains: bool = False) -> "Cached":
         exp, tok = pred.expectation, pred.ckpt.tokenizer
         if not (cache_dir() / "val.csv").exists():
             fetch()
@@ -46,16 +49,26 @@ class Cached:
             out = exp.raw(bodies, [text_seed(t) for t in texts])
             return out, exp.scores(out, bodies)
 
+        other = {}
+        if other_domains:
+            from .other_domains import SETS
+
+            for name, read in SETS.items():
+                if (part := read("dev")) is not None:
+                    texts, positive = part
+                    labels = np.where(positive, pred.labels.index("positive"), pred.labels.index("negative"))
+                    other[name] = (*outputs(texts), labels)
         sets = all_sets()
         return cls(pred, torch.tensor([pred.labels.index(r.label) for r in rows]), outputs([r.text for r in rows]),
                    outputs(scale_texts([r.text for r in rows], seed)), {name: outputs(sets[name]) for name in DEV},
-                   copy.deepcopy(exp.cfg.head))
+                   copy.deepcopy(exp.cfg.head), other)
 
     def refit(self, quantile: float, weights: dict[str, float], gentle_quantile: float = 0.5, **head: float) -> dict:
         """The head refitted with this threshold quantile and score weights (and any other
         HeadConfig field set first, such as decay or sigma0) -> validation metrics, and per
         dev set the AUROC of total and of epistemic uncertainty against validation and the
-        epistemic share of its mean total."""
+        epistemic share of its mean total; per other-domain dev set (Cached.of(other_domains=True))
+        its ECE and misclassification AUROC."""
         exp = self.pred.expectation
         fitted = copy.deepcopy(self.base)
         for k, v in head.items():
@@ -79,6 +92,11 @@ class Cached:
                 m[name] = auroc(np.r_[d.total.numpy(), t.total.numpy()], is_ood)
                 m[name + "_epistemic"] = auroc(np.r_[d.epistemic.numpy(), t.epistemic.numpy()], is_ood)
                 m[name + "_share"] = float(t.epistemic.mean() / t.total.mean())
+            for name, (o, s, y) in self.other.items():  # calibration off the home ground
+                t = exp.combine(o, similarity(s, o.pieces, fitted))
+                got = summarize(t.probs.numpy(), y, t.total.numpy())
+                m[name + "_ece"] = got["ece"]
+                m[name + "_auroc"] = got["misclassification_auroc_confidence"]
             return m
         finally:
             exp.cfg.head = self.base

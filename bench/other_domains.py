@@ -6,12 +6,16 @@ labelled by its sign; the rest are left out, as people do not agree on a polarit
 Per set: accuracy, mean confidence, ECE, misclassification AUROC (of 1 - confidence and of
 total uncertainty), mean epistemic and its share of the total.
 
-The model must have the labels `negative` and `positive`. The editorial set is the held-out
-quarter of the editorials (model/background.py, HELD_OUT_EVERY), which no model trained
-since they were held out has read; models trained before read every editorial as background
-text.
+The Amazon and tweet sets are split as bench/task_sets.py splits them for `bet train` on
+a user's own data: `--part test` (the default) reads their 20% test part, `--part dev`
+their training and validation parts, which are for choosing (bench/domain_grid.py), and
+`--part all` both. The editorial set is the held-out quarter of the editorials
+(model/background.py, HELD_OUT_EVERY), which no model trained since they were held out has
+read (models trained before read every editorial as background text); it has no dev part,
+as the other editorials are training's background text.
 
-Usage: python -m bench.other_domains [--model DIR] [--json FILE]"""
+The model must have the labels `negative` and `positive`.
+Usage: python -m bench.other_domains [--model DIR] [--part test|dev|all] [--json FILE]"""
 from __future__ import annotations
 
 import argparse
@@ -19,27 +23,34 @@ import json
 
 import numpy as np
 
+from model.background import rated_editorials
 from model.evaluate import predict_all
 from model.metrics import summarize
 from model.predictor import Predictor
 
-from model.background import rated_editorials
+from .task_sets import NEUTRAL, amazon, split, tweets
 
-from .task_sets import AMAZON, NEUTRAL, TWEETS, rated
-
-
-def held_out_editorials() -> list[tuple[float, str]]:
-    return [(r.mean, r.text) for r in rated_editorials() if r.held_out]
+PARTS = ("test", "dev", "all")
 
 
-SETS = {"amazon_snippets": lambda: rated(AMAZON), "tweets": lambda: rated(TWEETS),
-        "nyt_editorials_held_out": held_out_editorials}
+def _task_part(task, part: str) -> tuple[list[str], np.ndarray]:
+    """A three-label task's rows in `part` whose polarity people agree on (not `neutral`)
+    -> their texts, and 1 where positive."""
+    train, val, test = split(task())
+    rows = {"test": test, "dev": train + val, "all": train + val + test}[part]
+    rows = [r for r in rows if r.label != "neutral"]
+    return [r.text for r in rows], np.array([r.label == "positive" for r in rows])
 
 
-def plain(rows: list[tuple[float, str]]) -> tuple[list[str], np.ndarray]:
-    """The (mean rating, text) rows whose polarity people agree on -> their texts, and 1 where positive."""
-    rows = [(mean, text) for mean, text in rows if abs(mean) > NEUTRAL]
-    return [text for _, text in rows], np.array([mean > 0 for mean, _ in rows])
+def _held_out_editorials(part: str) -> tuple[list[str], np.ndarray] | None:
+    if part == "dev":
+        return None
+    rows = [r for r in rated_editorials() if r.held_out and abs(r.mean) > NEUTRAL]
+    return [r.text for r in rows], np.array([r.mean > 0 for r in rows])
+
+
+SETS = {"amazon_snippets": lambda part: _task_part(amazon, part), "tweets": lambda part: _task_part(tweets, part),
+        "nyt_editorials_held_out": _held_out_editorials}
 
 
 def judge(pred: Predictor, texts: list[str], positive: np.ndarray) -> dict:
@@ -53,13 +64,15 @@ def judge(pred: Predictor, texts: list[str], positive: np.ndarray) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", help="checkpoint directory (default: the embedded model)")
+    ap.add_argument("--part", choices=PARTS, default="test",
+                    help="the Amazon and tweet sets' part: test (20%%), dev (for choosing) or all")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
     pred = Predictor.load(args.model)
     missing = {"negative", "positive"} - set(pred.labels)
     if missing:
         raise SystemExit(f"the model has no label {', '.join(sorted(missing))}: it is not a polarity model")
-    results = {name: judge(pred, *plain(read())) for name, read in SETS.items()}
+    results = {name: judge(pred, *texts) for name, read in SETS.items() if (texts := read(args.part)) is not None}
     print("| set | n | accuracy | mean confidence | ECE | misclassification AUROC (conf / total) | "
           "mean epistemic | share |\n|---|---|---|---|---|---|---|---|")
     for name, r in results.items():

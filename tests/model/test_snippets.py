@@ -9,6 +9,7 @@ import math
 import re
 from collections import Counter, defaultdict
 
+import numpy as np
 import pytest
 
 from model import snippets as S
@@ -170,3 +171,17 @@ def test_the_held_out_editorials_are_whole_editorials_and_no_background_text():
                for r in every if kept[r.text] == 1 for p in [targets[r.text]])
     with pytest.raises(ValueError, match="needs the labels 'negative' and 'positive'"):
         B.editorial_targets(["ham", "spam"])
+
+
+def test_the_other_domain_parts_are_disjoint_and_the_test_part_is_the_own_data_test_split():
+    from bench import task_sets
+    from bench.other_domains import SETS
+
+    for name, task in (("amazon_snippets", task_sets.amazon), ("tweets", task_sets.tweets)):
+        dev, test, every = (SETS[name](part) for part in ("dev", "test", "all"))
+        assert not set(dev[0]) & set(test[0])
+        assert sorted(dev[0] + test[0]) == sorted(every[0])
+        held = {r.text: r.label for r in task_sets.split(task())[2] if r.label != "neutral"}
+        assert dict(zip(test[0], np.where(test[1], "positive", "negative"), strict=True)) == held
+        assert 0.15 < len(test[0]) / len(every[0]) < 0.25
+    assert SETS["nyt_editorials_held_out"]("dev") is None  # the other editorials are training's background

@@ -101,6 +101,19 @@ def test_the_settings_round_trip_through_a_checkpoint_and_bet_train_config(tiny_
     assert train_settings(_train_args()) == TrainSettings()
 
 
+def test_score_weight_flags_set_one_score_each_and_refuse_unknown_scores(tiny_checkpoint, capsys):
+    from model.cli import train_settings
+
+    base = TrainSettings.from_dict(json.loads((tiny_checkpoint / "metadata.json").read_text())["settings"])
+    got = train_settings(_train_args("--config", str(tiny_checkpoint), "--score-weight", "unigram_nll=0.85",
+                                     "--score-weight", "general_english_ratio=0.6"))
+    assert got.score_weight == {**base.score_weight, "unigram_nll": 0.85, "general_english_ratio": 0.6}
+    for bad in ("unigram=0.5", "unigram_nll", "unigram_nll=half"):
+        with pytest.raises(SystemExit):
+            _train_args("--score-weight", bad)
+        assert "--score-weight" in capsys.readouterr().err
+
+
 def test_unknown_training_settings_are_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown training settings"):
         TrainSettings.from_dict(TrainSettings().to_dict() | {"epochz": 3})
