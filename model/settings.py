@@ -66,10 +66,9 @@ class TrainSettings:
     # percentile (the 95th left a three-label task's own texts 0.054 nats of mean epistemic
     # uncertainty on validation, the 97th 0.042, with the development sets' AUROCs as high:
     # bench/README.md, "Own data: trials"), every score alike. The default model's recipe
-    # chose 0.92 and weights of 1.5 for the general-English ratio and 0.75 for the feature
-    # distance on film reviews' validation and development OOD sets (bench/score_weights.py, docs/model-history.md,
-    # "Score weights"); they stay in its stored settings, and carried over to other tasks
-    # they raise the epistemic uncertainty of a task's own texts.
+    # sets its own weights and decay, chosen for English sentiment text off its home ground
+    # (bench/domain_grid.py, docs/adr/0010-familiarity-off-home-ground.md); they stay in its
+    # stored settings.
     shrink_quantile: float = 0.97
     score_weight: dict[str, float] = field(default_factory=lambda: {
         "feature_distance": 1.0, "neg_domain_logit": 1.0, "unigram_nll": 1.0, "neg_ngram_domain_logit": 1.0,
