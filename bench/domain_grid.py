@@ -46,7 +46,7 @@ def main() -> None:
           + " ".join(f"{name[:7] + ' ECE/AUC':>16}" for name in OTHER))
     ref = None
     for decay, weights in ROWS:
-        m = cached.refit(QUANTILE, dict(zip(SCORES, weights)), decay=decay)
+        m = cached.refit(QUANTILE, dict(zip(SCORES, weights, strict=True)), decay=decay)
         ref = ref or m
         keep = (m["nll"] <= ref["nll"] and m["italian_web"] >= ref["italian_web"] - 0.005
                 and m["misclassification_auroc_confidence"] >= ref["misclassification_auroc_confidence"])

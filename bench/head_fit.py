@@ -37,7 +37,7 @@ class Cached:
     other: dict[str, tuple] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, pred: Predictor, other_domains: bool = False) -> "Cached":
+    def of(cls, pred: Predictor, other_domains: bool = False) -> Cached:
         exp, tok = pred.expectation, pred.ckpt.tokenizer
         if not (cache_dir() / "val.csv").exists():
             fetch()
