@@ -51,13 +51,12 @@ class Cached:
 
         other = {}
         if other_domains:
-            from .other_domains import SETS
+            from .other_domains import SETS, label_ids
 
             for name, read in SETS.items():
                 if (part := read("dev")) is not None:
                     texts, positive = part
-                    labels = np.where(positive, pred.labels.index("positive"), pred.labels.index("negative"))
-                    other[name] = (*outputs(texts), labels)
+                    other[name] = (*outputs(texts), label_ids(pred.labels, positive))
         sets = all_sets()
         return cls(pred, torch.tensor([pred.labels.index(r.label) for r in rows]), outputs([r.text for r in rows]),
                    outputs(scale_texts([r.text for r in rows], seed)), {name: outputs(sets[name]) for name in DEV},

@@ -53,10 +53,15 @@ SETS = {"amazon_snippets": lambda part: _task_part(amazon, part), "tweets": lamb
         "nyt_editorials_held_out": _held_out_editorials}
 
 
+def label_ids(labels: list[str], positive: np.ndarray) -> np.ndarray:
+    """1 where positive -> the model's label index of each text's polarity."""
+    return np.where(positive, labels.index("positive"), labels.index("negative"))
+
+
 def judge(pred: Predictor, texts: list[str], positive: np.ndarray) -> dict:
     """`bet eval`'s measures (model.metrics.summarize) plus mean confidence and epistemic."""
     probs, unc = predict_all(pred, texts, "predict")
-    y = np.where(positive, pred.labels.index("positive"), pred.labels.index("negative"))
+    y = label_ids(pred.labels, positive)
     return {**summarize(probs, y, unc[0]), "mean_confidence": float(probs.max(1).mean()),
             "mean_epistemic": float(unc[2].mean()), "epistemic_share": float(unc[2].mean() / max(unc[0].mean(), 1e-12))}
 
