@@ -28,25 +28,29 @@ from model.evaluate import predict_all
 from model.metrics import summarize
 from model.predictor import Predictor
 
-from .task_sets import NEUTRAL, amazon, split, tweets
+from .task_sets import amazon, polarity, split, tweets
 
 PARTS = ("test", "dev", "all")
 
 
+def _polar(pairs: list[tuple[str, str]]) -> tuple[list[str], np.ndarray]:
+    """(text, polarity) pairs -> the texts whose polarity people agree on (not `neutral`), and
+    1 where positive."""
+    pairs = [(text, label) for text, label in pairs if label != "neutral"]
+    return [text for text, _ in pairs], np.array([label == "positive" for _, label in pairs])
+
+
 def _task_part(task, part: str) -> tuple[list[str], np.ndarray]:
-    """A three-label task's rows in `part` whose polarity people agree on (not `neutral`)
-    -> their texts, and 1 where positive."""
+    """A three-label task's rows in `part`, as _polar gives them."""
     train, val, test = split(task())
     rows = {"test": test, "dev": train + val, "all": train + val + test}[part]
-    rows = [r for r in rows if r.label != "neutral"]
-    return [r.text for r in rows], np.array([r.label == "positive" for r in rows])
+    return _polar([(r.text, r.label) for r in rows])
 
 
 def _held_out_editorials(part: str) -> tuple[list[str], np.ndarray] | None:
     if part == "dev":
         return None
-    rows = [r for r in rated_editorials() if r.held_out and abs(r.mean) > NEUTRAL]
-    return [r.text for r in rows], np.array([r.mean > 0 for r in rows])
+    return _polar([(r.text, polarity(r.mean)) for r in rated_editorials() if r.held_out])
 
 
 SETS = {"amazon_snippets": lambda part: _task_part(amazon, part), "tweets": lambda part: _task_part(tweets, part),
@@ -77,7 +81,7 @@ def main() -> None:
     missing = {"negative", "positive"} - set(pred.labels)
     if missing:
         raise SystemExit(f"the model has no label {', '.join(sorted(missing))}: it is not a polarity model")
-    results = {name: judge(pred, *texts) for name, read in SETS.items() if (texts := read(args.part)) is not None}
+    results = {name: judge(pred, *rows) for name, read in SETS.items() if (rows := read(args.part)) is not None}
     print("| set | n | accuracy | mean confidence | ECE | misclassification AUROC (conf / total) | "
           "mean epistemic | share |\n|---|---|---|---|---|---|---|---|")
     for name, r in results.items():

@@ -77,8 +77,13 @@ def rated(name: str) -> list[tuple[float, str]]:
     return [(mean, text) for _, mean, text in rated_rows(table)]
 
 
+def polarity(mean: float) -> str:
+    """A mean rating on -4..4 -> `negative`, `neutral` (|mean| at most NEUTRAL) or `positive`."""
+    return "negative" if mean < -NEUTRAL else "positive" if mean > NEUTRAL else "neutral"
+
+
 def _three_labels(name: str) -> list[Row]:
-    return _unique([Row(_fit(text), "negative" if mean < -NEUTRAL else "positive" if mean > NEUTRAL else "neutral")
+    return _unique([Row(_fit(text), polarity(mean))
                     for mean, text in rated(name)])
 
 
