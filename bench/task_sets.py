@@ -83,8 +83,7 @@ def polarity(mean: float) -> str:
 
 
 def _three_labels(name: str) -> list[Row]:
-    return _unique([Row(_fit(text), polarity(mean))
-                    for mean, text in rated(name)])
+    return _unique([Row(_fit(text), polarity(mean)) for mean, text in rated(name)])
 
 
 def tweets() -> list[Row]:
