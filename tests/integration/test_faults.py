@@ -26,6 +26,7 @@ from tests.integration.test_reload import add_version, store  # noqa: F401 - sto
 from tests.integration.test_workers import Workers
 
 HEARTBEAT_S = 3  # faults.start's limit
+RACE_S = 0.1  # a call sent this close before a signal may reach a worker after it
 
 
 @pytest.fixture()
@@ -161,11 +162,13 @@ def test_sigterm_during_a_reload_exits_0_within_the_drain_limit_and_loses_nothin
     assert code == 0 and took <= 10 + 2
     assert replies and replies[0] in (200, 503)
     # Calls sent after the signal find the doors closing: refused (retriable), or on gRPC a call
-    # that races the server's shutdown is CANCELLED by grpc; a call sent before it never fails.
-    before = [c for c in calls if c.start < began]
+    # that races the server's shutdown is CANCELLED by grpc (grpc cancels the calls it has taken
+    # in but not yet handed to bet when the server stops). A call sent in the instant before the
+    # signal can race it the same way; one sent earlier never fails.
+    before = [c for c in calls if c.start < began - RACE_S]
     assert {c.outcome for c in before} <= {"ok", "retriable"}, [c for c in before if c.outcome != "ok"]
     assert all(c.outcome == "ok" for c in calls if c.end < began)
-    after = [c for c in calls if c.start >= began]
+    after = [c for c in calls if c.start >= began - RACE_S]
     assert {c.outcome for c in after} <= {"ok", "retriable", "cancelled"}, [
         c for c in after if c.outcome not in ("ok", "retriable", "cancelled")]
 
