@@ -57,6 +57,10 @@ def test_unknown_answers_are_still_typed() -> None:
     assert type(client_errors.from_grpc(_RpcError(grpc.StatusCode.DATA_LOSS))) is client_errors.BetError
     # FAILED_PRECONDITION without the answer in its details is no LowConfidenceError
     assert type(client_errors.from_grpc(_RpcError(grpc.StatusCode.FAILED_PRECONDITION))) is client_errors.ConflictError
+    # a call a stopping server cancelled before bet read it: retried like a refusal
+    cancelled = client_errors.from_grpc(_RpcError(grpc.StatusCode.CANCELLED))
+    assert type(cancelled) is client_errors.UnavailableError and cancelled.code == grpc.StatusCode.CANCELLED
+    assert RetryPolicy().delay(1, cancelled, 10) is not None
 
 
 def test_retry_policy() -> None:

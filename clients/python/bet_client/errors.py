@@ -103,7 +103,11 @@ class InternalError(BetError):
 _ROWS = (InvalidArgumentError, UnauthenticatedError, PermissionDeniedError, NotFoundError, ConflictError,
          RateLimitedError, UnavailableError, DeadlineExceededError, InternalError)
 _BY_STATUS = {status: cls for cls in _ROWS for status in cls.http_statuses}
-_BY_CODE = {cls.grpc_code: cls for cls in _ROWS}
+# grpc cancels a call it took in but had not yet handed to the service when the server
+# stops (a draining worker, docs/adr/0004-supervision.md): never answered, so worth another
+# try. A caller's own cancellation never arrives as an error here: grpc's asyncio API raises
+# CancelledError, and the sync calls cannot be cancelled mid-flight.
+_BY_CODE = {**{cls.grpc_code: cls for cls in _ROWS}, grpc.StatusCode.CANCELLED: UnavailableError}
 
 
 def _seconds(header: str | None) -> float | None:

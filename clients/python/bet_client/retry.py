@@ -1,7 +1,8 @@
 """When to try a call again: only when the server said it could not take the call now
-(UNAVAILABLE / 503, RESOURCE_EXHAUSTED / 429) or could not be reached; never on an answer
-about the request itself. Waits grow exponentially with full jitter, never less than the
-server's Retry-After, and never past the call's deadline."""
+(UNAVAILABLE / 503, RESOURCE_EXHAUSTED / 429; a gRPC call that a stopping server cancelled
+unread, errors.py) or could not be reached; never on an answer about the request itself.
+Waits grow exponentially with full jitter, never less than the server's Retry-After, and
+never past the call's deadline."""
 from __future__ import annotations
 
 import random
