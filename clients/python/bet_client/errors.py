@@ -17,10 +17,10 @@ from bet_client.gen.models import PredictBatchResponse, PredictResponse
 
 class BetError(Exception):
     """An answer that is not the result asked for. `detail` is the server's message;
-    `http_status` / `grpc_code` say what came over the wire (one of them, by transport)."""
+    `http_status` / `code` say what came over the wire (one of them, by transport)."""
 
     http_statuses: ClassVar[tuple[int, ...]] = ()  # the REST statuses of this row
-    grpc_code: ClassVar[grpc.StatusCode | None] = None  # the gRPC code of this row
+    grpc_codes: ClassVar[tuple[grpc.StatusCode, ...]] = ()  # the gRPC codes of this row
 
     def __init__(self, detail: str, *, http_status: int | None = None,
                  code: grpc.StatusCode | None = None, retry_after: float | None = None) -> None:
@@ -36,14 +36,14 @@ class InvalidArgumentError(BetError):
     422, gRPC INVALID_ARGUMENT)."""
 
     http_statuses = (400, 413, 415, 422)
-    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+    grpc_codes = (grpc.StatusCode.INVALID_ARGUMENT,)
 
 
 class LowConfidenceError(BetError):
     """The confidence is below the request's threshold; `prediction` is the answer anyway
     (a PredictResponse for predict, a PredictBatchResponse for predict_batch)."""
 
-    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
+    grpc_codes = (grpc.StatusCode.FAILED_PRECONDITION,)
 
     def __init__(self, detail: str, prediction: PredictResponse | PredictBatchResponse, **kwargs: Any) -> None:
         super().__init__(detail, **kwargs)
@@ -52,17 +52,17 @@ class LowConfidenceError(BetError):
 
 class UnauthenticatedError(BetError):
     http_statuses = (401,)
-    grpc_code = grpc.StatusCode.UNAUTHENTICATED
+    grpc_codes = (grpc.StatusCode.UNAUTHENTICATED,)
 
 
 class PermissionDeniedError(BetError):
     http_statuses = (403,)
-    grpc_code = grpc.StatusCode.PERMISSION_DENIED
+    grpc_codes = (grpc.StatusCode.PERMISSION_DENIED,)
 
 
 class NotFoundError(BetError):
     http_statuses = (404,)
-    grpc_code = grpc.StatusCode.NOT_FOUND
+    grpc_codes = (grpc.StatusCode.NOT_FOUND,)
 
 
 class ConflictError(BetError):
@@ -70,21 +70,25 @@ class ConflictError(BetError):
     broken (REST 409, gRPC FAILED_PRECONDITION without a prediction)."""
 
     http_statuses = (409,)
-    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
+    grpc_codes = (grpc.StatusCode.FAILED_PRECONDITION,)
 
 
 class RateLimitedError(BetError):
     """The caller's rate limit is spent; `retry_after` says when to come back."""
 
     http_statuses = (429,)
-    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    grpc_codes = (grpc.StatusCode.RESOURCE_EXHAUSTED,)
 
 
 class UnavailableError(BetError):
     """Overloaded, not ready, draining, or not reachable at all; worth another try."""
 
     http_statuses = (502, 503)
-    grpc_code = grpc.StatusCode.UNAVAILABLE
+    # CANCELLED: grpc cancels a call it took in but had not yet handed to the service when
+    # the server stops (a draining worker, docs/adr/0004-supervision.md), so it was never
+    # answered. A caller's own cancellation never arrives as an error: grpc's asyncio API
+    # raises CancelledError, and the sync calls cannot be cancelled mid-flight.
+    grpc_codes = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
 
 
 class DeadlineExceededError(BetError, TimeoutError):
@@ -92,22 +96,18 @@ class DeadlineExceededError(BetError, TimeoutError):
     the request itself came too slowly)."""
 
     http_statuses = (408, 504)
-    grpc_code = grpc.StatusCode.DEADLINE_EXCEEDED
+    grpc_codes = (grpc.StatusCode.DEADLINE_EXCEEDED,)
 
 
 class InternalError(BetError):
     http_statuses = (500,)
-    grpc_code = grpc.StatusCode.INTERNAL
+    grpc_codes = (grpc.StatusCode.INTERNAL,)
 
 
 _ROWS = (InvalidArgumentError, UnauthenticatedError, PermissionDeniedError, NotFoundError, ConflictError,
          RateLimitedError, UnavailableError, DeadlineExceededError, InternalError)
 _BY_STATUS = {status: cls for cls in _ROWS for status in cls.http_statuses}
-# grpc cancels a call it took in but had not yet handed to the service when the server
-# stops (a draining worker, docs/adr/0004-supervision.md): never answered, so worth another
-# try. A caller's own cancellation never arrives as an error here: grpc's asyncio API raises
-# CancelledError, and the sync calls cannot be cancelled mid-flight.
-_BY_CODE = {**{cls.grpc_code: cls for cls in _ROWS}, grpc.StatusCode.CANCELLED: UnavailableError}
+_BY_CODE = {code: cls for cls in _ROWS for code in cls.grpc_codes}
 
 
 def _seconds(header: str | None) -> float | None:
