@@ -19,7 +19,7 @@ from model.uncertainty import similarity
 from model.views import text_seed
 from model.windows import window_pieces
 
-from .ood_sets import all_sets
+from .ood_sets import all_sets, far_dev_sets
 
 DEV = ("english_mixed_oanc", "italian_web")
 
@@ -37,7 +37,8 @@ class Cached:
     other: dict[str, tuple] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, pred: Predictor, other_domains: bool = False) -> Cached:
+    def of(cls, pred: Predictor, other_domains: bool = False, far_dev: bool = False) -> Cached:
+        """far_dev: the far sets' development stand-ins (ood_sets.far_dev_sets) join the dev sets."""
         exp, tok = pred.expectation, pred.ckpt.tokenizer
         if not (cache_dir() / "val.csv").exists():
             fetch()
@@ -58,8 +59,10 @@ class Cached:
                     texts, positive = part
                     other[name] = (*outputs(texts), label_ids(pred.labels, positive))
         sets = all_sets()
+        dev = {name: sets[name] for name in DEV} | (far_dev_sets() if far_dev else {})
         return cls(pred, torch.tensor([pred.labels.index(r.label) for r in rows]), outputs([r.text for r in rows]),
-                   outputs(scale_texts([r.text for r in rows], seed)), {name: outputs(sets[name]) for name in DEV},
+                   outputs(scale_texts([r.text for r in rows], seed)),
+                   {name: outputs(texts) for name, texts in dev.items()},
                    copy.deepcopy(exp.cfg.head), other)
 
     def refit(self, quantile: float, weights: dict[str, float], gentle_quantile: float = 0.5, **head: float) -> dict:

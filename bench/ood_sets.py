@@ -43,22 +43,40 @@ def _tagged(name: str) -> list[str]:
     return out
 
 
-def source_code(seed: int) -> list[str]:
-    import argparse, csv as csv_mod, json, logging, textwrap  # noqa: E401 - modules as data
+def _modules(names: tuple[str, ...]) -> list:
+    import importlib
+    return [importlib.import_module(name) for name in names]
+
+
+# The standard-library modules whose source and pydoc HTML the far sets are cut from; the
+# development stand-ins (far_dev_sets) cut theirs from others.
+CODE_MODULES = ("argparse", "csv", "json", "logging", "textwrap", "inspect", "pydoc")
+MARKUP_MODULES = ("json", "string")
+
+
+def source_code(seed: int, modules: tuple[str, ...] = CODE_MODULES) -> list[str]:
     lines = []
-    for mod in (argparse, csv_mod, json, logging, textwrap, inspect, pydoc):
-        lines.extend(l for l in inspect.getsource(mod).splitlines() if l.strip())
+    for mod in _modules(modules):
+        lines.extend(line for line in inspect.getsource(mod).splitlines() if line.strip())
     chunks = ["\n".join(lines[i : i + 4]) for i in range(0, len(lines) - 4, 4)]
     random.Random(seed).shuffle(chunks)
     return chunks[:N]
 
 
-def markup(seed: int) -> list[str]:
-    import json, string as string_mod  # noqa: E401
-    html = pydoc.HTMLDoc().docmodule(json) + pydoc.HTMLDoc().docmodule(string_mod)
-    lines = [l for l in html.splitlines() if "<" in l and len(l) > 30]
+def _pages(modules: tuple[str, ...]) -> list[str]:
+    """The lines of pydoc's HTML pages of these modules that hold markup."""
+    # an object's repr holds its address, which differs from run to run
+    html = re.sub(r"0x[0-9a-f]+", "0x0", "".join(pydoc.HTMLDoc().docmodule(mod) for mod in _modules(modules)))
+    return [line for line in html.splitlines() if "<" in line and len(line) > 30]
+
+
+def markup(seed: int, modules: tuple[str, ...] = MARKUP_MODULES, unlike: tuple[str, ...] = ()) -> list[str]:
+    """Lines of pydoc's HTML pages of `modules`, less any line on the pages of `unlike`
+    (pydoc's page template is on every page)."""
+    left_out = set(_pages(unlike))
+    lines = [line for line in _pages(modules) if line not in left_out]
     random.Random(seed).shuffle(lines)
-    return [l[:400] for l in lines[:N]]
+    return [line[:400] for line in lines[:N]]
 
 
 def random_strings(seed: int) -> list[str]:
@@ -67,9 +85,10 @@ def random_strings(seed: int) -> list[str]:
     return ["".join(rng.choice(alphabet) for _ in range(rng.randint(20, 160))) for _ in range(N)]
 
 
-def spam_email(seed: int) -> list[str]:
+def spam_email(seed: int, spam: bool = True) -> list[str]:
+    """The spam e-mails of the corpus (its label -1), or with spam False its legitimate ones."""
     rows = list(csv.reader(_member_rows("spam-apache.csv")))
-    texts = [r[1][:600] for r in rows if len(r) > 1 and r[0] == "-1"]
+    texts = [r[1][:600] for r in rows if len(r) > 1 and (r[0] == "-1") == spam]
     random.Random(seed).shuffle(texts)
     return texts[:N]
 
@@ -94,9 +113,27 @@ def all_sets(seed: int = 0) -> dict[str, list[str]]:
         "italian_web": _sample(_tagged("tagged-it-wacky.txt"), seed),
         "english_news_wsj": _sample(_tagged("tagged-en-wsj.txt"), seed),
         "english_mixed_oanc": _sample(_tagged("tagged-en-oanc.txt"), seed),
-        "english_biomedical": _sample([r[1] for r in csv.reader(_member_rows("uncertainty-conll2010.csv")) if len(r) > 1], seed),
+        "english_biomedical": _sample([r[1] for r in csv.reader(_member_rows("uncertainty-conll2010.csv"))
+                                       if len(r) > 1], seed),
         "spam_email_html": spam_email(seed),
         "html_markup": markup(seed),
         "python_source": source_code(seed),
         "random_strings": random_strings(seed),
+    }
+
+
+DEV_SEED = 7  # the evaluation sets' generators use seed 0
+
+
+def far_dev_sets() -> dict[str, list[str]]:
+    """Stand-ins for the far sets' kinds of text, for choosing without reading them: source
+    and pydoc HTML of other standard-library modules, the spam corpus's legitimate e-mails
+    (mailing-list prose with code and links, no HTML) and random strings of another seed."""
+    return {
+        "python_source_dev": source_code(DEV_SEED, ("collections", "dataclasses", "functools", "tarfile", "zipfile",
+                                                    "urllib.parse", "http.client", "email.message", "shutil",
+                                                    "tempfile")),
+        "html_markup_dev": markup(DEV_SEED, ("csv", "textwrap", "functools"), unlike=MARKUP_MODULES),
+        "email_dev": spam_email(DEV_SEED, spam=False),
+        "random_strings_dev": random_strings(DEV_SEED),
     }
