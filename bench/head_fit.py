@@ -11,10 +11,11 @@ import torch
 
 from model import calibrate
 from model.config import HeadConfig
-from model.data import cache_dir, fetch, read_rows
+from model.data import cache_dir, dev_reviews, fetch, read_rows
 from model.metrics import auroc, summarize
 from model.predictor import Predictor
-from model.train import scale_texts
+from model.settings import TrainSettings
+from model.train import long_text_rows, scaling_texts
 from model.uncertainty import similarity
 from model.views import text_seed
 from model.windows import window_pieces
@@ -43,7 +44,9 @@ class Cached:
         if not (cache_dir() / "val.csv").exists():
             fetch()
         rows = read_rows(cache_dir() / "val.csv")
-        seed = int(pred.ckpt.metadata.get("settings", pred.ckpt.metadata.get("training", {})).get("seed", 0))
+        meta = pred.ckpt.metadata
+        settings = (TrainSettings.from_dict(meta["settings"]) if "settings" in meta
+                    else TrainSettings(seed=int(meta.get("training", {}).get("seed", 0))))
 
         def outputs(texts: list[str]) -> tuple:
             bodies = tok.bodies(texts)
@@ -58,10 +61,14 @@ class Cached:
                 if (part := read("dev")) is not None:
                     texts, positive = part
                     other[name] = (*outputs(texts), label_ids(pred.labels, positive))
+        # the scales are fitted on the texts training fitted them on, long texts included
+        _, long_rows = long_text_rows(settings, dev_reviews() if settings.long_texts == "reviews" else [], rows, tok,
+                                      {name: i for i, name in enumerate(pred.labels)},
+                                      window_pieces(pred.ckpt.cfg.network))
         sets = all_sets()
         dev = {name: sets[name] for name in DEV} | (far_dev_sets() if far_dev else {})
         return cls(pred, torch.tensor([pred.labels.index(r.label) for r in rows]), outputs([r.text for r in rows]),
-                   outputs(scale_texts([r.text for r in rows], seed)),
+                   outputs(scaling_texts(settings, [r.text for r in rows], long_rows)),
                    {name: outputs(texts) for name, texts in dev.items()},
                    copy.deepcopy(exp.cfg.head), other)
 

@@ -151,7 +151,7 @@ class TrainSettings:
     def distilled_reviews(self) -> float:
         """The share of the development reviews whose text the network distils from: with
         long texts "reviews" cross-fitted, those the n-gram head's cut gives it (the first
-        long_ngram_share, as train._long_texts cuts them); otherwise all."""
+        long_ngram_share, as train.long_text_rows cuts them); otherwise all."""
         return self.long_ngram_share if self.long_cross_fit and self.long_texts == "reviews" else 1.0
 
     def check(self) -> None:

@@ -99,9 +99,16 @@ def crops(texts: list[str], n: int, seed: int, max_words: int = 8) -> list[str]:
 
 
 def scale_texts(val_texts: list[str], seed: int) -> list[str]:
-    """The texts the familiarity scales are fitted on: the validation sentences and three
-    times as many fragments of them."""
+    """The validation sentences and three times as many fragments of them."""
     return val_texts + crops(val_texts, 3 * len(val_texts), seed + 2)
+
+
+def scaling_texts(s: TrainSettings, val_texts: list[str], long_rows: list[Row]) -> list[str]:
+    """The texts the familiarity scales are fitted on: scale_texts, and the long texts the
+    window gain is fitted on (`long_text_rows`), so that a text of several windows is judged
+    against texts of several windows (HeadConfig.length_edges); with long texts
+    "validation", the validation rows are in already."""
+    return scale_texts(val_texts, s.seed) + ([x.text for x in long_rows] if s.long_texts != "validation" else [])
 
 
 def _teacher_available() -> bool:
@@ -257,15 +264,11 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
     exp.unigram = UnigramDensity.fit([e.ids for e in examples[: n_lab + n_unl]], tok.vocab_size, general_counts, tok,
                                      pairs=settings.piece_pairs)
     extra_bg = _background_examples(background[settings.encoder_background :], tok, background_targets or {})
-    long_fit, long_rows = _long_texts(settings, long_rows or [], val_rows, tok, lab_id, width)
+    long_fit, long_rows = long_text_rows(settings, long_rows or [], val_rows, tok, lab_id, width)
     exp.ngrams = _fit_ngrams(cfg, tok, examples, n_lab, n_unl, n_bg, extra_bg, len(labels), settings,
                              list(zip(tok.bodies([x.text for x in long_fit]), [lab_id[x.label] for x in long_fit],
                                        strict=True)))
-    # the scales also see the long texts the window gain is fitted on: a text of several
-    # windows is judged against texts of several windows (HeadConfig.length_edges)
-    scaling = scale_texts([r.text for r in val_rows], settings.seed)
-    if settings.long_texts != "validation":  # the validation rows are in already
-        scaling += [x.text for x in long_rows]
+    scaling = scaling_texts(settings, [r.text for r in val_rows], long_rows)
     scale_bodies = tok.bodies(scaling)
     # domain heads never shown other text say nothing: without background they are off,
     # as is the general-English ratio without general counts
@@ -319,8 +322,8 @@ def _validate(encoder: Encoder, cfg: ModelConfig, bodies: list[list[int]], seeds
 LONG_IDS = 64  # an unlabelled text of at least this many ids is one of the long runs
 
 
-def _long_texts(s: TrainSettings, given: list[Row], val_rows: list[Row], tok: TextTokenizer,
-                lab_id: dict[str, int], width: int) -> tuple[list[Row], list[Row]]:
+def long_text_rows(s: TrainSettings, given: list[Row], val_rows: list[Row], tok: TextTokenizer,
+                   lab_id: dict[str, int], width: int) -> tuple[list[Row], list[Row]]:
     """The labelled long texts -> (those the n-gram head learns from, those the window gain
     is fitted on). "validation": the validation rows longer than one window, all for the
     gain (the head never learns from validation rows); "reviews": the given rows, cut by
