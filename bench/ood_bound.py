@@ -45,19 +45,22 @@ def main() -> None:
         fetch()
     val = [r.text for r in read_rows(cache_dir() / "val.csv")]
     seed = int(pred.ckpt.metadata.get("training", {}).get("seed", 0))
-    in_domain, _ = scaled_scores(pred, scale_texts(val, seed))  # the texts this head's scales were fitted on
+    # the sentences and fragments the head's scales were fitted on (train.scaling_texts less its long texts)
+    in_domain, _ = scaled_scores(pred, scale_texts(val, seed))
     test, test_total = scaled_scores(pred, [r.text for r in read_rows(cache_dir() / "test.csv")])
     print(f"{'set':20} " + " ".join(f"{n[:8]:>8}" for n in SCORES) + f" {'mix':>6} {'past q95':>8} {'if mixed':>8}")
     for name, texts in all_sets().items():
         ood, ood_total = scaled_scores(pred, texts)
         is_ood = np.r_[np.zeros(len(test)), np.ones(len(ood))]
         single = [auroc(np.r_[test[:, j], ood[:, j]], is_ood) for j in range(len(SCORES))]
-        mix = LogisticRegression(max_iter=2000).fit(np.r_[in_domain, ood], np.r_[np.zeros(len(in_domain)), np.ones(len(ood))])
+        mix = LogisticRegression(max_iter=2000).fit(np.r_[in_domain, ood],
+                                                    np.r_[np.zeros(len(in_domain)), np.ones(len(ood))])
         q95 = np.quantile(mix.decision_function(in_domain), 0.95)
         score = mix.decision_function(np.r_[test, ood])
         total = np.where(score > q95, np.log(2.0), np.r_[test_total, ood_total])
         print(f"{name:20} " + " ".join(f"{a:8.3f}" for a in single)
-              + f" {auroc(score, is_ood):6.3f} {float(np.mean(score[len(test):] > q95)):8.2f} {auroc(total, is_ood):8.3f}")
+              + f" {auroc(score, is_ood):6.3f} {float(np.mean(score[len(test):] > q95)):8.2f}"
+              f" {auroc(total, is_ood):8.3f}")
 
 
 if __name__ == "__main__":
