@@ -74,21 +74,26 @@ class Cached:
 
     def refit(self, quantile: float, weights: dict[str, float], gentle_quantile: float = 0.5, **head: float) -> dict:
         """The head refitted with this threshold quantile and score weights (and any other
-        HeadConfig field set first, such as decay or sigma0) -> validation metrics, and per
-        dev set the AUROC of total and of epistemic uncertainty against validation and the
-        epistemic share of its mean total; per other-domain dev set (Cached.of(other_domains=True))
-        its ECE and misclassification AUROC."""
-        exp = self.pred.expectation
+        HeadConfig field set first, such as decay or sigma0) -> `judge` of it."""
         fitted = copy.deepcopy(self.base)
         for k, v in head.items():
             setattr(fitted, k, v)
+        out, scores = self.val
+        calibrate.fit_similarity(self.scale[1], self.scale[0].pieces, out, scores, self.labels, fitted,
+                                 window_pieces(self.pred.ckpt.cfg.network), self.base.scores_off(),
+                                 quantile, weights, gentle_quantile)
+        return self.judge(fitted)
+
+    def judge(self, fitted: HeadConfig) -> dict:
+        """A head (the checkpoint's own: self.base) -> validation metrics, and per dev set the
+        AUROC of total and of epistemic uncertainty against validation and the epistemic
+        share of its mean total; per other-domain dev set (Cached.of(other_domains=True)) its
+        ECE and misclassification AUROC."""
+        exp = self.pred.expectation
         exp.cfg.head = fitted
         try:
             out, scores = self.val
-            r = calibrate.fit_similarity(self.scale[1], self.scale[0].pieces, out, scores, self.labels, fitted,
-                                         window_pieces(self.pred.ckpt.cfg.network), self.base.scores_off(),
-                                         quantile, weights, gentle_quantile)
-            d = exp.combine(out, r)
+            d = exp.combine(out, similarity(scores, out.pieces, fitted))
             m = summarize(d.probs.numpy(), self.labels.numpy(), d.total.numpy())
             wrong = d.probs.argmax(1).numpy() != self.labels.numpy()
             m["misclassification_auroc_aleatoric"] = auroc(d.aleatoric.numpy(), wrong)
