@@ -12,10 +12,9 @@ Each row sets the threshold quantile (TrainSettings.shrink_quantile; 0.97 the ge
 default) beside the decay and the weights. Rows that keep validation NLL and
 misclassification AUROC at least where the unweighted row has them, the Italian set
 within 0.005, and each far stand-in within 0.01 (FAR_MARGIN) of the checkpoint's own head
-are marked "*"; among them,
-the row with the lowest validation NLL whose dev parts both read ECE under 0.08
-(TARGET_ECE) is the choice, printed last, after the dev parts' figures with the
-similarity held at 1, for scale.
+are marked "*"; among them, the row with the lowest validation NLL whose dev parts both
+read ECE under 0.08 (TARGET_ECE) is the choice, printed last, after the dev parts' figures
+with the similarity held at 1, for scale.
 Usage: python -m bench.domain_grid [--model DIR]"""
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ import torch
 
 from model import calibrate
 from model.config import HeadConfig
-from model.data import cache_dir, dev_reviews, fetch, read_rows
+from model.data import cache_dir, fetch, labelled_long_texts, read_rows
 from model.metrics import auroc, summarize
 from model.predictor import Predictor
 from model.settings import TrainSettings
@@ -62,7 +62,7 @@ class Cached:
                     texts, positive = part
                     other[name] = (*outputs(texts), label_ids(pred.labels, positive))
         # the scales are fitted on the texts training fitted them on, long texts included
-        _, long_rows = long_text_rows(settings, dev_reviews() if settings.long_texts == "reviews" else [], rows, tok,
+        _, long_rows = long_text_rows(settings, labelled_long_texts(settings.long_texts), rows, tok,
                                       {name: i for i, name in enumerate(pred.labels)},
                                       window_pieces(pred.ckpt.cfg.network))
         sets = all_sets()

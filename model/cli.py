@@ -176,7 +176,7 @@ def run_train(args: argparse.Namespace) -> int:
                 unlabelled=data.unlabelled_reviews(share=settings.distilled_reviews())
                 if settings.unlabelled == "reviews" else None,
                 background=texts, general_counts=counts,
-                long_rows=data.dev_reviews() if settings.long_texts == "reviews" else None,
+                long_rows=data.labelled_long_texts(settings.long_texts),
                 state_dir=args.state_dir, cache=data.cache_dir(), clock=clock, background_targets=rated)
     print(f"wrote {out}")
     return 0

@@ -375,6 +375,13 @@ def dev_reviews(cache: Path | None = None) -> list[Row]:
     return review_split(read_reviews(cache))[0]
 
 
+def labelled_long_texts(source: str) -> list[Row]:
+    """The labelled long texts that TrainSettings.long_texts names: the development reviews
+    for "reviews"; none for "validation" (training takes them from the validation rows) or
+    "none"."""
+    return dev_reviews() if source == "reviews" else []
+
+
 def unlabelled_reviews(cache: Path | None = None, min_words: int = 4, seed: int = 0, share: float = 1.0) -> list[str]:
     """In-domain unlabelled text for distillation, from the development reviews only (the
     first `share` of them; the rest stay unseen by the network, see
