@@ -46,7 +46,7 @@ oip-clients: $(foreach c,$(OIP_CLIENTS),$(OIP)/.venv-$(c)/.installed)
 
 # Static checks of the service and the model (generated code excluded: pyproject.toml).
 lint: install
-	$(BIN)/ruff check server model
+	$(BIN)/ruff check server model bench
 	$(BIN)/mypy server model
 
 # promtool (Debian package `prometheus`) for tests/deploy/test_monitoring.py; nothing to do

@@ -27,14 +27,15 @@ def main() -> None:
     args = ap.parse_args()
     cached = Cached.of(Predictor.load(args.model))
     weights = dict(cached.base.score_weight)
-    print(f"{'q':>4} {'decay':>5} {'gentle':>6} {'gq':>4} {'sigma0':>6} {'T':>5} {'acc':>6} {'NLL':>7} {'ECE':>6} {'mAUC':>6} {'mAUCal':>6} "
-          f"{'epist':>6} {'OANC t/e/share':>16} {'Italian t/e/share':>18}")
+    print(f"{'q':>4} {'decay':>5} {'gentle':>6} {'gq':>4} {'sigma0':>6} {'T':>5} {'acc':>6} {'NLL':>7} {'ECE':>6} "
+          f"{'mAUC':>6} {'mAUCal':>6} {'epist':>6} {'OANC t/e/share':>16} {'Italian t/e/share':>18}")
     for q, decay, gentle, gq, sigma0 in itertools.product(QUANTILES, DECAYS, GENTLE, GENTLE_QUANTILES, SIGMAS):
         m = cached.refit(q, weights, gentle_quantile=gq, decay=decay, gentle=gentle, sigma0=sigma0)
         dev = " ".join(f"{m[n]:.3f}/{m[n + '_epistemic']:.3f}/{m[n + '_share']:.2f}"
                        for n in ("english_mixed_oanc", "italian_web"))
-        print(f"{q:4.2f} {decay:5.1f} {gentle:6.2f} {gq:4.2f} {sigma0:6.1f} {m['T']:5.2f} {m['accuracy']:6.4f} {m['nll']:7.5f} {m['ece']:6.4f} "
-              f"{m['misclassification_auroc_confidence']:6.4f} {m['misclassification_auroc_aleatoric']:6.4f} "
+        print(f"{q:4.2f} {decay:5.1f} {gentle:6.2f} {gq:4.2f} {sigma0:6.1f} {m['T']:5.2f} {m['accuracy']:6.4f} "
+              f"{m['nll']:7.5f} {m['ece']:6.4f} {m['misclassification_auroc_confidence']:6.4f} "
+              f"{m['misclassification_auroc_aleatoric']:6.4f} "
               f"{m['mean_epistemic']:6.4f} {dev}", flush=True)
 
 

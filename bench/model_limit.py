@@ -56,7 +56,8 @@ def main() -> None:
         base, *others = args.dtype
         for d in others:
             each = [a / b for a, b in zip(rates[d], rates[base], strict=True)]
-            print(f"{d} / {base}: {sum(rates[d]) / sum(rates[base]):.2f} (rounds {', '.join(f'{x:.2f}' for x in each)})")
+            print(f"{d} / {base}: {sum(rates[d]) / sum(rates[base]):.2f} "
+                  f"(rounds {', '.join(f'{x:.2f}' for x in each)})")
 
 
 def joined(sentences: list[str], chars: int) -> list[str]:

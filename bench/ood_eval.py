@@ -42,8 +42,8 @@ def main() -> None:
     print(f"{'set':22} {'n':>4} {'AUROC total':>11} {'AUROC epist.':>12} {'mean total':>10} {'epist. share':>12}")
     for name, r in result.items():
         if not name.startswith("_"):
-            print(f"{name:22} {r['n']:>4} {r['auroc_total']:>11.3f} {r['auroc_epistemic']:>12.3f} {r['mean_total']:>10.3f}"
-                  f" {r['epistemic_share']:>12.2f}")
+            print(f"{name:22} {r['n']:>4} {r['auroc_total']:>11.3f} {r['auroc_epistemic']:>12.3f} "
+                  f"{r['mean_total']:>10.3f} {r['epistemic_share']:>12.2f}")
     d = result["_in_distribution"]
     print(f"test sentences: mean total {d['mean_total']:.3f}, mean epistemic {d['mean_epistemic']:.4f}")
 

@@ -115,7 +115,7 @@ class Server:
         while time.monotonic() < deadline and group_alive(self.proc.pid):
             time.sleep(0.1)
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         self.wait_ready()
         return self
 
@@ -378,7 +378,8 @@ def markdown(rep: dict) -> str:
         lines += ["", f"gRPC bulk calls ({rep.get('default_server', 'bet')}, capacity settings; bench/grpc_bulk.py: "
                   "PredictBatch of a full batch a call, PredictStream keeping a batch of requests ahead a stream, "
                   "4 in flight, each its own connection):", "",
-                  f"| method | texts/s | served/raw | ÷ raw at {rep['raw_other_threads']['torch_threads']} torch threads "
+                  "| method | texts/s | served/raw | "
+                  f"÷ raw at {rep['raw_other_threads']['torch_threads']} torch threads "
                   "| server CPU | generator CPU | machine CPU | load |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|"]
         for m, r in rep["bulk"].items():
@@ -401,7 +402,8 @@ def markdown(rep: dict) -> str:
             lines.append(f"| {k} | {r['ok_rps']} | {r.get('goodput', '–')} | {r['p95_ms']} | {r['refused']} | {p50} "
                          f"| {p99} | {r['errors']} | {r.get('cpu_ms_per_refusal', '–')} | {_cpu(r)} |")
     if "open_loop" in rep:
-        lines += ["", f"Open loop at 70% of capacity (capacity = {rep.get('default_server', 'bet')} at 256 connections under h2load), "
+        lines += ["", f"Open loop at 70% of capacity (capacity = {rep.get('default_server', 'bet')} "
+                  "at 256 connections under h2load), "
                   "default settings, h2load (bench/h2open.py; one text, the median-length test sentence):", "",
                   "| proto | rate/s | ok/s | p50 ms | p95 ms | p99 ms | refused | errors "
                   "| server CPU | generator CPU | machine CPU | load |",
@@ -410,7 +412,8 @@ def markdown(rep: dict) -> str:
             lines.append(f"| {proto} | {r['rate']} | {r['ok_rps']} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | "
                          f"{r['refused']} | {r['errors']} | {_cpu(r)} |")
     kinds = [f"{name} {r['proto'] if 'proto' in r else ''}: {r['error_kinds']}"
-             for name, r in [*rep.get("overload", {}).items(), *(("open loop", r) for r in rep.get("open_loop", {}).values())]
+             for name, r in [*rep.get("overload", {}).items(),
+                             *(("open loop", r) for r in rep.get("open_loop", {}).values())]
              if r.get("error_kinds")]
     if kinds:
         lines += ["", "Errors by kind (bench/load.py): " + "; ".join(kinds) + "."]

@@ -30,7 +30,7 @@ def main() -> None:
     cached = Cached.of(Predictor.load(args.model))
 
     def row(q: float, weights: tuple[float, ...]) -> dict:
-        return {"q": q, "weights": weights, **cached.refit(q, dict(zip(SCORES, weights)))}
+        return {"q": q, "weights": weights, **cached.refit(q, dict(zip(SCORES, weights, strict=True)))}
 
     ref = row(0.92, (1.0,) * 5)
     print(f"{'q':>4} {'weights':26} {'w':>4} {'T':>5} {'acc':>6} {'NLL':>7} {'ECE':>6} {'mAUROC':>6} "

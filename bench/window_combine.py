@@ -72,7 +72,7 @@ def main() -> None:
     y = np.array([pred.labels.index(r.label) for r in rows])
     combined: dict[str, list[np.ndarray]] = {}
     with torch.inference_mode():
-        for row, body in zip(rows, bodies):
+        for row, body in zip(rows, bodies, strict=True):
             for name, lg in rules(*window_outputs(pred, body, text_seed(row.text))).items():
                 combined.setdefault(name, []).append(lg)
     print(f"{len(rows)} development reviews, {np.mean([len(b) for b in bodies]):.0f} word pieces on average")
