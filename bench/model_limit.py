@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable, Sized
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
@@ -40,7 +41,7 @@ def main() -> None:
     with ThreadPoolExecutor(1) as worker:
         for _ in range(args.rounds):
             for d, pred in preds.items():
-                done, elapsed, threads = worker.submit(_measure, pred, batches, args.seconds / args.rounds,
+                done, elapsed, threads = worker.submit(measure, pred.predict, batches, args.seconds / args.rounds,
                                                        args.threads).result()
                 rates[d].append(done / elapsed)
     first = next(iter(preds.values()))
@@ -71,14 +72,17 @@ def joined(sentences: list[str], chars: int) -> list[str]:
     return out
 
 
-def _measure(pred: Predictor, batches: list[list[str]], seconds: float, threads: int) -> tuple[int, float, int]:
+def measure(predict: Callable[[list[str]], Sized], batches: list[list[str]], seconds: float,
+            threads: int) -> tuple[int, float, int]:
+    """Calls predict on the batches in turn for `seconds` (after two to warm up), on the
+    calling thread -> (texts done, seconds taken, torch threads)."""
     if threads:
         torch.set_num_threads(threads)
     for b in batches[:2]:
-        pred.predict(b)  # warm-up
+        predict(b)
     done, start, i = 0, time.perf_counter(), 0
     while time.perf_counter() - start < seconds:
-        done += len(pred.predict(batches[i % len(batches)]))
+        done += len(predict(batches[i % len(batches)]))
         i += 1
     return done, time.perf_counter() - start, torch.get_num_threads()
 
