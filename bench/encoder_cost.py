@@ -13,7 +13,7 @@ import argparse
 import copy
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
@@ -62,7 +62,7 @@ def main() -> None:
     texts = [r.text for r in split_rows("test")]
     batches = [texts[i : i + args.batch] for i in range(0, len(texts) - args.batch + 1, args.batch)]
     pred = Predictor.load(None)
-    candidates: dict[str, Callable[[list[str]], object]] = {COMPACT: pred.predict}
+    candidates: dict[str, Callable[[list[str]], Sized]] = {COMPACT: pred.predict}
     for layers in args.layers:
         for int8 in (False, True) if args.int8 else (False,):
             for views in args.views:
@@ -80,7 +80,7 @@ def main() -> None:
                 done, elapsed, _ = worker.submit(measure, fn, batches, args.seconds, args.threads).result()
                 rates[name].append(done / elapsed)
     base = sum(rates[COMPACT])
-    out = {name: {"texts_per_s": sum(r) / len(r), "of_compact": sum(r) / base, "rounds": r}
+    out: dict[str, dict] = {name: {"texts_per_s": sum(r) / len(r), "of_compact": sum(r) / base, "rounds": r}
            for name, r in rates.items()}
     if args.json:
         print(json.dumps({"batch": args.batch, "threads": args.threads, "candidates": out, "int8_cosine": drift}))

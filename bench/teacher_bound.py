@@ -38,8 +38,7 @@ def main() -> None:
     train, val = read_rows(cache_dir() / "train_rated.csv"), read_rows(cache_dir() / "val.csv")
     labels = sorted({r.label for r in train})
     pairs = rated("val")
-    parts = {name: read("dev") for name, read in SETS.items()}
-    parts = {name: part for name, part in parts.items() if part is not None}
+    parts = {name: part for name, read in SETS.items() if (part := read("dev")) is not None}  # editorials: none
     texts = [r.text for r in val] + [r.text for r, _ in pairs] + [t for part in parts.values() for t in part[0]]
     y_val = np.array([labels.index(r.label) for r in val])
     probs = soft_labels([r.text for r in train], np.array([r.target(labels) for r in train]), texts,
