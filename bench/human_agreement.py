@@ -52,7 +52,12 @@ def tfidf_entropy(texts: list[str]) -> np.ndarray:
     from .own_data import tfidf_model
 
     predict, _ = tfidf_model(split_rows("train"), split_rows("val"))
-    p = np.clip(predict(texts), 1e-12, 1.0)
+    return entropy(predict(texts))
+
+
+def entropy(p: np.ndarray) -> np.ndarray:
+    """(N, C) class probabilities -> (N,) their entropy in nats."""
+    p = np.clip(p, 1e-12, 1.0)
     return -(p * np.log(p)).sum(1)
 
 

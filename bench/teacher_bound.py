@@ -12,38 +12,18 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 from scipy.stats import spearmanr
 
-from model import teacher
 from model.data import cache_dir, fetch, read_rows
 from model.finetune import soft_labels
 from model.metrics import summarize
 from model.settings import FinetuneSettings
 from model.snippets import rated
 
-from .human_agreement import weakness
+from .human_agreement import entropy, weakness
 from .other_domains import SETS, label_ids
-
-
-def entropy(p: np.ndarray) -> np.ndarray:
-    return -(p * np.log(np.clip(p, 1e-12, None))).sum(1)
-
-
-def first_layers(layers: int) -> Path:
-    """A folder of MiniLM whose configuration keeps its first `layers` layers: its files
-    linked, the config rewritten; the later layers' weights are left unread."""
-    src, dst = teacher.model_dir(), cache_dir() / f"minilm-first-{layers}-layers"
-    dst.mkdir(parents=True, exist_ok=True)
-    for f in src.iterdir():
-        if f.name != "config.json" and not (dst / f.name).exists():
-            (dst / f.name).symlink_to(f)
-    config = json.loads((src / "config.json").read_text())
-    config["num_hidden_layers"] = layers
-    (dst / "config.json").write_text(json.dumps(config))
-    return dst
 
 
 def main() -> None:
@@ -51,13 +31,6 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=0, help="MiniLM's first N layers only (0: all six)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    cache = cache_dir()
-    if args.layers:
-        # the fine-tuning reads the encoder from teacher.model_dir(); its cache key does not
-        # name the encoder, so this one keeps its logits apart
-        folder = first_layers(args.layers)
-        teacher.model_dir = lambda: folder
-        cache = cache / folder.name
     if not (cache_dir() / "train_rated.csv").exists():
         fetch()
     train, val = read_rows(cache_dir() / "train_rated.csv"), read_rows(cache_dir() / "val.csv")
@@ -67,7 +40,7 @@ def main() -> None:
     texts = [r.text for r in val] + [r.text for r, _ in pairs] + [t for part in parts.values() for t in part[0]]
     y_val = np.array([labels.index(r.label) for r in val])
     probs = soft_labels([r.text for r in train], np.array([r.target(labels) for r in train]), texts,
-                        [r.text for r in val], y_val.tolist(), cache, FinetuneSettings())
+                        [r.text for r in val], y_val.tolist(), cache_dir(), FinetuneSettings(layers=args.layers))
     p_val = probs[: len(val)]
     out: dict = {"validation": summarize(p_val, y_val, entropy(p_val))}
     p_rated = probs[len(val) : len(val) + len(pairs)]

@@ -83,7 +83,8 @@ def _finetune_and_score(train_texts: list[str], train_targets: np.ndarray, score
     try:
         torch.manual_seed(s.seed)
         tok = AutoTokenizer.from_pretrained(str(model_dir()))
-        model = _Classifier(AutoModel.from_pretrained(str(model_dir())), n_labels)
+        shallower: dict[str, Any] = {"num_hidden_layers": s.layers} if s.layers else {}
+        model = _Classifier(AutoModel.from_pretrained(str(model_dir()), **shallower), n_labels)
 
         def encode(texts: list[str]) -> dict:
             return dict(tok(texts, padding=True, truncation=True, max_length=s.max_len, return_tensors="pt"))

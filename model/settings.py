@@ -22,6 +22,7 @@ class FinetuneSettings:
     # Torch threads while fine-tuning. Fixed rather than taken from the machine, since the
     # order of float sums, and so the teacher, depends on it.
     threads: int = 2
+    layers: int = 0  # MiniLM's first this many layers only (bench/teacher_bound.py); 0 = all
 
 
 # Settings added after checkpoints were stored, with the value that means what training did
