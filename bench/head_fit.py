@@ -75,6 +75,11 @@ class Cached:
     def refit(self, quantile: float, weights: dict[str, float], gentle_quantile: float = 0.5, **head: float) -> dict:
         """The head refitted with this threshold quantile and score weights (and any other
         HeadConfig field set first, such as decay or sigma0) -> `judge` of it."""
+        return self.judge(self.fit(quantile, weights, gentle_quantile, **head))
+
+    def fit(self, quantile: float, weights: dict[str, float], gentle_quantile: float = 0.5,
+            **head: float) -> HeadConfig:
+        """The head refitted as `refit` fits it."""
         fitted = copy.deepcopy(self.base)
         for k, v in head.items():
             setattr(fitted, k, v)
@@ -82,7 +87,7 @@ class Cached:
         calibrate.fit_similarity(self.scale[1], self.scale[0].pieces, out, scores, self.labels, fitted,
                                  window_pieces(self.pred.ckpt.cfg.network), self.base.scores_off(),
                                  quantile, weights, gentle_quantile)
-        return self.judge(fitted)
+        return fitted
 
     def judge(self, fitted: HeadConfig) -> dict:
         """A head (the checkpoint's own: self.base) -> validation metrics, and per dev set the

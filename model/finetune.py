@@ -52,7 +52,7 @@ def soft_labels(train_texts: list[str], train_targets: np.ndarray, targets: list
     return softmax(logits[:n] / t, axis=1)
 
 
-class _Classifier(torch.nn.Module):
+class Classifier(torch.nn.Module):
     """MiniLM's encoder, mean-pooled over real tokens (as the sentence embedding is), then linear."""
 
     def __init__(self, encoder: Any, n_labels: int):  # a transformers model, untyped here
@@ -60,35 +60,32 @@ class _Classifier(torch.nn.Module):
         self.encoder = encoder
         self.out = torch.nn.Linear(encoder.config.hidden_size, n_labels)
 
-    def forward(self, batch: dict) -> torch.Tensor:
+    def pooled(self, batch: dict) -> torch.Tensor:
         h = self.encoder(**batch).last_hidden_state  # (B, T, H)
         mask = batch["attention_mask"].unsqueeze(-1).to(h.dtype)  # (B, T, 1)
-        return self.out((h * mask).sum(1) / mask.sum(1))  # (B, C)
+        return (h * mask).sum(1) / mask.sum(1)  # (B, H)
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self.out(self.pooled(batch))  # (B, C)
 
 
 def _finetune_and_score(train_texts: list[str], train_targets: np.ndarray, score: list[str],
                         s: FinetuneSettings) -> np.ndarray:
-    """Fine-tunes MiniLM on the labelled rows' class probabilities (cross-entropy, which
-    for one-hot targets is the labels'), then returns its logits for `score`."""
-    n_labels = train_targets.shape[1]
-    import os
+    """Fine-tunes MiniLM on the labelled rows' class probabilities, then returns its logits
+    for `score`."""
+    model, tok = fine_tuned(train_texts, train_targets, s)
+    return read(model, tok, score, s)[0]
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers import AutoModel, AutoTokenizer
 
-    from .teacher import model_dir
-
+def fine_tuned(train_texts: list[str], train_targets: np.ndarray, s: FinetuneSettings) -> tuple[Classifier, Any]:
+    """MiniLM (its first s.layers layers, all without) fine-tuned on the rows' class
+    probabilities (cross-entropy, which for one-hot targets is the labels'), in eval mode,
+    and its tokenizer."""
     threads = torch.get_num_threads()
     torch.set_num_threads(s.threads)
     try:
         torch.manual_seed(s.seed)
-        tok = AutoTokenizer.from_pretrained(str(model_dir()))
-        shallower: dict[str, Any] = {"num_hidden_layers": s.layers} if s.layers else {}
-        model = _Classifier(AutoModel.from_pretrained(str(model_dir()), **shallower), n_labels)
-
-        def encode(texts: list[str]) -> dict:
-            return dict(tok(texts, padding=True, truncation=True, max_length=s.max_len, return_tensors="pt"))
-
+        model, tok = classifier(train_targets.shape[1], s)
         opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=0.01)
         steps = s.epochs * math.ceil(len(train_texts) / s.batch_size)
         warm = max(1, int(s.warmup * steps))
@@ -104,21 +101,52 @@ def _finetune_and_score(train_texts: list[str], train_targets: np.ndarray, score
             bar = tqdm(by_length(order, lengths, s.batch_size, rng, s.length_pool),
                        desc=f"fine-tuning the teacher {epoch + 1}/{s.epochs}", unit="batch")
             for idx in bar:
-                loss = torch.nn.functional.cross_entropy(model(encode([train_texts[i] for i in idx])), y[idx])
+                loss = torch.nn.functional.cross_entropy(model(_encode(tok, [train_texts[i] for i in idx], s)), y[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 opt.step()
                 sched.step()
                 bar.set_postfix(loss=f"{loss.item():.3f}")
-        model.eval()
-        out = np.zeros((len(score), n_labels), dtype=np.float64)
-        # by length, so that a batch pads little
-        by_len = sorted(range(len(score)), key=lambda i: len(score[i]))
+        return model.eval(), tok
+    finally:
+        torch.set_num_threads(threads)
+
+
+def classifier(n_labels: int, s: FinetuneSettings) -> tuple[Classifier, Any]:
+    """MiniLM as shipped (its first s.layers layers, all without) under a new linear layer
+    (drawn from torch's global generator), and its tokenizer."""
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoModel, AutoTokenizer
+
+    from .teacher import model_dir
+
+    shallower: dict[str, Any] = {"num_hidden_layers": s.layers} if s.layers else {}
+    return (Classifier(AutoModel.from_pretrained(str(model_dir()), **shallower), n_labels),
+            AutoTokenizer.from_pretrained(str(model_dir())))
+
+
+def _encode(tok: Any, texts: list[str], s: FinetuneSettings) -> dict:
+    return dict(tok(texts, padding=True, truncation=True, max_length=s.max_len, return_tensors="pt"))
+
+
+def read(model: Classifier, tok: Any, texts: list[str], s: FinetuneSettings) -> tuple[np.ndarray, np.ndarray]:
+    """A fine-tuned classifier's (N, C) float64 logits and (N, H) float32 pooled features of `texts`."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(s.threads)
+    logits = np.zeros((len(texts), model.out.out_features), dtype=np.float64)
+    feats = np.zeros((len(texts), model.out.in_features), dtype=np.float32)
+    # by length, so that a batch pads little
+    by_len = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    try:
         with torch.inference_mode():
             for b in tqdm(range(0, len(by_len), 128), desc="teacher labels", unit="batch"):
                 idx = by_len[b : b + 128]
-                out[idx] = model(encode([score[i] for i in idx])).double().numpy()
-        return out
+                h = model.pooled(_encode(tok, [texts[i] for i in idx], s))
+                logits[idx] = model.out(h).double().numpy()
+                feats[idx] = h.float().numpy()
+        return logits, feats
     finally:
         torch.set_num_threads(threads)
