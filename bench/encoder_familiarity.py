@@ -12,7 +12,9 @@ get the default model's familiarity, built as training builds it:
   (bench.head_fit.Cached), one reading per text (no views) with as many antithetic posterior
   draws as the default model's views hold together.
 
-With `--background N`, N texts of that background prefix join the fine-tuning as outlier
+With `--graded`, the fine-tuning's targets read each rating as a probability,
+sigmoid(rating), averaged (bench/raters_targets.py, "raters 1"), where the raters' split is
+the default. With `--background N`, N texts of that background prefix join the fine-tuning as outlier
 exposure, as the default recipe trains its encoder: rated editorials toward their raters'
 split, the rest toward uniform. The editorials numbered 1 mod 4 are left out of every
 background here, so that they judge the encoder on opinion writing it never read
@@ -48,7 +50,7 @@ from model.expectation import ViewOutputs
 from model.logistic import logistic
 from model.predictor import Predictor
 from model.settings import FinetuneSettings, TrainSettings
-from model.snippets import rated
+from model.snippets import key, rated, snippets
 from model.train import scale_texts
 from model.uncertainty import FeatureDensity, similarity
 from model.views import draw_uniforms, draws_from, text_seed
@@ -58,6 +60,7 @@ from .head_fit import DEV, Cached
 from .human_agreement import weakness
 from .ood_sets import all_sets, far_dev_sets
 from .other_domains import SETS, editorial_stand_in, label_ids, stand_in_editorials
+from .raters_targets import positive_targets
 
 ROWS = ((0.97, CHOSEN_WEIGHTS), (0.97, (1.0,) * 5), (0.99, (1.0,) * 5), (0.995, (1.0,) * 5))
 OTHER = ("amazon_snippets", "tweets", "editorial_stand_in")
@@ -96,6 +99,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--layers", type=int, default=4, help="MiniLM's first N layers (0: all six)")
     ap.add_argument("--background", type=int, default=0, help="background texts in the fine-tuning (0: none)")
+    ap.add_argument("--graded", action="store_true",
+                    help="train toward each rating read as sigmoid(rating), averaged (bench/raters_targets.py's "
+                         "'raters 1'), in place of the raters' split")
     args = ap.parse_args()
     if not (cache_dir() / "train_rated.csv").exists():
         fetch()
@@ -108,6 +114,10 @@ def main() -> None:
     prefix = TrainSettings.from_dict(pred.ckpt.metadata["settings"]).encoder_background
     bg = [t for t in background_text()[:prefix] if t.strip() not in unseen]
     texts, targets = [r.text for r in train], np.array([r.target(labels) for r in train])
+    if args.graded:
+        by_key = {key(s.text): s for s in snippets() if s.split in ("train", "extra")}
+        positive = positive_targets("raters 1", train, by_key)
+        targets = np.stack([1 - positive, positive], 1)  # the default model: negative, positive
     if args.background:
         exposed = [bg[i] for i in np.random.default_rng(5).permutation(len(bg))[: args.background]]
         shares = editorial_targets(labels)
