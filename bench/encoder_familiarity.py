@@ -34,9 +34,7 @@ from __future__ import annotations
 
 import argparse
 import copy
-import hashlib
-import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import numpy as np
 import torch
@@ -66,16 +64,12 @@ ROWS = ((0.97, CHOSEN_WEIGHTS), (0.97, (1.0,) * 5), (0.99, (1.0,) * 5), (0.995, 
 OTHER = ("amazon_snippets", "tweets", "editorial_stand_in")
 
 
-def _digest(*parts: object) -> str:
-    return hashlib.sha256(json.dumps(parts).encode("utf-8", "surrogatepass")).hexdigest()[:16]
-
-
 class Encoder:
     """The fine-tuned classifier, trained once and cached, and its cached readings."""
 
     def __init__(self, texts: list[str], targets: np.ndarray, s: FinetuneSettings):
         self.s = s
-        self.key = _digest(texts, np.round(targets, 6).tolist(), asdict(s))
+        self.key = finetune.digest(texts, np.round(targets, 6).tolist(), asdict(s))
         f = cache_dir() / f"encoder-{self.key}.pt"
         if f.exists():
             self.model, self.tok = finetune.classifier(targets.shape[1], s)
@@ -87,7 +81,7 @@ class Encoder:
 
     def read(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """-> (N, C) logits and (N, H) pooled features."""
-        f = cache_dir() / f"encoder-reads-{self.key}-{_digest(texts)}.npz"
+        f = cache_dir() / f"encoder-reads-{self.key}-{finetune.digest(texts)}.npz"
         if not f.exists():
             logits, feats = finetune.read(self.model, self.tok, texts, self.s)
             np.savez(f, logits=logits, feats=feats)
@@ -106,8 +100,8 @@ def main() -> None:
     if not (cache_dir() / "train_rated.csv").exists():
         fetch()
     pred = Predictor.load()  # the default model: its n-gram head, unigram scores and head
-    ngrams, unigram = pred.expectation.ngrams, pred.ckpt.unigram
-    assert ngrams is not None and unigram is not None, "the default model has both"
+    ngrams = pred.expectation.ngrams
+    assert ngrams is not None, "the default model has an n-gram head"
     labels, cfg, tok = pred.labels, pred.ckpt.cfg, pred.ckpt.tokenizer
     train, val = read_rows(cache_dir() / "train_rated.csv"), read_rows(cache_dir() / "val.csv")
     stand_in, unseen = editorial_stand_in(), stand_in_editorials()
@@ -131,6 +125,7 @@ def main() -> None:
     domain = logistic(1.0, class_weight="balanced").fit(
         np.r_[train_feats.numpy(), bg_feats.numpy()], np.r_[np.ones(len(train_feats)), np.zeros(len(bg_feats))])
     draws = cfg.views.n_views * cfg.views.n_draws
+    exp = replace(pred.expectation, density=density)  # its scores, on this encoder's density
 
     def outputs(set_texts: list[str]) -> tuple[ViewOutputs, torch.Tensor]:
         logits, feats = enc.read(set_texts)
@@ -141,11 +136,7 @@ def main() -> None:
         out = ViewOutputs(logits=logits[:, None], feats=feats[:, None], domain=dom,
                           z=torch.from_numpy(draws_from(u, len(labels))), ngram_logits=wide, ngram_domain=wide_domain,
                           pieces=torch.tensor([len(b) for b in bodies]))
-        uni = unigram.scores(bodies).float()
-        named = {"feature_distance": density.d2(feats)[:, None], "neg_domain_logit": -dom,
-                 "neg_ngram_domain_logit": -wide_domain.float()[:, None], "unigram_nll": uni[:, :1],
-                 "general_english_ratio": uni[:, 1:2]}
-        return out, torch.stack([named[name] for name in SCORES], dim=-1)
+        return out, exp.scores(out, bodies)
 
     base = copy.deepcopy(cfg.head)
     base.window_gain, base.long_ngram_weight = 0.0, None  # one reading, cut at FinetuneSettings.max_len

@@ -34,8 +34,7 @@ def soft_labels(train_texts: list[str], train_targets: np.ndarray, targets: list
     validation texts) are cached on disk by a digest of everything that made them; the
     temperature is fitted on the validation rows by NLL (1 without any)."""
     n_labels = train_targets.shape[1]
-    key = hashlib.sha256(json.dumps([train_texts, np.round(train_targets, 6).tolist(), n_labels, targets, val_texts,
-                                     asdict(s)]).encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    key = digest(train_texts, np.round(train_targets, 6).tolist(), n_labels, targets, val_texts, asdict(s))
     f = cache / f"teacher-finetuned-{key}.npy"
     if f.exists():
         logits = np.load(f)
@@ -50,6 +49,11 @@ def soft_labels(train_texts: list[str], train_targets: np.ndarray, targets: list
     t = temperature_of_logits(logits[n:], np.asarray(val_labels, dtype=int)) if val_labels else 1.0
     tqdm.write(f"fine-tuned teacher: temperature {t:.3f} on {len(val_labels)} validation rows")
     return softmax(logits[:n] / t, axis=1)
+
+
+def digest(*parts: object) -> str:
+    """A cache key: 16 hex digits of the sha256 of the parts as JSON."""
+    return hashlib.sha256(json.dumps(parts).encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 class Classifier(torch.nn.Module):
