@@ -42,6 +42,13 @@ ROWS = (
     *((quantile, decay, CHOSEN_WEIGHTS) for quantile in (0.99, 0.995) for decay in (4.0, 32.0)),
     # a gentler fall: unfamiliarity that varies from text to text shrinks the answers less unevenly
     *((0.97, decay, CHOSEN_WEIGHTS) for decay in (2.0, 1.0)),
+    # the lexical scores alone (unigram NLL, n-gram in-domain logit), which tell the far
+    # stand-ins from English sentiment text best (bench/learned_similarity.py), at later thresholds
+    (0.97, 4.0, (0.0, 0.0, 1.0, 1.0, 1.0)),
+    *((quantile, 4.0, (0.0, 0.0, 1.0, 1.0, 0.0)) for quantile in (0.99, 0.995, 0.999)),
+    *((quantile, 4.0, (0.0, 0.0, 0.0, 1.0, 0.0)) for quantile in (0.97, 0.995)),
+    (0.97, 4.0, (0.0, 0.0, 0.8, 1.0, 0.0)),
+    (0.98, 4.0, (0.7, 0.0, 0.7, 1.0, 0.0)),
 )
 OTHER = ("amazon_snippets", "tweets")
 FAR_DEV = ("python_source_dev", "html_markup_dev", "email_dev", "random_strings_dev")  # ood_sets.far_dev_sets

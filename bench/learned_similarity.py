@@ -1,0 +1,178 @@
+"""A similarity learnt from data instead of set by a validation quantile: can training's own
+background text teach the familiarity which unfamiliar text the model can still judge?
+
+The shipped familiarity shrinks a view's answer once its largest weighted unfamiliarity
+score passes a validation quantile (uncertainty.similarity), a rule of distance from the
+home ground; English sentiment text of other domains is far by it, and shrunk. Here:
+
+1. How well each score, and the size of the answers, tell the far stand-ins (and OANC,
+   Italian) from the English sentiment text off the home ground (Amazon and tweet dev parts,
+   the stand-in editorials pooled): the AUROC of the per-text mean over views, unfamiliar
+   text reading higher, and beside it each near set against validation.
+2. The similarity of each view learnt: r = exp(-softplus(a . phi + b)), phi the five scores
+   on the shipped head's scales (clipped), and with "evidence" also the size of the view's
+   transformer answer and of the n-gram head's (|logit difference|) and log word pieces;
+   a and b fitted by the lowest sum of three mean losses: NLL on the validation sentences,
+   cross-entropy toward the raters' split on training's rated background editorials, and
+   toward uniform on training's other background text (a seeded sample of the prose and
+   code, or of the code alone). Temperature and n-gram weight stay the shipped head's.
+   Reported as bench/domain_grid.py reports a head (bench.head_fit.Cached.judge).
+
+The stand-in editorials (numbered 1 mod 4) are left out of every fit here; the encoder did
+read them as background text, so they are a weaker stand-in than for a model that did not.
+No test part is read.
+Usage: python -m bench.learned_similarity [--model DIR] [--background N]"""
+from __future__ import annotations
+
+import argparse
+import random
+import tarfile
+
+import numpy as np
+import torch
+
+from model.background import background_text, rated_editorials, source_chunks
+from model.config import SCORES
+from model.data import cache_dir, fetch_sdist
+from model.metrics import auroc
+from model.predictor import Predictor
+from model.uncertainty import scaled, view_probabilities
+from model.views import text_seed
+from model.windows import window_pieces
+
+from .domain_grid import FAR_DEV, OTHER
+from .head_fit import Cached
+from .other_domains import editorial_stand_in, label_ids, stand_in_editorials
+
+CLIP = (-3.0, 30.0)  # scaled scores past these add nothing a logistic can use
+NEAR = (*OTHER, "stand_in")
+
+
+def features(exp, out, scores: torch.Tensor, evidence: bool) -> torch.Tensor:
+    """(N, K, F) per view: the clipped scaled scores, and with `evidence` the size of the
+    view's transformer answer, of the text's n-gram answer and log word pieces."""
+    parts = [scaled(scores, out.pieces, exp.cfg.head).clamp(*CLIP)]
+    if evidence:
+        N, K = out.domain.shape
+        margin = (out.logits[..., 1] - out.logits[..., 0]).abs()
+        wide = (out.ngram_logits[:, 1] - out.ngram_logits[:, 0]).abs().double()[:, None].expand(N, K)
+        length = torch.log(out.pieces.double())[:, None].expand(N, K)
+        parts.append(torch.stack([margin, wide, length], -1))
+    return torch.cat(parts, -1).double()
+
+
+class Learnt:
+    """r = exp(-softplus(phi @ a + b)), phi standardized on the fitting texts."""
+
+    def __init__(self, phi: torch.Tensor):
+        flat = phi.reshape(-1, phi.shape[-1])
+        self.mu, self.sd = flat.mean(0), flat.std(0).clamp_min(1e-6)
+        self.a = torch.zeros(phi.shape[-1], dtype=torch.float64, requires_grad=True)
+        self.b = torch.tensor(-4.0, dtype=torch.float64, requires_grad=True)
+
+    def __call__(self, phi: torch.Tensor) -> torch.Tensor:
+        return torch.exp(-torch.nn.functional.softplus(((phi - self.mu) / self.sd) @ self.a + self.b))
+
+    def fit(self, exp, groups: list[tuple], l2: float = 1e-3) -> None:
+        """groups: (outputs, phi, targets (N, C)); the sum of each group's mean cross-entropy."""
+        width = window_pieces(exp.cfg.network)
+        # clones: the outputs were made in inference mode, whose tensors autograd cannot save
+        fixed = [(out.view_logits(exp.cfg.head, width).clone(), out.z.clone(), phi.clone(), target)
+                 for out, phi, target in groups]
+        opt = torch.optim.LBFGS([self.a, self.b], max_iter=200, line_search_fn="strong_wolfe")
+
+        def loss() -> torch.Tensor:
+            opt.zero_grad()
+            total = l2 * (self.a ** 2).sum()
+            for logits, z, phi, target in fixed:
+                p = view_probabilities(logits, self(phi), z, exp.cfg.head).flatten(1, 2).mean(1)
+                total = total - (target * torch.log(p.clamp_min(1e-12))).sum(-1).mean()
+            total.backward()
+            return total
+
+        opt.step(loss)
+
+
+def separation(cached: Cached) -> None:
+    near = {name: cached.other[name][:2] for name in NEAR}
+    far = {name: cached.dev[name] for name in ("english_mixed_oanc", "italian_web", *FAR_DEV)}
+
+    def signals(out, scores) -> dict[str, np.ndarray]:
+        named = {name: scores[..., j].mean(1).numpy() for j, name in enumerate(SCORES)}
+        named["-answer"] = -(out.logits[..., 1] - out.logits[..., 0]).mean(1).abs().numpy()
+        named["-ngram_answer"] = -(out.ngram_logits[:, 1] - out.ngram_logits[:, 0]).abs().numpy()
+        return named
+
+    def split(a: np.ndarray, b: np.ndarray) -> float:
+        return auroc(np.r_[a, b], np.r_[np.zeros(len(a)), np.ones(len(b))])
+
+    near_s = {name: signals(*v) for name, v in near.items()}
+    far_s = {name: signals(*v) for name, v in far.items()}
+    val_s = signals(*cached.val)
+    print("AUROC, far set against the near sets pooled | each near set against validation")
+    print(f"{'signal':22} " + " ".join(f"{n[:7]:>7}" for n in far) + " | " + " ".join(f"{n[:7]:>7}" for n in near))
+    for key in val_s:
+        pooled = np.concatenate([s[key] for s in near_s.values()])
+        print(f"{key:22} " + " ".join(f"{split(pooled, s[key]):7.3f}" for s in far_s.values()) + " | "
+              + " ".join(f"{split(val_s[key], s[key]):7.3f}" for s in near_s.values()), flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", help="checkpoint directory (default: the embedded model)")
+    ap.add_argument("--background", type=int, default=3000, help="unrated background texts sampled")
+    args = ap.parse_args()
+    pred = Predictor.load(args.model)
+    exp, tok = pred.expectation, pred.ckpt.tokenizer
+    cached = Cached.of(pred, other_domains=True, far_dev=True)
+
+    def read(texts: list[str]) -> tuple:
+        bodies = tok.bodies(texts)
+        out = exp.raw(bodies, [text_seed(t) for t in texts])
+        return out, exp.scores(out, bodies)
+
+    stand_texts, stand_positive = editorial_stand_in()
+    cached.other["stand_in"] = (*read(stand_texts), label_ids(pred.labels, stand_positive))
+    separation(cached)
+
+    unseen = stand_in_editorials()
+    rated = [r for r in rated_editorials() if not r.held_out and r.text not in unseen]
+    share = torch.tensor([r.positive_share for r in rated], dtype=torch.float64)
+    rated_target = torch.zeros(len(rated), 2, dtype=torch.float64)
+    rated_target[:, pred.labels.index("positive")] = share
+    rated_target[:, pred.labels.index("negative")] = 1 - share
+    opinion = {r.text for r in rated_editorials()}
+    prose_and_code = [t for t in background_text() if t not in opinion]
+    with tarfile.open(fetch_sdist(cache_dir())) as tar:
+        code = set(source_chunks(tar))
+    unrated = {"prose and code": prose_and_code, "code": [t for t in prose_and_code if t in code]}
+    unrated = {k: random.Random(7).sample(v, min(args.background, len(v))) for k, v in unrated.items()}
+    val_target = torch.nn.functional.one_hot(cached.labels, 2).double()
+    rated_read = read([r.text for r in rated])
+
+    print(f"\n{'similarity':36} {'NLL':>7} {'ECE':>6} {'mAUC':>6} {'epist':>6} {'OANC':>6} {'Italian':>7} "
+          + " ".join(f"{n[:6]:>6}" for n in FAR_DEV) + "  Amazon, tweets, stand-in editorials: ECE/AUROC")
+
+    def show(label: str, m: dict) -> None:
+        print(f"{label:36} {m['nll']:7.4f} {m['ece']:6.3f} {m['misclassification_auroc_confidence']:6.3f} "
+              f"{m['mean_epistemic']:6.3f} {m['english_mixed_oanc']:6.3f} {m['italian_web']:7.3f} "
+              + " ".join(f"{m[n]:6.3f}" for n in FAR_DEV) + " "
+              + " ".join(f"{m[n + '_ece']:.3f}/{m[n + '_auroc']:.3f}" for n in NEAR), flush=True)
+
+    show("shipped", cached.judge(cached.base))
+    show("held at 1", cached.judge(cached.base, lambda o, s: torch.ones(o.domain.shape, dtype=torch.float64)))
+    for kind, texts in unrated.items():
+        other_read = read(texts)
+        uniform = torch.full((len(texts), 2), 0.5, dtype=torch.float64)
+        for evidence in (False, True):
+            phi = [features(exp, o, s, evidence) for o, s in (cached.val, rated_read, other_read)]
+            learnt = Learnt(torch.cat(phi))
+            learnt.fit(exp, [(cached.val[0], phi[0], val_target), (rated_read[0], phi[1], rated_target),
+                             (other_read[0], phi[2], uniform)])
+            with torch.no_grad():
+                m = cached.judge(cached.base, lambda o, s, e=evidence, f=learnt: f(features(exp, o, s, e)))
+            show(f"learnt on {kind}, {'evidence' if evidence else 'scores'}", m)
+
+
+if __name__ == "__main__":
+    main()
