@@ -18,7 +18,7 @@ from model.metrics import auroc, summarize
 from model.predictor import Predictor
 from model.settings import TrainSettings
 from model.train import long_text_rows, scaling_texts
-from model.uncertainty import similarity
+from model.uncertainty import Decomposition, similarity
 from model.views import text_seed
 from model.windows import window_pieces
 
@@ -26,6 +26,7 @@ from .ood_sets import all_sets, far_dev_sets
 
 DEV = ("english_mixed_oanc", "italian_web")
 SimilarityOf = Callable[[ViewOutputs, torch.Tensor], torch.Tensor]  # (outputs, scores) -> (N, K) similarity
+Combine = Callable[[ViewOutputs, torch.Tensor], Decomposition]  # (outputs, similarity) -> the answer
 
 
 @dataclass
@@ -92,18 +93,21 @@ class Cached:
                                  quantile, weights, gentle_quantile)
         return fitted
 
-    def judge(self, fitted: HeadConfig, r_of: SimilarityOf | None = None) -> dict:
+    def judge(self, fitted: HeadConfig, r_of: SimilarityOf | None = None,
+              combine: Combine | None = None) -> dict:
         """A head (the checkpoint's own: self.base) -> validation metrics, and per dev set the
         AUROC of total and of epistemic uncertainty against validation and the epistemic
         share of its mean total; per other-domain dev set (Cached.of(other_domains=True)) its
-        ECE and misclassification AUROC. r_of(outputs, scores) -> (N, K), where given, takes
-        the place of the head's similarity (bench/learned_similarity.py)."""
+        ECE and misclassification AUROC. r_of(outputs, scores) -> (N, K) and combine(outputs,
+        r) -> Decomposition, where given, take the place of the head's similarity and of
+        Expectation.combine (bench/learned_similarity.py)."""
         exp = self.pred.expectation
         exp.cfg.head = fitted
         r_of = r_of or (lambda o, s: similarity(s, o.pieces, fitted))
+        combine = combine or exp.combine
         try:
             out, scores = self.val
-            d = exp.combine(out, r_of(out, scores))
+            d = combine(out, r_of(out, scores))
             m = summarize(d.probs.numpy(), self.labels.numpy(), d.total.numpy())
             wrong = d.probs.argmax(1).numpy() != self.labels.numpy()
             m["misclassification_auroc_aleatoric"] = auroc(d.aleatoric.numpy(), wrong)
@@ -111,13 +115,13 @@ class Cached:
             m["w"], m["T"] = fitted.ngram_weight, fitted.temperature
             in_side = np.zeros(len(self.labels), bool)
             for name, (o, s) in self.dev.items():
-                t = exp.combine(o, r_of(o, s))
+                t = combine(o, r_of(o, s))
                 is_ood = np.r_[in_side, np.ones(len(t.total), bool)]
                 m[name] = auroc(np.r_[d.total.numpy(), t.total.numpy()], is_ood)
                 m[name + "_epistemic"] = auroc(np.r_[d.epistemic.numpy(), t.epistemic.numpy()], is_ood)
                 m[name + "_share"] = float(t.epistemic.mean() / t.total.mean())
             for name, (o, s, y) in self.other.items():  # calibration off the home ground
-                t = exp.combine(o, r_of(o, s))
+                t = combine(o, r_of(o, s))
                 got = summarize(t.probs.numpy(), y, t.total.numpy())
                 m[name + "_ece"] = got["ece"]
                 m[name + "_auroc"] = got["misclassification_auroc_confidence"]

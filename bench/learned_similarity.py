@@ -17,6 +17,8 @@ home ground; English sentiment text of other domains is far by it, and shrunk. H
    toward uniform on training's other background text (a seeded sample of the prose and
    code, or of the code alone). Temperature and n-gram weight stay the shipped head's.
    Reported as bench/domain_grid.py reports a head (bench.head_fit.Cached.judge).
+   Beside them, the shipped similarity with a shrunk view falling toward the n-gram head's
+   answer instead of 50/50 (`toward_ngrams`).
 
 The stand-in editorials (numbered 1 mod 4) are left out of every fit here; the encoder did
 read them as background text, so they are a weaker stand-in than for a model that did not.
@@ -36,7 +38,7 @@ from model.config import SCORES
 from model.data import cache_dir, fetch_sdist
 from model.metrics import auroc
 from model.predictor import Predictor
-from model.uncertainty import scaled, view_probabilities
+from model.uncertainty import Decomposition, decompose, scaled, view_probabilities
 from model.views import text_seed
 from model.windows import window_pieces
 
@@ -91,6 +93,23 @@ class Learnt:
             return total
 
         opt.step(loss)
+
+
+def toward_ngrams(exp, alpha: float):
+    """A combine (bench.head_fit.Combine) whose shrunk views fall toward alpha times the
+    n-gram head's answer instead of toward 50/50: the lexical model, whose words might carry
+    to other English, as the prior far from the home ground."""
+    head, width = exp.cfg.head, window_pieces(exp.cfg.network)
+
+    def combine(out, r: torch.Tensor) -> Decomposition:
+        logits = out.view_logits(head, width)
+        prior = alpha * out.ngram_logits.to(logits.dtype).unsqueeze(1) / head.temperature  # (N, 1, C)
+        r = r.unsqueeze(-1)  # (N, K, 1)
+        mean = (r * logits / head.temperature + (1 - r) * prior).unsqueeze(2)  # (N, K, 1, C)
+        std = (head.sigma0 * torch.sqrt((1 - r * r).clamp_min(0.0))).unsqueeze(2)
+        return decompose(torch.softmax(mean + std * out.z.to(logits.dtype), dim=-1))
+
+    return combine
 
 
 def separation(cached: Cached) -> None:
@@ -160,7 +179,10 @@ def main() -> None:
               + " ".join(f"{m[n + '_ece']:.3f}/{m[n + '_auroc']:.3f}" for n in NEAR), flush=True)
 
     show("shipped", cached.judge(cached.base))
-    show("held at 1", cached.judge(cached.base, lambda o, s: torch.ones(o.domain.shape, dtype=torch.float64)))
+    show("held at 1, the shipped temperature",
+         cached.judge(cached.base, lambda o, s: torch.ones(o.domain.shape, dtype=torch.float64)))
+    for alpha in (0.5, 1.0, 2.0):
+        show(f"shipped, toward n-grams x{alpha}", cached.judge(cached.base, combine=toward_ngrams(exp, alpha)))
     for kind, texts in unrated.items():
         other_read = read(texts)
         uniform = torch.full((len(texts), 2), 0.5, dtype=torch.float64)
