@@ -8,7 +8,9 @@ home ground; English sentiment text of other domains is far by it, and shrunk. H
 1. How well each score, and the size of the answers, tell the far stand-ins (and OANC,
    Italian) from the English sentiment text off the home ground (Amazon and tweet dev parts,
    the stand-in editorials pooled): the AUROC of the per-text mean over views, unfamiliar
-   text reading higher, and beside it each near set against validation.
+   text reading higher, and beside it each near set against validation; with them, an
+   opinion-against-report classifier's (`opinion_scores`), trained on training's sentences
+   and rated editorials against its other background prose.
 2. The similarity of each view learnt: r = exp(-softplus(a . phi + b)), phi the five scores
    on the shipped head's scales (clipped), and with "evidence" also the size of the view's
    transformer answer and of the n-gram head's (|logit difference|) and log word pieces;
@@ -35,7 +37,7 @@ import torch
 
 from model.background import background_text, rated_editorials, source_chunks
 from model.config import SCORES
-from model.data import cache_dir, fetch_sdist
+from model.data import cache_dir, fetch_sdist, read_rows
 from model.metrics import auroc
 from model.predictor import Predictor
 from model.uncertainty import Decomposition, decompose, scaled, view_probabilities
@@ -44,10 +46,13 @@ from model.windows import window_pieces
 
 from .domain_grid import FAR_DEV, OTHER
 from .head_fit import Cached
-from .other_domains import editorial_stand_in, label_ids, stand_in_editorials
+from .ood_sets import all_sets, far_dev_sets
+from .other_domains import SETS, editorial_stand_in, label_ids, stand_in_editorials
+from .task_sets import polarity
 
 CLIP = (-3.0, 30.0)  # scaled scores past these add nothing a logistic can use
 NEAR = (*OTHER, "stand_in")
+FAR_SETS = ("english_mixed_oanc", "italian_web", *FAR_DEV)
 
 
 def features(exp, out, scores: torch.Tensor, evidence: bool) -> torch.Tensor:
@@ -112,9 +117,29 @@ def toward_ngrams(exp, alpha: float):
     return combine
 
 
-def separation(cached: Cached) -> None:
+def opinion_scores(texts: dict[str, list[str]], report: list[str]) -> dict[str, np.ndarray]:
+    """An opinion-against-report classifier (tf-idf of words and word pairs, logistic
+    regression): training's sentences and its polar rated background editorials (the
+    stand-in left out) against as many texts of its other background prose -> per set of
+    `texts`, minus its decision value (report reading higher)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    unseen = stand_in_editorials()
+    opinion = [r.text for r in read_rows(cache_dir() / "train.csv")]
+    opinion += [r.text for r in rated_editorials()
+                if not r.held_out and r.text not in unseen and polarity(r.mean) != "neutral"]
+    report = random.Random(3).sample(report, min(len(report), len(opinion)))
+    vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+    clf = LogisticRegression(C=4.0, max_iter=2000, class_weight="balanced").fit(
+        vec.fit_transform(opinion + report), np.r_[np.ones(len(opinion)), np.zeros(len(report))])
+    return {name: -clf.decision_function(vec.transform(t)) for name, t in texts.items()}
+
+
+def separation(cached: Cached, extra: dict[str, dict[str, np.ndarray]]) -> None:
+    """extra: signal name -> set name ("val", NEAR, FAR_SETS) -> per-text values."""
     near = {name: cached.other[name][:2] for name in NEAR}
-    far = {name: cached.dev[name] for name in ("english_mixed_oanc", "italian_web", *FAR_DEV)}
+    far = {name: cached.dev[name] for name in FAR_SETS}
 
     def signals(out, scores) -> dict[str, np.ndarray]:
         named = {name: scores[..., j].mean(1).numpy() for j, name in enumerate(SCORES)}
@@ -122,12 +147,16 @@ def separation(cached: Cached) -> None:
         named["-ngram_answer"] = -(out.ngram_logits[:, 1] - out.ngram_logits[:, 0]).abs().numpy()
         return named
 
+    def with_extra(named: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, np.ndarray]]:
+        return {name: {**signal, **{key: by_set[name] for key, by_set in extra.items()}}
+                for name, signal in named.items()}
+
     def split(a: np.ndarray, b: np.ndarray) -> float:
         return auroc(np.r_[a, b], np.r_[np.zeros(len(a)), np.ones(len(b))])
 
-    near_s = {name: signals(*v) for name, v in near.items()}
-    far_s = {name: signals(*v) for name, v in far.items()}
-    val_s = signals(*cached.val)
+    near_s = with_extra({name: signals(*v) for name, v in near.items()})
+    far_s = with_extra({name: signals(*v) for name, v in far.items()})
+    val_s = with_extra({"val": signals(*cached.val)})["val"]
     print("AUROC, far set against the near sets pooled | each near set against validation")
     print(f"{'signal':22} " + " ".join(f"{n[:7]:>7}" for n in far) + " | " + " ".join(f"{n[:7]:>7}" for n in near))
     for key in val_s:
@@ -152,7 +181,15 @@ def main() -> None:
 
     stand_texts, stand_positive = editorial_stand_in()
     cached.other["stand_in"] = (*read(stand_texts), label_ids(pred.labels, stand_positive))
-    separation(cached)
+    sets = all_sets() | far_dev_sets()
+    texts = {"val": [r.text for r in read_rows(cache_dir() / "val.csv")], "stand_in": stand_texts,
+             **{name: SETS[name]("dev")[0] for name in OTHER}, **{name: sets[name] for name in FAR_SETS}}
+    editorial = {r.text for r in rated_editorials()}
+    with tarfile.open(fetch_sdist(cache_dir())) as tar:
+        code = set(source_chunks(tar))
+    background = [t for t in background_text() if t not in editorial]
+    prose = [t for t in background if t not in code]
+    separation(cached, {"report (opinion clf)": opinion_scores(texts, prose)})
 
     unseen = stand_in_editorials()
     rated = [r for r in rated_editorials() if not r.held_out and r.text not in unseen]
@@ -160,11 +197,7 @@ def main() -> None:
     rated_target = torch.zeros(len(rated), 2, dtype=torch.float64)
     rated_target[:, pred.labels.index("positive")] = share
     rated_target[:, pred.labels.index("negative")] = 1 - share
-    opinion = {r.text for r in rated_editorials()}
-    prose_and_code = [t for t in background_text() if t not in opinion]
-    with tarfile.open(fetch_sdist(cache_dir())) as tar:
-        code = set(source_chunks(tar))
-    unrated = {"prose and code": prose_and_code, "code": [t for t in prose_and_code if t in code]}
+    unrated = {"prose and code": background, "code": [t for t in background if t in code]}
     unrated = {k: random.Random(7).sample(v, min(args.background, len(v))) for k, v in unrated.items()}
     val_target = torch.nn.functional.one_hot(cached.labels, 2).double()
     rated_read = read([r.text for r in rated])
