@@ -136,6 +136,15 @@ def opinion_scores(texts: dict[str, list[str]], report: list[str]) -> dict[str, 
     return {name: -clf.decision_function(vec.transform(t)) for name, t in texts.items()}
 
 
+def without_editorials(texts: list[str]) -> list[str]:
+    """texts less the rated editorial sentences and the background's runs that hold any
+    (model.background.joined): opinion writing, not text to shrink toward 50/50, and the
+    stand-in among it."""
+    editorial = [r.text for r in rated_editorials()]
+    whole = set(editorial)
+    return [t for t in texts if t not in whole and not (len(t) > 200 and any(e in t for e in editorial))]
+
+
 def separation(cached: Cached, extra: dict[str, dict[str, np.ndarray]]) -> None:
     """extra: signal name -> set name ("val", NEAR, FAR_SETS) -> per-text values."""
     near = {name: cached.other[name][:2] for name in NEAR}
@@ -184,10 +193,9 @@ def main() -> None:
     sets = all_sets() | far_dev_sets()
     texts = {"val": [r.text for r in read_rows(cache_dir() / "val.csv")], "stand_in": stand_texts,
              **{name: SETS[name]("dev")[0] for name in OTHER}, **{name: sets[name] for name in FAR_SETS}}
-    editorial = {r.text for r in rated_editorials()}
     with tarfile.open(fetch_sdist(cache_dir())) as tar:
         code = set(source_chunks(tar))
-    background = [t for t in background_text() if t not in editorial]
+    background = without_editorials(background_text())
     prose = [t for t in background if t not in code]
     separation(cached, {"report (opinion clf)": opinion_scores(texts, prose)})
 
@@ -216,9 +224,9 @@ def main() -> None:
          cached.judge(cached.base, lambda o, s: torch.ones(o.domain.shape, dtype=torch.float64)))
     for alpha in (0.5, 1.0, 2.0):
         show(f"shipped, toward n-grams x{alpha}", cached.judge(cached.base, combine=toward_ngrams(exp, alpha)))
-    for kind, texts in unrated.items():
-        other_read = read(texts)
-        uniform = torch.full((len(texts), 2), 0.5, dtype=torch.float64)
+    for kind, sample in unrated.items():
+        other_read = read(sample)
+        uniform = torch.full((len(sample), 2), 0.5, dtype=torch.float64)
         for evidence in (False, True):
             phi = [features(exp, o, s, evidence) for o, s in (cached.val, rated_read, other_read)]
             learnt = Learnt(torch.cat(phi))
