@@ -41,7 +41,7 @@ import torch
 from scipy.stats import spearmanr
 
 from model import finetune
-from model.background import background_text, editorial_targets
+from model.background import background_parts, editorial_targets
 from model.config import SCORES, HeadConfig
 from model.data import cache_dir, fetch, read_rows
 from model.expectation import ViewOutputs
@@ -106,7 +106,8 @@ def main() -> None:
     train, val = read_rows(cache_dir() / "train_rated.csv"), read_rows(cache_dir() / "val.csv")
     stand_in, unseen = editorial_stand_in(), stand_in_editorials()
     prefix = TrainSettings.from_dict(pred.ckpt.metadata["settings"]).encoder_background
-    bg = [t for t in background_text()[:prefix] if t.strip() not in unseen]
+    # the prefix of a background whose editorials, and the runs joined from them, leave the stand-in out
+    bg = [t for part in background_parts(leave_out=frozenset(unseen)).values() for t in part][:prefix]
     texts, targets = [r.text for r in train], np.array([r.target(labels) for r in train])
     if args.graded:
         by_key = {key(s.text): s for s in snippets() if s.split in ("train", "extra")}

@@ -30,14 +30,13 @@ from __future__ import annotations
 
 import argparse
 import random
-import tarfile
 
 import numpy as np
 import torch
 
-from model.background import background_text, rated_editorials, source_chunks
+from model.background import background_parts, rated_editorials
 from model.config import SCORES
-from model.data import cache_dir, fetch_sdist, read_rows
+from model.data import cache_dir, read_rows
 from model.metrics import auroc
 from model.predictor import Predictor
 from model.uncertainty import Decomposition, decompose, scaled, view_probabilities
@@ -55,14 +54,19 @@ NEAR = (*OTHER, "stand_in")
 FAR_SETS = ("english_mixed_oanc", "italian_web", *FAR_DEV)
 
 
+def differences(out) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, K) the logit difference of each view's transformer answer, (N,) of the text's n-gram answer."""
+    return out.logits[..., 1] - out.logits[..., 0], out.ngram_logits[:, 1] - out.ngram_logits[:, 0]
+
+
 def features(exp, out, scores: torch.Tensor, evidence: bool) -> torch.Tensor:
     """(N, K, F) per view: the clipped scaled scores, and with `evidence` the size of the
     view's transformer answer, of the text's n-gram answer and log word pieces."""
     parts = [scaled(scores, out.pieces, exp.cfg.head).clamp(*CLIP)]
     if evidence:
         N, K = out.domain.shape
-        margin = (out.logits[..., 1] - out.logits[..., 0]).abs()
-        wide = (out.ngram_logits[:, 1] - out.ngram_logits[:, 0]).abs().double()[:, None].expand(N, K)
+        margin, wide = (d.abs() for d in differences(out))
+        wide = wide.double()[:, None].expand(N, K)
         length = torch.log(out.pieces.double())[:, None].expand(N, K)
         parts.append(torch.stack([margin, wide, length], -1))
     return torch.cat(parts, -1).double()
@@ -136,15 +140,6 @@ def opinion_scores(texts: dict[str, list[str]], report: list[str]) -> dict[str, 
     return {name: -clf.decision_function(vec.transform(t)) for name, t in texts.items()}
 
 
-def without_editorials(texts: list[str]) -> list[str]:
-    """texts less the rated editorial sentences and the background's runs that hold any
-    (model.background.joined): opinion writing, not text to shrink toward 50/50, and the
-    stand-in among it."""
-    editorial = [r.text for r in rated_editorials()]
-    whole = set(editorial)
-    return [t for t in texts if t not in whole and not (len(t) > 200 and any(e in t for e in editorial))]
-
-
 def separation(cached: Cached, extra: dict[str, dict[str, np.ndarray]]) -> None:
     """extra: signal name -> set name ("val", NEAR, FAR_SETS) -> per-text values."""
     near = {name: cached.other[name][:2] for name in NEAR}
@@ -152,8 +147,8 @@ def separation(cached: Cached, extra: dict[str, dict[str, np.ndarray]]) -> None:
 
     def signals(out, scores) -> dict[str, np.ndarray]:
         named = {name: scores[..., j].mean(1).numpy() for j, name in enumerate(SCORES)}
-        named["-answer"] = -(out.logits[..., 1] - out.logits[..., 0]).mean(1).abs().numpy()
-        named["-ngram_answer"] = -(out.ngram_logits[:, 1] - out.ngram_logits[:, 0]).abs().numpy()
+        margin, wide = differences(out)
+        named["-answer"], named["-ngram_answer"] = -margin.mean(1).abs().numpy(), -wide.abs().numpy()
         return named
 
     def with_extra(named: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, np.ndarray]]:
@@ -193,10 +188,8 @@ def main() -> None:
     sets = all_sets() | far_dev_sets()
     texts = {"val": [r.text for r in read_rows(cache_dir() / "val.csv")], "stand_in": stand_texts,
              **{name: SETS[name]("dev")[0] for name in OTHER}, **{name: sets[name] for name in FAR_SETS}}
-    with tarfile.open(fetch_sdist(cache_dir())) as tar:
-        code = set(source_chunks(tar))
-    background = without_editorials(background_text())
-    prose = [t for t in background if t not in code]
+    parts = background_parts()  # its prose and code; the editorials and their runs are opinion writing
+    prose = parts["prose runs"] + parts["prose"]
     separation(cached, {"report (opinion clf)": opinion_scores(texts, prose)})
 
     unseen = stand_in_editorials()
@@ -205,7 +198,7 @@ def main() -> None:
     rated_target = torch.zeros(len(rated), 2, dtype=torch.float64)
     rated_target[:, pred.labels.index("positive")] = share
     rated_target[:, pred.labels.index("negative")] = 1 - share
-    unrated = {"prose and code": background, "code": [t for t in background if t in code]}
+    unrated = {"prose and code": prose + parts["code"], "code": parts["code"]}
     unrated = {k: random.Random(7).sample(v, min(args.background, len(v))) for k, v in unrated.items()}
     val_target = torch.nn.functional.one_hot(cached.labels, 2).double()
     rated_read = read([r.text for r in rated])

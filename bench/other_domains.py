@@ -23,7 +23,7 @@ import json
 
 import numpy as np
 
-from model.background import EDITORIALS, HELD_OUT_EVERY, rated_editorials, rated_rows, vader_data
+from model.background import HELD_OUT_EVERY, rated_editorials
 from model.evaluate import predict_all
 from model.metrics import summarize
 from model.predictor import Predictor
@@ -57,8 +57,7 @@ def stand_in_editorials() -> set[str]:
     """The sentences of the editorials numbered 1 mod HELD_OUT_EVERY: opinion writing to
     choose on, for a model whose background text leaves them out (bench/encoder_familiarity.py).
     The default model reads them as background text, so they are no stand-in there."""
-    table = vader_data([EDITORIALS])[0].decode("utf-8", "replace")
-    return {text.strip() for rid, _, text in rated_rows(table) if int(rid.split("_")[0]) % HELD_OUT_EVERY == 1}
+    return {r.text for r in rated_editorials() if r.editorial % HELD_OUT_EVERY == 1}
 
 
 def editorial_stand_in() -> tuple[list[str], np.ndarray]:

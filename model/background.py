@@ -60,9 +60,18 @@ def background_text(cache: Path | None = None, limit: int | None = None, seed: i
     """General English prose: New York Times editorials (`editorials`); then WordNet
     glosses and their example sentences, Clough & Stevenson's short essays on computer
     science, news and encyclopedia articles (`news_and_encyclopedia`), in one fixed
-    shuffle; then source code (`source_chunks`).
+    shuffle; then source code (`source_chunks`): `background_parts` in their order.
     The encoder samples a prefix of the prose (TrainSettings.encoder_background), the
     n-gram head takes all."""
+    # a prefix: a smaller limit keeps a subset
+    return [t for part in background_parts(cache, seed).values() for t in part][:limit]
+
+
+def background_parts(cache: Path | None = None, seed: int = 0,
+                     leave_out: frozenset[str] = frozenset()) -> dict[str, list[str]]:
+    """background_text's parts by kind, in its order: "opinion" (the editorials), "opinion
+    runs", "prose runs" (`joined`), "prose" and "code". Editorial sentences in `leave_out`
+    are left out before the runs are joined, so that no run holds them (a bench's stand-in)."""
     cache = cache or cache_dir()
     prose: list[str] = []
     with tarfile.open(fetch_sdist(cache)) as tar:
@@ -82,13 +91,13 @@ def background_text(cache: Path | None = None, limit: int | None = None, seed: i
             prose.extend(s.strip() for s in _SENTENCE_END.split(cell) if len(s.split()) >= 4)
     prose += news_and_encyclopedia(cache)
     random.Random(seed).shuffle(prose)
-    opinion = editorials(cache)
+    opinion = [t for t in editorials(cache) if t not in leave_out]
     # Editorials first: the nearest text to a review that is not one, so the encoder's
     # sample (a prefix) holds all of it rather than the few that a shuffle would give it.
     # Then long runs of editorials and prose: a long text is read in full windows, and
     # the encoder must see text that is not a review at those lengths too.
-    long = joined(opinion, LONG_RUNS // 2, seed) + joined(prose, LONG_RUNS - LONG_RUNS // 2, seed + 1)
-    return (opinion + long + prose + code)[:limit]  # a prefix: a smaller limit keeps a subset
+    return {"opinion": opinion, "opinion runs": joined(opinion, LONG_RUNS // 2, seed),
+            "prose runs": joined(prose, LONG_RUNS - LONG_RUNS // 2, seed + 1), "prose": prose, "code": code}
 
 
 LONG_RUNS = 3000  # background texts of several sentences, see `joined`
@@ -155,7 +164,11 @@ class Rated:
 
 @dataclass(frozen=True)
 class RatedText(Rated):
-    held_out: bool = False
+    editorial: int = 0  # the number of the editorial it is from
+
+    @property
+    def held_out(self) -> bool:
+        return self.editorial % HELD_OUT_EVERY == 0
 
 
 def parse_ratings(cell: str) -> tuple[int, ...]:
@@ -183,7 +196,7 @@ def rated_editorials(cache: Path | None = None) -> tuple[RatedText, ...]:
         if abs(sum(values) / len(values) - mean) > 1e-6:
             raise RuntimeError(f"{EDITORIALS}: editorial snippet {rid}: mean rating differs from {EDITORIAL_RATINGS}'s")
         if text.strip():
-            out.append(RatedText(text.strip(), values, int(rid.split("_")[0]) % HELD_OUT_EVERY == 0))
+            out.append(RatedText(text.strip(), values, int(rid.split("_")[0])))
     return tuple(out)
 
 
