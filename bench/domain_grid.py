@@ -1,33 +1,35 @@
 """The grid that chose the default model's familiarity for text off its home ground: the
-similarity's decay and the weights of the five familiarity scores (TrainSettings.decay,
-score_weight). Each row refits the head on a finished model's outputs (bench/head_fit.py)
+threshold quantile, the similarity's decay and the weights of the familiarity scores
+(TrainSettings.shrink_quantile, decay, score_weight; rows of five weights leave the shape
+scores out). Each row refits the head on a finished model's outputs (bench/head_fit.py)
 and reports validation NLL, ECE and misclassification AUROC, mean epistemic, the dev OOD
 sets' AUROC of total uncertainty (OANC, Italian, and the far sets' stand-ins of
 bench/ood_sets.far_dev_sets: code, markup, e-mail, random strings), and ECE and
-misclassification AUROC on the dev parts of the other-domain sets (bench/other_domains.py
---part dev: Amazon snippets and tweets whose polarity people agree on). Test sentences, the
-far sets and the other-domain test parts are never read.
+misclassification AUROC on English sentiment text of other kinds: the dev parts of the
+Amazon-snippet and tweet sets (bench/other_domains.py --part dev) and the editorial
+stand-in (other_domains.editorial_stand_in). Test sentences, the far sets and the
+other-domain test parts are never read.
 
-Each row sets the threshold quantile (TrainSettings.shrink_quantile; 0.97 the general
-default) beside the decay and the weights. Rows that keep validation NLL and
-misclassification AUROC at least where the unweighted row has them, the Italian set
-within 0.005, and each far stand-in within 0.01 (FAR_MARGIN) of the checkpoint's own head
-are marked "*"; among them, the row with the lowest validation NLL whose dev parts both
-read ECE under 0.08 (TARGET_ECE) is the choice, printed last, after the dev parts' figures
-with the similarity held at 1, for scale.
+Rows that keep validation NLL and misclassification AUROC at least where the checkpoint's
+own head has them, and Italian and each far stand-in within FAR_MARGIN of it, are marked
+"*"; among them the choice, printed last, is the row whose worst shortfall from the
+off-home targets (ECE at most TARGET_ECE, misclassification AUROC at least TARGET_AUROC,
+on each of the three sets) is smallest. The dev parts' figures with the similarity held at
+1 are printed before it, for scale.
 Usage: python -m bench.domain_grid [--model DIR]"""
 from __future__ import annotations
 
 import argparse
 
-from model.config import SCORES
 from model.predictor import Predictor
 
-from .head_fit import Cached
+from .head_fit import Cached, named
 
-CHOSEN_WEIGHTS = (1.0, 0.85, 0.85, 1.0, 0.6)  # the default model's (docs/adr/0010-familiarity-off-home-ground.md)
+CHOSEN_WEIGHTS = (1.0, 0.85, 0.85, 1.0, 0.6)  # the previous default's (docs/adr/0010-familiarity-off-home-ground.md)
+SHAPE_WEIGHTS = (0.7, 0.2, 1.7, 0.9, 0.6, 1.35, 1.3)  # the default model's (docs/adr/0011-text-shape-scores.md)
 # threshold quantile, decay, then the weights in config.SCORES order: feature distance,
-# in-domain logit, unigram NLL, n-gram in-domain logit, general-English ratio
+# in-domain logit, unigram NLL, n-gram in-domain logit, general-English ratio, and where
+# given the symbol and fragment shares
 ROWS = (
     (0.97, 8.0, (1.0, 1.0, 1.0, 1.0, 1.0)),
     (0.97, 8.0, (1.0, 1.0, 1.0, 1.0, 0.5)),
@@ -49,45 +51,62 @@ ROWS = (
     *((quantile, 4.0, (0.0, 0.0, 0.0, 1.0, 0.0)) for quantile in (0.97, 0.995)),
     (0.97, 4.0, (0.0, 0.0, 0.8, 1.0, 0.0)),
     (0.98, 4.0, (0.7, 0.0, 0.7, 1.0, 0.0)),
+    # the shape scores (symbol and fragment shares) beside the five: they tell code, markup
+    # and other languages from English of any kind, so the scores that read "not a film
+    # review" can weigh less (docs/adr/0011-text-shape-scores.md)
+    (0.97, 4.0, (*CHOSEN_WEIGHTS, 1.0, 1.0)),
+    (0.97, 8.0, (1.0,) * 7),
+    (0.97, 8.0, (0.7, 0.2, 1.5, 0.6, 0.45, 1.5, 1.0)),
+    (0.97, 8.0, (0.7, 0.2, 1.7, 0.9, 0.6, 1.35, 1.15)),
+    *((quantile, 8.0, SHAPE_WEIGHTS) for quantile in (0.955, 0.96, 0.965, 0.97)),
+    (0.96, 8.0, (0.9, 0.2, 1.7, 0.9, 0.6, 1.35, 1.3)),
+    (0.96, 8.0, (0.7, 0.2, 1.6, 0.9, 0.6, 1.35, 1.3)),
+    (0.96, 8.0, (0.7, 0.2, 1.7, 1.1, 0.6, 1.35, 1.3)),
+    *((0.96, 8.0, (0.7, 0.2, 1.7, 0.9, 0.6, symbol, 1.3)) for symbol in (1.05, 1.5, 1.65)),
+    *((0.96, 8.0, (0.7, 0.2, 1.7, 0.9, 0.6, 1.35, fragment)) for fragment in (1.0, 1.6)),
 )
-OTHER = ("amazon_snippets", "tweets")
-FAR_DEV = ("python_source_dev", "html_markup_dev", "email_dev", "random_strings_dev")  # ood_sets.far_dev_sets
-FAR_MARGIN = 0.01  # issue 36's guard: the far sets' total AUROC within this of the checkpoint's own head
-TARGET_ECE = 0.08  # issue 36's target off the home ground
+OTHER = ("amazon_snippets", "tweets", "editorial_stand_in")
+FAR_DEV = ("italian_web", "python_source_dev", "html_markup_dev", "email_dev", "random_strings_dev")
+# Issue 36's guard keeps the far sets' total AUROC within 0.01 of the default before it;
+# the previous head spent all but this much of it on the far test sets (MODEL_CARD.md)
+FAR_MARGIN = 0.002
+TARGET_ECE, TARGET_AUROC = 0.08, 0.70  # issue 36's targets off the home ground
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", help="checkpoint directory (default: the embedded model)")
     args = ap.parse_args()
-    cached = Cached.of(Predictor.load(args.model), other_domains=True, far_dev=True)
-    print(f"{'q':>5} {'decay':>5} {'weights':28} {'NLL':>7} {'ECE':>6} {'mAUC':>6} {'epist':>6} {'OANC':>6} "
-          f"{'Italian':>7} " + " ".join(f"{name[:7] + ' ECE/AUC':>16}" for name in OTHER)
-          + " " + " ".join(f"{name[:6]:>6}" for name in FAR_DEV))
-    ref, chosen = None, None
-    now = cached.judge(cached.base)  # the checkpoint's own head: the far guard's reference
+    cached = Cached.of(Predictor.load(args.model), other_domains=True, far_dev=True, stand_in=True)
+    print(f"{'q':>5} {'decay':>5} {'weights':44} {'NLL':>7} {'ECE':>6} {'mAUC':>6} {'epist':>6} {'OANC':>6} "
+          + " ".join(f"{name[:7]:>7}" for name in FAR_DEV) + " "
+          + " ".join(f"{name[:7] + ' ECE/AUC':>16}" for name in OTHER))
+    chosen = None
+    now = cached.judge(cached.base)  # the checkpoint's own head: the reference
+
+    def short(m: dict) -> float:  # the worst shortfall from the off-home targets (< 0: missed)
+        return min(min(TARGET_ECE - m[n + "_ece"], m[n + "_auroc"] - TARGET_AUROC) for n in OTHER)
+
     for quantile, decay, weights in ROWS:
-        m = cached.refit(quantile, dict(zip(SCORES, weights, strict=True)), decay=decay)
-        ref = ref or m
-        keep = (m["nll"] <= ref["nll"] and m["italian_web"] >= ref["italian_web"] - 0.005
-                and m["misclassification_auroc_confidence"] >= ref["misclassification_auroc_confidence"]
+        m = cached.refit(quantile, named(weights), decay=decay)
+        keep = (m["nll"] <= now["nll"]
+                and m["misclassification_auroc_confidence"] >= now["misclassification_auroc_confidence"]
                 and all(m[n] >= now[n] - FAR_MARGIN for n in FAR_DEV))
-        print(f"{quantile:5.3f} {decay:5.1f} {str(weights):28} {m['nll']:7.4f} {m['ece']:6.4f} "
+        print(f"{quantile:5.3f} {decay:5.1f} {str(weights):44} {m['nll']:7.4f} {m['ece']:6.4f} "
               f"{m['misclassification_auroc_confidence']:6.3f} {m['mean_epistemic']:6.3f} "
-              f"{m['english_mixed_oanc']:6.3f} {m['italian_web']:7.3f} "
-              + " ".join(f"{m[n + '_ece']:7.3f}/{m[n + '_auroc']:.3f}" for n in OTHER) + " "
-              + " ".join(f"{m[n]:6.3f}" for n in FAR_DEV) + (" *" if keep else ""),
+              f"{m['english_mixed_oanc']:6.3f} " + " ".join(f"{m[n]:7.3f}" for n in FAR_DEV) + " "
+              + " ".join(f"{m[n + '_ece']:7.3f}/{m[n + '_auroc']:.3f}" for n in OTHER) + (" *" if keep else ""),
               flush=True)
-        if keep and all(m[n + "_ece"] < TARGET_ECE for n in OTHER) and (chosen is None or m["nll"] < chosen[0]):
-            chosen = (m["nll"], quantile, decay, weights)
+        if keep and (chosen is None or short(m) > chosen[0]):
+            chosen = (short(m), quantile, decay, weights)
     # For scale: the answers' own margins, the similarity held at 1 (no fall past any threshold)
-    m = cached.refit(0.97, dict(zip(SCORES, CHOSEN_WEIGHTS, strict=True)), decay=0.0, gentle=0.0)
+    m = cached.refit(0.97, named(CHOSEN_WEIGHTS), decay=0.0, gentle=0.0)
     print("similarity held at 1: " + " ".join(f"{n} {m[n + '_ece']:.3f}/{m[n + '_auroc']:.3f}" for n in OTHER))
     if chosen is None:
         print("chosen: none")
     else:
-        print(f"chosen: threshold quantile {chosen[1]}, decay {chosen[2]}, "
-              f"weights {dict(zip(SCORES, chosen[3], strict=True))}")
+        print(f"chosen: threshold quantile {chosen[1]}, decay {chosen[2]}, weights {named(chosen[3])} "
+              f"(worst shortfall from the targets {chosen[0]:.3f})")
 
 
 if __name__ == "__main__":

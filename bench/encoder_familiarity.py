@@ -42,7 +42,7 @@ from scipy.stats import spearmanr
 
 from model import finetune
 from model.background import background_parts, editorial_targets
-from model.config import SCORES, HeadConfig
+from model.config import HeadConfig
 from model.data import cache_dir, fetch, read_rows
 from model.expectation import ViewOutputs
 from model.logistic import logistic
@@ -54,7 +54,7 @@ from model.uncertainty import FeatureDensity, similarity
 from model.views import draw_uniforms, draws_from, text_seed
 
 from .domain_grid import CHOSEN_WEIGHTS, FAR_DEV
-from .head_fit import DEV, Cached
+from .head_fit import DEV, Cached, named
 from .human_agreement import weakness
 from .ood_sets import all_sets, far_dev_sets
 from .other_domains import SETS, editorial_stand_in, label_ids, stand_in_editorials
@@ -165,7 +165,7 @@ def main() -> None:
           + " ".join(f"{n[:11] + ' ECE/AUC':>19}" for n in OTHER))
     rows = [(q, w, {"decay": 4.0}) for q, w in ROWS] + [(0.97, CHOSEN_WEIGHTS, {"decay": 0.0, "gentle": 0.0})]
     for quantile, weights, head in rows:
-        fitted = cached.fit(quantile, dict(zip(SCORES, weights, strict=True)), **head)
+        fitted = cached.fit(quantile, named(weights), **head)
         m = cached.judge(fitted)
         name = "r = 1" if head["decay"] == 0 else str(weights)
         print(f"{quantile:5.3f} {name:28} {m['accuracy']:6.4f} {m['nll']:6.4f} {m['ece']:6.4f} "

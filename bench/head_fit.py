@@ -11,14 +11,14 @@ import numpy as np
 import torch
 
 from model import calibrate
-from model.config import HeadConfig
+from model.config import SCORES, SHAPE_SCORES, HeadConfig
 from model.data import cache_dir, fetch, labelled_long_texts, read_rows
 from model.expectation import ViewOutputs
 from model.metrics import auroc, summarize
 from model.predictor import Predictor
 from model.settings import TrainSettings
 from model.train import long_text_rows, scaling_texts
-from model.uncertainty import Decomposition, similarity
+from model.uncertainty import Decomposition, PieceShape, similarity
 from model.views import text_seed
 from model.windows import window_pieces
 
@@ -27,6 +27,12 @@ from .ood_sets import all_sets, far_dev_sets
 DEV = ("english_mixed_oanc", "italian_web")
 SimilarityOf = Callable[[ViewOutputs, torch.Tensor], torch.Tensor]  # (outputs, scores) -> (N, K) similarity
 Combine = Callable[[ViewOutputs, torch.Tensor], Decomposition]  # (outputs, similarity) -> the answer
+
+
+def named(weights: tuple[float, ...]) -> dict[str, float]:
+    """Score weights in config.SCORES order -> by name; a row of the first five leaves the
+    shape scores out (switched off), as heads were fitted before them."""
+    return dict(zip(SCORES[: len(weights)], weights, strict=True))
 
 
 @dataclass
@@ -42,9 +48,12 @@ class Cached:
     other: dict[str, tuple] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, pred: Predictor, other_domains: bool = False, far_dev: bool = False) -> Cached:
-        """far_dev: the far sets' development stand-ins (ood_sets.far_dev_sets) join the dev sets."""
+    def of(cls, pred: Predictor, other_domains: bool = False, far_dev: bool = False, stand_in: bool = False) -> Cached:
+        """far_dev: the far sets' development stand-ins (ood_sets.far_dev_sets) join the dev
+        sets; stand_in: the editorial stand-in (other_domains.editorial_stand_in) joins the
+        other-domain sets as "editorial_stand_in"."""
         exp, tok = pred.expectation, pred.ckpt.tokenizer
+        exp.shape = exp.shape or PieceShape.of(tok)  # for rows that switch them on
         if not (cache_dir() / "val.csv").exists():
             fetch()
         rows = read_rows(cache_dir() / "val.csv")
@@ -57,14 +66,17 @@ class Cached:
             out = exp.raw(bodies, [text_seed(t) for t in texts])
             return out, exp.scores(out, bodies)
 
+        from .other_domains import SETS, editorial_stand_in, label_ids
+
         other = {}
         if other_domains:
-            from .other_domains import SETS, label_ids
-
             for name, read in SETS.items():
                 if (part := read("dev")) is not None:
                     texts, positive = part
                     other[name] = (*outputs(texts), label_ids(pred.labels, positive))
+        if stand_in:
+            texts, positive = editorial_stand_in()
+            other["editorial_stand_in"] = (*outputs(texts), label_ids(pred.labels, positive))
         # the scales are fitted on the texts training fitted them on, long texts included
         _, long_rows = long_text_rows(settings, labelled_long_texts(settings.long_texts), rows, tok,
                                       {name: i for i, name in enumerate(pred.labels)},
@@ -83,13 +95,17 @@ class Cached:
 
     def fit(self, quantile: float, weights: dict[str, float], gentle_quantile: float = 0.5,
             **head: float) -> HeadConfig:
-        """The head refitted as `refit` fits it."""
+        """The head refitted as `refit` fits it. Scores that `weights` does not name are
+        switched off, as are those the checkpoint's own head switched off (but the shape
+        scores, which any checkpoint can compute)."""
+        off = tuple(name for name in SCORES if name not in weights
+                    or (name in self.base.scores_off() and name not in SHAPE_SCORES))
         fitted = copy.deepcopy(self.base)
         for k, v in head.items():
             setattr(fitted, k, v)
         out, scores = self.val
         calibrate.fit_similarity(self.scale[1], self.scale[0].pieces, out, scores, self.labels, fitted,
-                                 window_pieces(self.pred.ckpt.cfg.network), self.base.scores_off(),
+                                 window_pieces(self.pred.ckpt.cfg.network), off,
                                  quantile, weights, gentle_quantile)
         return fitted
 

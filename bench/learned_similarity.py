@@ -46,11 +46,11 @@ from model.windows import window_pieces
 from .domain_grid import FAR_DEV, OTHER
 from .head_fit import Cached
 from .ood_sets import all_sets, far_dev_sets
-from .other_domains import SETS, editorial_stand_in, label_ids, stand_in_editorials
+from .other_domains import SETS, editorial_stand_in, stand_in_editorials
 from .task_sets import polarity
 
 CLIP = (-3.0, 30.0)  # scaled scores past these add nothing a logistic can use
-NEAR = (*OTHER, "stand_in")
+NEAR = (*OTHER, "editorial_stand_in")
 FAR_SETS = ("english_mixed_oanc", "italian_web", *FAR_DEV)
 
 
@@ -176,17 +176,16 @@ def main() -> None:
     args = ap.parse_args()
     pred = Predictor.load(args.model)
     exp, tok = pred.expectation, pred.ckpt.tokenizer
-    cached = Cached.of(pred, other_domains=True, far_dev=True)
+    cached = Cached.of(pred, other_domains=True, far_dev=True, stand_in=True)
 
     def read(texts: list[str]) -> tuple:
         bodies = tok.bodies(texts)
         out = exp.raw(bodies, [text_seed(t) for t in texts])
         return out, exp.scores(out, bodies)
 
-    stand_texts, stand_positive = editorial_stand_in()
-    cached.other["stand_in"] = (*read(stand_texts), label_ids(pred.labels, stand_positive))
+    stand_texts, _ = editorial_stand_in()
     sets = all_sets() | far_dev_sets()
-    texts = {"val": [r.text for r in read_rows(cache_dir() / "val.csv")], "stand_in": stand_texts,
+    texts = {"val": [r.text for r in read_rows(cache_dir() / "val.csv")], "editorial_stand_in": stand_texts,
              **{name: SETS[name]("dev")[0] for name in OTHER}, **{name: sets[name] for name in FAR_SETS}}
     parts = background_parts()  # its prose and code; the editorials and their runs are opinion writing
     prose = parts["prose runs"] + parts["prose"]

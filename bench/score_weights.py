@@ -12,10 +12,9 @@ from __future__ import annotations
 import argparse
 import itertools
 
-from model.config import SCORES
 from model.predictor import Predictor
 
-from .head_fit import Cached
+from .head_fit import Cached, named
 
 QUANTILES = (0.90, 0.92)
 # feature distance, in-domain logit (the reference, 1), unigram NLL, n-gram in-domain logit,
@@ -30,7 +29,7 @@ def main() -> None:
     cached = Cached.of(Predictor.load(args.model))
 
     def row(q: float, weights: tuple[float, ...]) -> dict:
-        return {"q": q, "weights": weights, **cached.refit(q, dict(zip(SCORES, weights, strict=True)))}
+        return {"q": q, "weights": weights, **cached.refit(q, named(weights))}
 
     ref = row(0.92, (1.0,) * 5)
     print(f"{'q':>4} {'weights':26} {'w':>4} {'T':>5} {'acc':>6} {'NLL':>7} {'ECE':>6} {'mAUROC':>6} "

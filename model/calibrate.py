@@ -14,6 +14,7 @@ from .expectation import Expectation, ViewOutputs
 from .uncertainty import FeatureDensity, decompose, length_bucket, similarity, view_probabilities, worst_z
 
 REF_QUANTILE = 0.95  # z = 1 at this validation quantile of each unfamiliarity score
+MIN_SPREAD = 1e-6
 
 
 def fit_density(feats: torch.Tensor, labels: torch.Tensor, n_labels: int) -> FeatureDensity:
@@ -51,18 +52,23 @@ def fit_scales(scores: torch.Tensor, pieces: torch.Tensor, head: HeadConfig, min
     scales of all texts. Scores named in `off` are switched off (an infinite spread);
     `weights` (by score name, default all 1) become head.score_weight. The gentle fall's
     thresholds are the same score's `gentle_quantile` per bucket."""
-    def scales(part: torch.Tensor) -> tuple[dict[str, float], dict[str, float]]:
+    def scales(part: torch.Tensor, wide: dict[str, float] | None = None) -> tuple[dict[str, float], dict[str, float]]:
+        """wide: the spreads to take where this part's is none (its q95 is its median: most
+        short texts hold no symbol piece at all), so that one such piece does not read as
+        endlessly unfamiliar."""
         flat = part.reshape(-1, part.shape[-1]).double()
         med = torch.quantile(flat, 0.5, dim=0)
         ref = torch.quantile(flat, REF_QUANTILE, dim=0)
+        spread = {name: float(ref[j] - med[j]) for j, name in enumerate(SCORES)}
         return ({name: float(med[j]) for j, name in enumerate(SCORES)},
-                {name: OFF_SPREAD if name in off else max(float(ref[j] - med[j]), 1e-6)
-                 for j, name in enumerate(SCORES)})
+                {name: OFF_SPREAD if name in off
+                 else max(spread[name] if spread[name] > MIN_SPREAD or wide is None else wide[name], MIN_SPREAD)
+                 for name in SCORES})
 
     pooled = scales(scores)
     b = length_bucket(pieces, head)
     thick = [int((b == i).sum()) >= min_texts for i in range(len(head.length_edges) + 1)]
-    fitted = [scales(scores[b == i]) if ok else pooled for i, ok in enumerate(thick)]
+    fitted = [scales(scores[b == i], pooled[1]) if ok else pooled for i, ok in enumerate(thick)]
     head.score_median = [m for m, _ in fitted]
     head.score_spread = [s for _, s in fitted]
     head.score_weight = {name: float((weights or {}).get(name, 1.0)) for name in SCORES}

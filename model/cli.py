@@ -60,6 +60,8 @@ TRAIN_FLAGS = {
     "--background-ratings": ("background_ratings", _switch, "on: train the background's rated New York "
                              "Times editorials toward their raters' split instead of uniform (labels negative and "
                              "positive only); off"),
+    "--shape-scores": ("shape_scores", _switch, "on: the shares of symbol and of word-continuing pieces join the "
+                       "familiarity scores (code, markup, other languages); off"),
     "--long-ngram-weight": ("long_ngram_weight", _switch, "on: fit the n-gram logits' own weight on texts longer "
                             "than one window, with the window gain; off"),
     "--epochs": ("epochs", int, "passes over the data"),
@@ -104,6 +106,10 @@ def add_train(subparsers: Any) -> None:
                         f"SCORE one of {', '.join(SCORES)} (default {defaults.score_weight})")
     p.add_argument("--no-distill", action="store_true", help="no MiniLM teacher even when installed")
     p.add_argument("--state-dir", type=Path, help="resumable training state (default OUT/train_state)")
+    p.add_argument("--network-from", type=Path, metavar="CHECKPOINT",
+                   help="take the network of this finished checkpoint, trained with the same settings and data, "
+                        "instead of training one: only what is fitted after training is fitted again (the heads, "
+                        "the familiarity and the calibration), with this run's settings")
     p.set_defaults(run=run_train)
 
 
@@ -148,6 +154,7 @@ def train_settings(args: argparse.Namespace):
 
 def run_train(args: argparse.Namespace) -> int:
     from . import background, data
+    from .checkpoint import CheckpointError
     from .progress import BACKGROUND_LOAD, Clock
     from .train import train
 
@@ -172,12 +179,17 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"bet train: the background text needs the training extra, pip install -e '.[train]' ({e}); "
               "--background none trains without it", file=sys.stderr)
         return 2
-    out = train(rows, val, args.out, settings,
-                unlabelled=data.unlabelled_reviews(share=settings.distilled_reviews())
-                if settings.unlabelled == "reviews" else None,
-                background=texts, general_counts=counts,
-                long_rows=data.labelled_long_texts(settings.long_texts),
-                state_dir=args.state_dir, cache=data.cache_dir(), clock=clock, background_targets=rated)
+    try:
+        out = train(rows, val, args.out, settings,
+                    unlabelled=data.unlabelled_reviews(share=settings.distilled_reviews())
+                    if settings.unlabelled == "reviews" else None,
+                    background=texts, general_counts=counts,
+                    long_rows=data.labelled_long_texts(settings.long_texts),
+                    state_dir=args.state_dir, cache=data.cache_dir(), clock=clock, background_targets=rated,
+                    network_from=args.network_from)
+    except CheckpointError as e:  # --network-from
+        print(f"bet train: {e}", file=sys.stderr)
+        return 2
     print(f"wrote {out}")
     return 0
 

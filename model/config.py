@@ -45,7 +45,11 @@ class NgramConfig:
 
 # The familiarity scores, each "larger = less like the training data". Tensors of scores
 # hold them in this order (uncertainty.py); everything stored names them.
-SCORES = ("feature_distance", "neg_domain_logit", "unigram_nll", "neg_ngram_domain_logit", "general_english_ratio")
+SCORES = ("feature_distance", "neg_domain_logit", "unigram_nll", "neg_ngram_domain_logit", "general_english_ratio",
+          "symbol_share", "fragment_share")
+# The text-shape scores (uncertainty.PieceShape), added after heads were stored: a stored
+# head without them reads them as switched off, which is how it was fitted.
+SHAPE_SCORES = ("symbol_share", "fragment_share")
 OFF_SPREAD = 1e30  # the spread of a score switched off: its z stays 0 whatever the text
 
 
@@ -98,6 +102,11 @@ class HeadConfig:
     def __post_init__(self) -> None:
         buckets = len(self.length_edges) + 1
         named = (*self.score_median, *self.score_spread, self.score_weight)
+        older = set(SCORES) - set(SHAPE_SCORES)
+        for dicts, value in ((self.score_median, 0.0), (self.score_spread, OFF_SPREAD), ((self.score_weight,), 1.0)):
+            for d in dicts:
+                if isinstance(d, dict) and set(d) == older:
+                    d.update(dict.fromkeys(SHAPE_SCORES, value))
         if not all(isinstance(d, dict) and set(d) == set(SCORES) for d in named):
             raise ValueError(f"score scales and weights must name each score {SCORES}")
         if len(self.score_median) == 1 and buckets > 1:  # one scale for every length

@@ -13,7 +13,15 @@ from . import shards, windows
 from .config import SCORES, HeadConfig, ModelConfig
 from .network import Encoder
 from .ngrams import NgramHead
-from .uncertainty import Decomposition, FeatureDensity, UnigramDensity, decompose, similarity, view_probabilities
+from .uncertainty import (
+    Decomposition,
+    FeatureDensity,
+    PieceShape,
+    UnigramDensity,
+    decompose,
+    similarity,
+    view_probabilities,
+)
 from .views import draws_from
 
 # Sequences are computed without padding (Encoder.packed): a text's arithmetic then never
@@ -53,6 +61,7 @@ class Expectation:
     cfg: ModelConfig
     device: torch.device
     ngrams: NgramHead | None = None
+    shape: PieceShape | None = None
 
     @torch.inference_mode()
     def raw(self, bodies: list[list[int]], seeds: list[int],
@@ -144,6 +153,10 @@ class Expectation:
             uni = self.unigram.scores(bodies).to(out.domain.dtype)
             named["unigram_nll"] = uni[:, 0, None].expand(N, K)
             named["general_english_ratio"] = uni[:, 1, None].expand(N, K)
+        if self.shape is not None:
+            shape = self.shape.scores(bodies).to(out.domain.dtype)
+            named["symbol_share"] = shape[:, 0, None].expand(N, K)
+            named["fragment_share"] = shape[:, 1, None].expand(N, K)
         return torch.stack([named.get(name, zeros) for name in SCORES], dim=-1)
 
     def similarity(self, out: ViewOutputs, bodies: list[list[int]]) -> torch.Tensor:

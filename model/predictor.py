@@ -9,11 +9,13 @@ from pathlib import Path
 import torch
 
 from . import checkpoint, windows
+from .config import SHAPE_SCORES
 from .cot import cot_length
 from .evidence import occlusion, reasoning_steps
 from .expectation import Expectation
 from .network import COMPUTE_DTYPES
 from .types import ModelInfo, Prediction, Uncertainty
+from .uncertainty import PieceShape
 from .views import text_seed
 
 _HANGUL = re.compile("[\uac00-\ud7a3]")
@@ -54,7 +56,9 @@ class Predictor:
             log.warning("bfloat16 blocks on a device without native bfloat16: slower than float32",
                         extra={"fields": {"device": str(device)}})
         ckpt.encoder.compute_in(COMPUTE_DTYPES[dtype])
-        self.expectation = Expectation(ckpt.encoder, ckpt.density, ckpt.unigram, ckpt.cfg, device, ckpt.ngrams)
+        # a head fitted without the shape scores reads them as off: no need to compute them
+        shape = None if set(SHAPE_SCORES) <= set(ckpt.cfg.head.scores_off()) else PieceShape.of(ckpt.tokenizer)
+        self.expectation = Expectation(ckpt.encoder, ckpt.density, ckpt.unigram, ckpt.cfg, device, ckpt.ngrams, shape)
         self.labels: list[str] = list(ckpt.labels)
         self.version: str = str(ckpt.metadata.get("version", "unknown"))
 

@@ -29,7 +29,8 @@ class FinetuneSettings:
 # before them: stored settings without one are read with it, so that `bet train --config`
 # trains as the stored model was trained.
 BEFORE = {"length_pool": 0, "piece_pairs": False, "ngram_labels": 0.0, "ngram_idf": False,
-          "background_ratings": False, "long_cross_fit": False, "long_ngram_weight": False}
+          "background_ratings": False, "long_cross_fit": False, "long_ngram_weight": False,
+          "shape_scores": False}
 
 # The choices of each source of optional text (TrainSettings, below).
 SOURCES = {"unlabelled": ("none", "reviews"), "background": ("none", "general"),
@@ -73,7 +74,12 @@ class TrainSettings:
     shrink_quantile: float = 0.97
     score_weight: dict[str, float] = field(default_factory=lambda: {
         "feature_distance": 1.0, "neg_domain_logit": 1.0, "unigram_nll": 1.0, "neg_ngram_domain_logit": 1.0,
-        "general_english_ratio": 1.0})
+        "general_english_ratio": 1.0, "symbol_share": 1.0, "fragment_share": 1.0})
+    # The text-shape scores (config.SHAPE_SCORES: shares of symbol and of word-continuing
+    # pieces) join the familiarity; off, they are switched off. Off by default until the own-data
+    # trials have read them; the default model's recipe turns them on
+    # (docs/adr/0011-text-shape-scores.md).
+    shape_scores: bool = False
     # The similarity's decay past the threshold, the prior's spread far from the data and
     # the gentle fall of the similarity (HeadConfig.gentle: its slope, and the validation
     # quantile of the worst score where it starts): chosen on validation and the dev OOD

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from . import calibrate, checkpoint, finetune, progress
 from .batches import by_length
-from .config import HeadConfig, ModelConfig, NetworkConfig
+from .config import SHAPE_SCORES, HeadConfig, ModelConfig, NetworkConfig
 from .data import Row
 from .expectation import Expectation
 from .metrics import summarize
@@ -24,7 +24,7 @@ from .ngrams import NgramFeatures, NgramHead
 from .progress import Clock
 from .settings import MIN_LONG_TEXTS, TrainSettings
 from .tokenizer import TextTokenizer
-from .uncertainty import UnigramDensity
+from .uncertainty import PieceShape, UnigramDensity
 from .views import text_seed, training_positions
 from .windows import window_pieces
 
@@ -124,7 +124,8 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
           unlabelled: list[str] | None = None, background: list[str] | None = None,
           state_dir: str | Path | None = None, cache: Path | None = None,
           general_counts: dict[str, float] | None = None, long_rows: list[Row] | None = None,
-          clock: Clock | None = None, background_targets: dict[str, list[float]] | None = None) -> Path:
+          clock: Clock | None = None, background_targets: dict[str, list[float]] | None = None,
+          network_from: str | Path | None = None) -> Path:
     """unlabelled: in-domain text for distillation; background: other text, which the
     in-domain head learns to tell apart (outlier exposure); general_counts: word counts of
     general English, for the familiarity score of English that is not in-domain; long_rows:
@@ -132,7 +133,9 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
     gain is fitted; background_targets: class probabilities (in sorted label order) of
     background texts that people rated on the task, trained toward instead of uniform. All
     optional. clock: the run's stages so far (`bet train` reads the
-    background text first); training adds its own and reports the time left as each starts."""
+    background text first); training adds its own and reports the time left as each starts.
+    network_from: a finished checkpoint whose network is taken as trained (same settings and
+    data): no epoch runs, and only what is fitted after training is fitted again."""
     out = Path(out)
     state_dir = Path(state_dir) if state_dir else out / "train_state"
     cache = cache or Path(".cache/bet")
@@ -193,6 +196,8 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / settings.warmup_steps)
                                               * 0.5 * (1 + np.cos(np.pi * min(s, total_steps) / total_steps)))
     start_epoch, history = _resume(state_dir, encoder, opt, sched)
+    if network_from is not None:
+        start_epoch, history = settings.epochs, _network_from(network_from, encoder, tok)
     val_seqs = tok.bodies([r.text for r in val_rows])
     val_seeds = [text_seed(r.text) for r in val_rows]
     val_y = np.array([lab_id[r.label] for r in val_rows])
@@ -273,7 +278,9 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
     # domain heads never shown other text say nothing: without background they are off,
     # as is the general-English ratio without general counts
     off = (() if n_bg else ("neg_domain_logit", "neg_ngram_domain_logit")) + (
-        () if exp.unigram.ratio is not None else ("general_english_ratio",))
+        () if exp.unigram.ratio is not None else ("general_english_ratio",)) + (
+        () if settings.shape_scores else SHAPE_SCORES)
+    exp.shape = PieceShape.of(tok) if settings.shape_scores else None
     val_bodies = tok.bodies([r.text for r in val_rows])
     out_val = exp.raw(val_bodies, val_seeds)
     out_scale = exp.raw(scale_bodies, [text_seed(t) for t in scaling])
@@ -485,6 +492,21 @@ def _loss(encoder: Encoder, batch: list[Example], cfg: ModelConfig, rng, s: Trai
         t = torch.from_numpy(np.stack([e.emb for e in batch if e.emb is not None])).float()
         loss = loss + s.emb_weight * (1 - F.cosine_similarity(encoder.distill(h[has_emb]), t, dim=-1)).mean()
     return loss
+
+
+def _network_from(path: str | Path, encoder: Encoder, tok: TextTokenizer) -> list:
+    """Loads a finished checkpoint's network into `encoder` -> its training history."""
+    ckpt = checkpoint.load(path)
+    if ckpt.tokenizer.vocab_size != tok.vocab_size:
+        raise checkpoint.CheckpointError(f"{path}: its vocabulary is not this training's")
+    try:
+        got = encoder.load_state_dict(ckpt.encoder.state_dict(), strict=False)
+    except RuntimeError as e:
+        raise checkpoint.CheckpointError(f"{path}: its network is not this training's ({str(e).splitlines()[0]})") \
+            from None
+    if got.unexpected_keys or any(not k.startswith("distill.") for k in got.missing_keys):  # distill: training only
+        raise checkpoint.CheckpointError(f"{path}: its network is not this training's")
+    return list(ckpt.metrics.get("history", []))
 
 
 def _save_state(state_dir: Path, epoch: int, encoder, opt, sched, history, keep_last: int) -> None:

@@ -119,6 +119,42 @@ class UnigramDensity:
         return torch.from_numpy(out)
 
 
+# Characters of code, markup and formulas rather than of sentences: a word piece that is one
+# of them is a symbol piece (PieceShape).
+SYMBOLS = frozenset("()[]{}<>=_/\\|#$%^&*~`+@")
+
+
+@dataclass
+class PieceShape:
+    """What a text is made of, read off its word pieces whatever their domain: the share of
+    symbol pieces (SYMBOLS: code, markup, random strings) and the share of pieces that
+    continue a word ("##": words the vocabulary does not hold whole, as in other languages,
+    identifiers and random strings). English of any kind holds few of either, so unlike the
+    other scores these tell text the model cannot read from English it was not trained on
+    (docs/adr/0011-text-shape-scores.md). A pure function of the vocabulary: nothing stored."""
+
+    symbol: np.ndarray  # (vocab,) bool
+    fragment: np.ndarray  # (vocab,) bool
+
+    @classmethod
+    def of(cls, tokenizer) -> PieceShape:
+        tokens = tokenizer.tokens(range(tokenizer.vocab_size))
+        return cls(np.array([t in SYMBOLS for t in tokens]), np.array([t.startswith("##") for t in tokens]))
+
+    def scores(self, bodies: list[list[int]]) -> torch.Tensor:
+        """(N, 2) per text: the share of its pieces that are symbols, and that continue a
+        word; 0 for a text of no pieces."""
+        lengths = np.array([len(b) for b in bodies], dtype=np.int64)
+        out = np.zeros((len(bodies), 2))
+        if lengths.sum():
+            flat = np.concatenate([np.asarray(b, dtype=np.int64) for b in bodies])
+            starts = np.r_[0, np.cumsum(lengths)[:-1]]
+            has = lengths > 0
+            for j, mask in enumerate((self.symbol, self.fragment)):
+                out[has, j] = np.add.reduceat(mask[flat].astype(np.float64), starts[has]) / lengths[has]
+        return torch.from_numpy(out)
+
+
 _WORD_PIECE = re.compile(r"(##)?[a-z]+")
 PAIR_BUCKETS = 1 << 20
 PAIR_WEIGHT = 0.8  # of p(piece | piece before) against p(piece), in UnigramDensity's pair score

@@ -110,8 +110,8 @@ def test_the_split_adds_up_on_every_draw_count(draws):
 def test_similarity_is_one_up_to_the_reference_quantile_then_decays():
     head = HeadConfig(length_edges=[], score_median=[named([10.0, 0.0, 5.0, 0.0, 0.0])],
                       score_spread=[named([2.0, 1.0, 1.0, 1.0, 1.0])], decay=2.0)
-    typical = torch.tensor([[[11.0, 0.5, 5.5, 0.5, 0.5]]])  # every score below its 95th percentile
-    one_far = torch.tensor([[[11.0, 0.5, 8.0, 0.5, 0.5]]])  # unigram score 3 spreads past the median
+    typical = torch.tensor([[[11.0, 0.5, 5.5, 0.5, 0.5, 0.0, 0.0]]])  # every score below its 95th percentile
+    one_far = torch.tensor([[[11.0, 0.5, 8.0, 0.5, 0.5, 0.0, 0.0]]])  # unigram score 3 spreads past the median
     n = torch.tensor([12])
     assert similarity(typical, n, head) == 1.0
     assert similarity(one_far, n, head) == pytest.approx(math.exp(-2.0 * 2.0))
@@ -121,7 +121,7 @@ def test_a_text_is_judged_against_texts_of_its_length():
     # short texts spread wider: the same score is typical for 3 pieces, far for 30
     head = HeadConfig(length_edges=[8], score_median=[named([0.0] * S), named([0.0] * S)],
                       score_spread=[named([4.0] * S), named([1.0] * S)], decay=2.0)
-    scores = torch.tensor([[[0.0, 0.0, 3.0, 0.0, 0.0]]] * 2)
+    scores = torch.tensor([[[0.0, 0.0, 3.0, 0.0, 0.0, 0.0, 0.0]]] * 2)
     r = similarity(scores, torch.tensor([3, 30]), head)
     assert r[0, 0] == 1.0
     assert r[1, 0] == pytest.approx(math.exp(-2.0 * 2.0))
