@@ -161,7 +161,7 @@ def main() -> None:
         return float(spearmanr(d.aleatoric.numpy()[rated_at], people).statistic)
 
     print(f"{'q':>5} {'weights':28} {'acc':>6} {'NLL':>6} {'ECE':>6} {'mAUC':>6} {'Spear':>6} {'epist':>6} "
-          f"{'OANC':>6} {'Italian':>7} " + " ".join(f"{n[:11]:>11}" for n in FAR_DEV) + " "
+          f"{'OANC':>6} " + " ".join(f"{n[:11]:>11}" for n in FAR_DEV) + " "
           + " ".join(f"{n[:11] + ' ECE/AUC':>19}" for n in OTHER))
     rows = [(q, w, {"decay": 4.0}) for q, w in ROWS] + [(0.97, CHOSEN_WEIGHTS, {"decay": 0.0, "gentle": 0.0})]
     for quantile, weights, head in rows:
@@ -170,7 +170,7 @@ def main() -> None:
         name = "r = 1" if head["decay"] == 0 else str(weights)
         print(f"{quantile:5.3f} {name:28} {m['accuracy']:6.4f} {m['nll']:6.4f} {m['ece']:6.4f} "
               f"{m['misclassification_auroc_confidence']:6.3f} {spearman(fitted):6.3f} {m['mean_epistemic']:6.3f} "
-              f"{m['english_mixed_oanc']:6.3f} {m['italian_web']:7.3f} "
+              f"{m['english_mixed_oanc']:6.3f} "
               + " ".join(f"{m[n]:5.3f}|{m[n + '_epistemic']:5.3f}" for n in FAR_DEV) + " "
               + " ".join(f"{m[n + '_ece']:11.3f}/{m[n + '_auroc']:.3f}" for n in OTHER), flush=True)
 

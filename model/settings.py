@@ -76,9 +76,9 @@ class TrainSettings:
         "feature_distance": 1.0, "neg_domain_logit": 1.0, "unigram_nll": 1.0, "neg_ngram_domain_logit": 1.0,
         "general_english_ratio": 1.0, "symbol_share": 1.0, "fragment_share": 1.0})
     # The text-shape scores (config.SHAPE_SCORES: shares of symbol and of word-continuing
-    # pieces) join the familiarity; off, they are switched off. Off by default until the own-data
-    # trials have read them; the default model's recipe turns them on
-    # (docs/adr/0011-text-shape-scores.md).
+    # pieces) join the familiarity; off, they are switched off. Off by default: on the default
+    # model they helped English of other kinds and let plain English spam through, and the
+    # own-data trials have not read them (docs/adr/0011-text-shape-scores.md).
     shape_scores: bool = False
     # The similarity's decay past the threshold, the prior's spread far from the data and
     # the gentle fall of the similarity (HeadConfig.gentle: its slope, and the validation

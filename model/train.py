@@ -235,7 +235,7 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
             torch.save(encoder.state_dict(), state_dir / "best.pt")
         _save_state(state_dir, epoch + 1, encoder, opt, sched, history, settings.keep_last)
 
-    if (state_dir / "best.pt").exists():
+    if network_from is None and (state_dir / "best.pt").exists():
         encoder.load_state_dict(torch.load(state_dir / "best.pt", weights_only=True))
         best = min(history, key=lambda h: h["val_nll"])
         tqdm.write(f"keeping epoch {best['epoch']} (lowest validation NLL {best['val_nll']:.4f})")
