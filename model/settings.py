@@ -77,8 +77,8 @@ class TrainSettings:
         "general_english_ratio": 1.0, "symbol_share": 1.0, "fragment_share": 1.0})
     # The text-shape scores (config.SHAPE_SCORES: shares of symbol and of word-continuing
     # pieces) join the familiarity; off, they are switched off. Off by default: on the default
-    # model they helped English of other kinds and let plain English spam through, and the
-    # own-data trials have not read them (docs/adr/0011-text-shape-scores.md).
+    # model they let plain English spam through, and on an own-data task they flagged English
+    # of other kinds less (docs/adr/0011-text-shape-scores.md).
     shape_scores: bool = False
     # The similarity's decay past the threshold, the prior's spread far from the data and
     # the gentle fall of the similarity (HeadConfig.gentle: its slope, and the validation
