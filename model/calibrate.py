@@ -59,11 +59,13 @@ def fit_scales(scores: torch.Tensor, pieces: torch.Tensor, head: HeadConfig, min
         flat = part.reshape(-1, part.shape[-1]).double()
         med = torch.quantile(flat, 0.5, dim=0)
         ref = torch.quantile(flat, REF_QUANTILE, dim=0)
-        spread = {name: float(ref[j] - med[j]) for j, name in enumerate(SCORES)}
+        def spread(j: int, name: str) -> float:
+            own = float(ref[j] - med[j])
+            return own if own > MIN_SPREAD or wide is None else wide[name]
+
         return ({name: float(med[j]) for j, name in enumerate(SCORES)},
-                {name: OFF_SPREAD if name in off
-                 else max(spread[name] if spread[name] > MIN_SPREAD or wide is None else wide[name], MIN_SPREAD)
-                 for name in SCORES})
+                {name: OFF_SPREAD if name in off else max(spread(j, name), MIN_SPREAD)
+                 for j, name in enumerate(SCORES)})
 
     pooled = scales(scores)
     b = length_bucket(pieces, head)

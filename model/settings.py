@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 
-from .config import NetworkConfig, NgramConfig, ViewConfig, strict
+from .config import SCORES, NetworkConfig, NgramConfig, ViewConfig, strict
 
 
 @dataclass(frozen=True)
@@ -72,9 +72,7 @@ class TrainSettings:
     # (bench/domain_grid.py, docs/adr/0010-familiarity-off-home-ground.md); they stay in its
     # stored settings.
     shrink_quantile: float = 0.97
-    score_weight: dict[str, float] = field(default_factory=lambda: {
-        "feature_distance": 1.0, "neg_domain_logit": 1.0, "unigram_nll": 1.0, "neg_ngram_domain_logit": 1.0,
-        "general_english_ratio": 1.0, "symbol_share": 1.0, "fragment_share": 1.0})
+    score_weight: dict[str, float] = field(default_factory=lambda: dict.fromkeys(SCORES, 1.0))
     # The text-shape scores (config.SHAPE_SCORES: shares of symbol and of word-continuing
     # pieces) join the familiarity; off, they are switched off. Off by default: on the default
     # model they let plain English spam through, and on an own-data task they flagged English

@@ -195,8 +195,9 @@ def train(train_rows: list[Row], val_rows: list[Row], out: str | Path, settings:
     opt = torch.optim.AdamW(encoder.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / settings.warmup_steps)
                                               * 0.5 * (1 + np.cos(np.pi * min(s, total_steps) / total_steps)))
-    start_epoch, history = _resume(state_dir, encoder, opt, sched)
-    if network_from is not None:
+    if network_from is None:
+        start_epoch, history = _resume(state_dir, encoder, opt, sched)
+    else:  # a state dir's epochs, RNG and best.pt are another run's: none of them is read
         start_epoch, history = settings.epochs, _network_from(network_from, encoder, tok)
     val_seqs = tok.bodies([r.text for r in val_rows])
     val_seeds = [text_seed(r.text) for r in val_rows]
