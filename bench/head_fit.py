@@ -114,9 +114,11 @@ class Cached:
         """A head (the checkpoint's own: self.base) -> validation metrics, and per dev set the
         AUROC of total and of epistemic uncertainty against validation and the epistemic
         share of its mean total; per other-domain dev set (Cached.of(other_domains=True)) its
-        ECE and misclassification AUROC. r_of(outputs, scores) -> (N, K) and combine(outputs,
-        r) -> Decomposition, where given, take the place of the head's similarity and of
-        Expectation.combine (bench/learned_similarity.py)."""
+        accuracy, ECE and misclassification AUROC (the accuracy, since a text shrunk to
+        50/50 gets a coin flip for an answer, which reads as calibrated and as an error
+        ranked last while fewer texts are answered right). r_of(outputs, scores) -> (N, K)
+        and combine(outputs, r) -> Decomposition, where given, take the place of the head's
+        similarity and of Expectation.combine (bench/learned_similarity.py)."""
         exp = self.pred.expectation
         exp.cfg.head = fitted
         r_of = r_of or (lambda o, s: similarity(s, o.pieces, fitted))
@@ -139,6 +141,7 @@ class Cached:
             for name, (o, s, y) in self.other.items():  # calibration off the home ground
                 t = combine(o, r_of(o, s))
                 got = summarize(t.probs.numpy(), y, t.total.numpy())
+                m[name + "_accuracy"] = got["accuracy"]
                 m[name + "_ece"] = got["ece"]
                 m[name + "_auroc"] = got["misclassification_auroc_confidence"]
             return m
