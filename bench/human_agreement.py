@@ -9,8 +9,10 @@ halves' -|mean|, averaged over `--seeds` seeds. With two labels, total (the entr
 mean prediction) ranks the sentences as (1 - confidence) does: the two read the same.
 
 The validation split's ratings are for choosing; the test split (`--split test`) is for the
-final evaluation only: do not choose or tune anything by its figures.
-Usage: python -m bench.human_agreement [--model DIR] [--split val|test] [--seeds N]"""
+final evaluation only: do not choose or tune anything by its figures. `--split train` reads
+the rated training sentences, which the model learned from: beside validation's figure, how
+far its ranking carries to sentences it never saw (the tf-idf regression is fitted on them too).
+Usage: python -m bench.human_agreement [--model DIR] [--split train|val|test] [--seeds N]"""
 from __future__ import annotations
 
 import argparse
@@ -64,8 +66,8 @@ def entropy(p: np.ndarray) -> np.ndarray:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", help="checkpoint directory (default: the embedded model)")
-    ap.add_argument("--split", choices=("val", "test"), default="val",
-                    help="the split's rated sentences (test: the final evaluation only)")
+    ap.add_argument("--split", choices=("train", "val", "test"), default="val",
+                    help="the split's rated sentences (test: the final evaluation only; train: learned from)")
     ap.add_argument("--seeds", type=int, default=20, help="random halvings of the raters")
     args = ap.parse_args()
     pairs = rated(args.split)
