@@ -82,6 +82,16 @@ TARGET_ECE, TARGET_AUROC = 0.08, 0.70  # issue 36's targets off the home ground
 ACCURACY_MARGIN = 0.01
 
 
+def kept(m: dict, now: dict) -> bool:
+    """Whether a row (Cached.judge's figures) may be chosen against the checkpoint's own head
+    (`now`): validation NLL and misclassification AUROC no worse, Italian and each far stand-in
+    within FAR_MARGIN, and each off-home set's accuracy within ACCURACY_MARGIN."""
+    return (m["nll"] <= now["nll"]
+            and m["misclassification_auroc_confidence"] >= now["misclassification_auroc_confidence"]
+            and all(m[n] >= now[n] - FAR_MARGIN for n in FAR_DEV)
+            and all(m[n + "_accuracy"] >= now[n + "_accuracy"] - ACCURACY_MARGIN for n in OTHER))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", help="checkpoint directory (default: the embedded model)")
@@ -98,10 +108,7 @@ def main() -> None:
 
     for quantile, decay, weights in ROWS:
         m = cached.refit(quantile, named(weights), decay=decay)
-        keep = (m["nll"] <= now["nll"]
-                and m["misclassification_auroc_confidence"] >= now["misclassification_auroc_confidence"]
-                and all(m[n] >= now[n] - FAR_MARGIN for n in FAR_DEV)
-                and all(m[n + "_accuracy"] >= now[n + "_accuracy"] - ACCURACY_MARGIN for n in OTHER))
+        keep = kept(m, now)
         print(f"{quantile:5.3f} {decay:5.1f} {str(weights):44} {m['nll']:7.4f} {m['ece']:6.4f} "
               f"{m['misclassification_auroc_confidence']:6.3f} {m['mean_epistemic']:6.3f} "
               f"{m['english_mixed_oanc']:6.3f} " + " ".join(f"{m[n]:7.3f}" for n in FAR_DEV) + " "
