@@ -29,7 +29,7 @@ import argparse
 
 from model.predictor import Predictor
 
-from .head_fit import Cached, named
+from .head_fit import Cached, named, off_home
 
 CHOSEN_WEIGHTS = (1.0, 0.85, 0.85, 1.0, 0.6)  # the previous default's (docs/adr/0010-familiarity-off-home-ground.md)
 # the best row of a local search (not kept), which the shape rows vary one setting at a time
@@ -112,15 +112,13 @@ def main() -> None:
         print(f"{quantile:5.3f} {decay:5.1f} {str(weights):44} {m['nll']:7.4f} {m['ece']:6.4f} "
               f"{m['misclassification_auroc_confidence']:6.3f} {m['mean_epistemic']:6.3f} "
               f"{m['english_mixed_oanc']:6.3f} " + " ".join(f"{m[n]:7.3f}" for n in FAR_DEV) + " "
-              + " ".join(f"{m[n + '_accuracy']:7.3f}/{m[n + '_ece']:.3f}/{m[n + '_auroc']:.3f}" for n in OTHER)
-              + (" *" if keep else ""),
+              + off_home(m, OTHER) + (" *" if keep else ""),
               flush=True)
         if keep and (chosen is None or short(m) > chosen[0]):
             chosen = (short(m), quantile, decay, weights)
     # For scale: the answers' own margins, the similarity held at 1 (no fall past any threshold)
     m = cached.refit(0.97, named(CHOSEN_WEIGHTS), decay=0.0, gentle=0.0)
-    print("similarity held at 1: "
-          + " ".join(f"{n} {m[n + '_accuracy']:.3f}/{m[n + '_ece']:.3f}/{m[n + '_auroc']:.3f}" for n in OTHER))
+    print(f"similarity held at 1 ({', '.join(OTHER)}): {off_home(m, OTHER)}")
     if chosen is None:
         print("chosen: none")
     else:

@@ -53,15 +53,14 @@ from model.train import scale_texts
 from model.uncertainty import FeatureDensity, similarity
 from model.views import draw_uniforms, draws_from, text_seed
 
-from .domain_grid import CHOSEN_WEIGHTS, FAR_DEV
-from .head_fit import DEV, Cached, named
+from .domain_grid import CHOSEN_WEIGHTS, FAR_DEV, OTHER
+from .head_fit import DEV, Cached, named, off_home
 from .human_agreement import weakness
 from .ood_sets import all_sets, far_dev_sets
 from .other_domains import SETS, editorial_stand_in, label_ids, stand_in_editorials
 from .raters_targets import positive_targets
 
 ROWS = ((0.97, CHOSEN_WEIGHTS), (0.97, (1.0,) * 5), (0.99, (1.0,) * 5), (0.995, (1.0,) * 5))
-OTHER = ("amazon_snippets", "tweets", "editorial_stand_in")
 
 
 class Encoder:
@@ -162,7 +161,7 @@ def main() -> None:
 
     print(f"{'q':>5} {'weights':28} {'acc':>6} {'NLL':>6} {'ECE':>6} {'mAUC':>6} {'Spear':>6} {'epist':>6} "
           f"{'OANC':>6} " + " ".join(f"{n[:11]:>11}" for n in FAR_DEV) + " "
-          + " ".join(f"{n[:11] + ' ECE/AUC':>19}" for n in OTHER))
+          + " ".join(f"{n[:11] + ' acc/ECE/AUC':>17}" for n in OTHER))
     rows = [(q, w, {"decay": 4.0}) for q, w in ROWS] + [(0.97, CHOSEN_WEIGHTS, {"decay": 0.0, "gentle": 0.0})]
     for quantile, weights, head in rows:
         fitted = cached.fit(quantile, named(weights), **head)
@@ -172,7 +171,7 @@ def main() -> None:
               f"{m['misclassification_auroc_confidence']:6.3f} {spearman(fitted):6.3f} {m['mean_epistemic']:6.3f} "
               f"{m['english_mixed_oanc']:6.3f} "
               + " ".join(f"{m[n]:5.3f}|{m[n + '_epistemic']:5.3f}" for n in FAR_DEV) + " "
-              + " ".join(f"{m[n + '_ece']:11.3f}/{m[n + '_auroc']:.3f}" for n in OTHER), flush=True)
+              + off_home(m, OTHER), flush=True)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,20 @@ def named(weights: tuple[float, ...]) -> dict[str, float]:
     return dict(zip(SCORES[: len(weights)], weights, strict=True))
 
 
+def outputs(pred: Predictor, texts: list[str]) -> tuple[ViewOutputs, torch.Tensor]:
+    """A model's view outputs of `texts` and their (N, K, S) familiarity scores."""
+    exp = pred.expectation
+    bodies = pred.ckpt.tokenizer.bodies(texts)
+    out = exp.raw(bodies, [text_seed(t) for t in texts])
+    return out, exp.scores(out, bodies)
+
+
+def off_home(m: dict, names: tuple[str, ...]) -> str:
+    """Each off-home set's accuracy / ECE / misclassification AUROC in `Cached.judge`'s
+    figures: the accuracy always beside the other two, which a coin flip reads well on."""
+    return " ".join(f"{m[n + '_accuracy']:.3f}/{m[n + '_ece']:.3f}/{m[n + '_auroc']:.3f}" for n in names)
+
+
 @dataclass
 class Cached:
     pred: Predictor
@@ -61,11 +75,6 @@ class Cached:
         settings = (TrainSettings.from_dict(meta["settings"]) if "settings" in meta
                     else TrainSettings(seed=int(meta.get("training", {}).get("seed", 0))))
 
-        def outputs(texts: list[str]) -> tuple:
-            bodies = tok.bodies(texts)
-            out = exp.raw(bodies, [text_seed(t) for t in texts])
-            return out, exp.scores(out, bodies)
-
         from .other_domains import SETS, editorial_stand_in, label_ids
 
         other = {}
@@ -73,19 +82,20 @@ class Cached:
             for name, read in SETS.items():
                 if (part := read("dev")) is not None:
                     texts, positive = part
-                    other[name] = (*outputs(texts), label_ids(pred.labels, positive))
+                    other[name] = (*outputs(pred, texts), label_ids(pred.labels, positive))
         if stand_in:
             texts, positive = editorial_stand_in()
-            other["editorial_stand_in"] = (*outputs(texts), label_ids(pred.labels, positive))
+            other["editorial_stand_in"] = (*outputs(pred, texts), label_ids(pred.labels, positive))
         # the scales are fitted on the texts training fitted them on, long texts included
         _, long_rows = long_text_rows(settings, labelled_long_texts(settings.long_texts), rows, tok,
                                       {name: i for i, name in enumerate(pred.labels)},
                                       window_pieces(pred.ckpt.cfg.network))
         sets = all_sets()
         dev = {name: sets[name] for name in DEV} | (far_dev_sets() if far_dev else {})
-        return cls(pred, torch.tensor([pred.labels.index(r.label) for r in rows]), outputs([r.text for r in rows]),
-                   outputs(scaling_texts(settings, [r.text for r in rows], long_rows)),
-                   {name: outputs(texts) for name, texts in dev.items()},
+        return cls(pred, torch.tensor([pred.labels.index(r.label) for r in rows]),
+                   outputs(pred, [r.text for r in rows]),
+                   outputs(pred, scaling_texts(settings, [r.text for r in rows], long_rows)),
+                   {name: outputs(pred, texts) for name, texts in dev.items()},
                    copy.deepcopy(exp.cfg.head), other)
 
     def refit(self, quantile: float, weights: dict[str, float], gentle_quantile: float = 0.5, **head: float) -> dict:

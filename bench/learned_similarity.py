@@ -40,17 +40,15 @@ from model.data import cache_dir, read_rows
 from model.metrics import auroc
 from model.predictor import Predictor
 from model.uncertainty import Decomposition, decompose, scaled, view_probabilities
-from model.views import text_seed
 from model.windows import window_pieces
 
 from .domain_grid import FAR_DEV, OTHER
-from .head_fit import Cached
+from .head_fit import Cached, off_home, outputs
 from .ood_sets import all_sets, far_dev_sets
 from .other_domains import SETS, editorial_stand_in, stand_in_editorials
 from .task_sets import polarity
 
 CLIP = (-3.0, 30.0)  # scaled scores past these add nothing a logistic can use
-NEAR = OTHER  # Amazon and tweet dev parts, the editorial stand-in
 FAR_SETS = ("english_mixed_oanc", *FAR_DEV)  # FAR_DEV holds Italian
 
 
@@ -141,8 +139,8 @@ def opinion_scores(texts: dict[str, list[str]], report: list[str]) -> dict[str, 
 
 
 def separation(cached: Cached, extra: dict[str, dict[str, np.ndarray]]) -> None:
-    """extra: signal name -> set name ("val", NEAR, FAR_SETS) -> per-text values."""
-    near = {name: cached.other[name][:2] for name in NEAR}
+    """extra: signal name -> set name ("val", OTHER, FAR_SETS) -> per-text values."""
+    near = {name: cached.other[name][:2] for name in OTHER}
     far = {name: cached.dev[name] for name in FAR_SETS}
 
     def signals(out, scores) -> dict[str, np.ndarray]:
@@ -175,13 +173,8 @@ def main() -> None:
     ap.add_argument("--background", type=int, default=3000, help="unrated background texts sampled")
     args = ap.parse_args()
     pred = Predictor.load(args.model)
-    exp, tok = pred.expectation, pred.ckpt.tokenizer
+    exp = pred.expectation
     cached = Cached.of(pred, other_domains=True, far_dev=True, stand_in=True)
-
-    def read(texts: list[str]) -> tuple:
-        bodies = tok.bodies(texts)
-        out = exp.raw(bodies, [text_seed(t) for t in texts])
-        return out, exp.scores(out, bodies)
 
     stand_texts, _ = editorial_stand_in()
     sets = all_sets() | far_dev_sets()
@@ -201,16 +194,16 @@ def main() -> None:
     unrated = {"prose and code": prose + parts["code"], "code": parts["code"]}
     unrated = {k: random.Random(7).sample(v, min(args.background, len(v))) for k, v in unrated.items()}
     val_target = torch.nn.functional.one_hot(cached.labels, 2).double()
-    rated_read = read([r.text for r in rated])
+    rated_read = outputs(pred, [r.text for r in rated])
 
     print(f"\n{'similarity':36} {'NLL':>7} {'ECE':>6} {'mAUC':>6} {'epist':>6} {'OANC':>6} "
-          + " ".join(f"{n[:6]:>6}" for n in FAR_DEV) + "  Amazon, tweets, stand-in editorials: ECE/AUROC")
+          + " ".join(f"{n[:6]:>6}" for n in FAR_DEV) + "  Amazon, tweets, stand-in editorials: accuracy/ECE/AUROC")
 
     def show(label: str, m: dict) -> None:
         print(f"{label:36} {m['nll']:7.4f} {m['ece']:6.3f} {m['misclassification_auroc_confidence']:6.3f} "
               f"{m['mean_epistemic']:6.3f} {m['english_mixed_oanc']:6.3f} "
               + " ".join(f"{m[n]:6.3f}" for n in FAR_DEV) + " "
-              + " ".join(f"{m[n + '_ece']:.3f}/{m[n + '_auroc']:.3f}" for n in NEAR), flush=True)
+              + off_home(m, OTHER), flush=True)
 
     show("shipped", cached.judge(cached.base))
     show("held at 1, the shipped temperature",
@@ -218,7 +211,7 @@ def main() -> None:
     for alpha in (0.5, 1.0, 2.0):
         show(f"shipped, toward n-grams x{alpha}", cached.judge(cached.base, combine=toward_ngrams(exp, alpha)))
     for kind, sample in unrated.items():
-        other_read = read(sample)
+        other_read = outputs(pred, sample)
         uniform = torch.full((len(sample), 2), 0.5, dtype=torch.float64)
         for evidence in (False, True):
             phi = [features(exp, o, s, evidence) for o, s in (cached.val, rated_read, other_read)]
